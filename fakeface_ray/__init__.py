@@ -1,0 +1,1 @@
+"""Tell photoshopped face images from real ones, at scale, on Ray."""

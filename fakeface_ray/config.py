@@ -1,0 +1,239 @@
+"""One frozen config tree: defaults in code, YAML files and `--set a.b=value` merged on top."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config file or override the user must fix."""
+
+
+@dataclass(frozen=True)
+class RayConfig:
+    address: str | None = None
+    num_cpus: int | None = None
+
+
+@dataclass(frozen=True)
+class ReadConfig:
+    extensions: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
+    max_pixels: int = 60_000_000
+    files_per_block: int = 16
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    margin: float = 0.2
+    face_size: int = 160
+    min_face_size: int = 20
+    region_max_side: int = 640
+    batch_size: int = 8
+    device: str = "CPU:0"
+    num_cpus: float = 1.0
+    num_gpus: float = 0.0
+    max_actors: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.margin < 0:
+            raise ConfigError(f"extract.margin must be >= 0, got {self.margin}")
+
+
+@dataclass(frozen=True)
+class EmbedConfig:
+    embedder: str = "auto"
+    weights: str = "model/facenet_keras.h5"
+    batch_size: int = 32
+    num_cpus: float = 0.5
+    num_gpus: float = 0.0
+    max_actors: int | None = None
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    test_split: float = 0.2
+    cv_folds: int = 5
+    kernels: tuple[str, ...] = ("linear", "rbf")
+    c_grid: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0, 100.0)
+    gamma_grid: tuple[str | float, ...] = ("scale", 0.01, 0.1)
+    scoring: str = "f1_macro"
+    backend: str = "ray"
+    n_jobs: int = -1
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.test_split < 1.0:
+            raise ConfigError(f"train.test_split (--testsplit) must be between 0 and 1, got {self.test_split}")
+        if self.cv_folds < 2:
+            raise ConfigError(f"train.cv_folds must be at least 2, got {self.cv_folds}")
+        if not self.c_grid or any(c <= 0 for c in self.c_grid):
+            raise ConfigError("train.c_grid must hold positive numbers")
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    samples_per_class: int = 16
+
+
+@dataclass(frozen=True)
+class Config:
+    infile: str = "data/real_and_fake_face"
+    out: str = "runs/latest"
+    seed: int = 0
+    class_map: dict[str, str] = field(default_factory=dict)
+    ray: RayConfig = RayConfig()
+    read: ReadConfig = ReadConfig()
+    extract: ExtractConfig = ExtractConfig()
+    embed: EmbedConfig = EmbedConfig()
+    train: TrainConfig = TrainConfig()
+    report: ReportConfig = ReportConfig()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (tuples as lists), ready for YAML or JSON."""
+        return _plain(dataclasses.asdict(self))
+
+
+CHOICES = {
+    "embed.embedder": ("auto", "facenet", "forensic"),
+    "train.backend": ("ray", "loky"),
+    "train.kernels": ("linear", "rbf"),
+}
+
+
+def load_config(files: typing.Sequence[str | Path] = (), overrides: typing.Sequence[str] = (),
+                **values: Any) -> Config:
+    """Build a Config from defaults, then each YAML file, then `a.b=value` overrides, then values.
+
+    Args:
+        overrides: strings `dotted.key=value`; the value is parsed as YAML (`1e-3`, `[a, b]`, `null`).
+        values: dotted keys given as Python keyword names with `__` for `.` (e.g. `train__test_split`).
+    """
+    merged: dict[str, Any] = Config().to_dict()
+    for path in files:
+        _deep_merge(merged, _read_yaml(Path(path)), where=str(path))
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects key=value, got {item!r}")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {item!r}: value is not valid YAML ({exc})") from None
+        _deep_merge(merged, _nest(key.strip(), value), where=f"--set {item}")
+    for key, value in values.items():
+        if value is not None:
+            _deep_merge(merged, _nest(key.replace("__", "."), value), where=f"--{key}")
+    return _build(Config, merged, prefix="")
+
+
+def dump_config(config: Config) -> str:
+    """The resolved config as YAML."""
+    return yaml.safe_dump(config.to_dict(), sort_keys=False)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def _nest(dotted: str, value: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    node = out
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return out
+
+
+def _deep_merge(base: dict[str, Any], update: dict[str, Any], where: str, prefix: str = "") -> None:
+    for key, value in update.items():
+        dotted = f"{prefix}{key}"
+        if key not in base:
+            hint = difflib.get_close_matches(str(key), [str(k) for k in base], n=1)
+            suggestion = f"; did you mean '{prefix}{hint[0]}'?" if hint else ""
+            raise ConfigError(f"{where}: unknown config key '{dotted}'{suggestion}")
+        if isinstance(base[key], dict) and isinstance(value, dict) and key != "class_map":
+            _deep_merge(base[key], value, where, prefix=f"{dotted}.")
+        else:
+            base[key] = value
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        dotted = f"{prefix}{f.name}"
+        kwargs[f.name] = _coerce(hints[f.name], data[f.name], dotted)
+    return cls(**kwargs)
+
+
+def _coerce(tp: Any, value: Any, dotted: str) -> Any:
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"'{dotted}' must be a mapping, got {value!r}")
+        return _build(tp, value, prefix=f"{dotted}.")
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(arg, value, dotted)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if len(errors) == 1 else f"'{dotted}': invalid value {value!r}")
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            value = [value]
+        return tuple(_coerce(args[0], v, f"{dotted}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"'{dotted}' must be a mapping, got {value!r}")
+        return {str(k): _coerce(args[1], v, f"{dotted}.{k}") for k, v in value.items()}
+    choices = CHOICES.get(dotted.split("[")[0])
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"'{dotted}' must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"'{dotted}' must be an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"'{dotted}' must be a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"'{dotted}' must be a string, got {value!r}")
+        if choices and value not in choices:
+            raise ConfigError(f"'{dotted}' must be one of {', '.join(choices)}; got {value!r}")
+        return value
+    raise TypeError(f"unsupported config type {tp} for {dotted}")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
