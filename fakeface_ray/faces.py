@@ -1,0 +1,94 @@
+"""Face geometry and pixel maths, pure numpy: choose a face, crop it, cut out its native region."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+KEYPOINT_NAMES = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+
+
+@dataclass(frozen=True)
+class Detection:
+    box: tuple[int, int, int, int]  # x, y, w, h in the image
+    confidence: float
+    keypoints: np.ndarray  # float32 [10]: (x, y) for each of KEYPOINT_NAMES
+
+
+@dataclass(frozen=True)
+class Region:
+    pixels: np.ndarray  # uint8 HxWx3 at native resolution (or smaller, never larger)
+    keypoints: np.ndarray  # float32 [10] in region pixel coordinates
+    origin: tuple[int, int]  # x, y of the region's top-left corner in the image
+    scale: float  # region pixels per image pixel (<= 1)
+
+
+def detection_from_mtcnn(face: dict) -> Detection:
+    """A Detection from one item of `mtcnn.MTCNN.detect_faces` JSON output."""
+    kp = face["keypoints"]
+    points = np.array([kp[name] for name in KEYPOINT_NAMES], dtype=np.float32).reshape(-1)
+    x, y, w, h = (int(v) for v in face["box"])
+    return Detection((x, y, w, h), float(face["confidence"]), points)
+
+
+def choose_face(detections: Sequence[Detection]) -> Detection | None:
+    """The most confident detection (the first on ties), or None."""
+    if not detections:
+        return None
+    return max(detections, key=lambda d: d.confidence)
+
+
+def expand_box(box: Sequence[int], margin: float, width: int, height: int) -> tuple[int, int, int, int]:
+    """Box grown by `margin` x its size on each axis (half per side), clamped to the image.
+
+    Returns (x0, y0, x1, y1), exclusive end; never empty for a box inside the image.
+    """
+    x, y, w, h = box
+    dx, dy = margin * w / 2.0, margin * h / 2.0
+    x0 = int(np.clip(np.floor(x - dx), 0, width - 1))
+    y0 = int(np.clip(np.floor(y - dy), 0, height - 1))
+    x1 = int(np.clip(np.ceil(x + w + dx), x0 + 1, width))
+    y1 = int(np.clip(np.ceil(y + h + dy), y0 + 1, height))
+    return x0, y0, x1, y1
+
+
+def crop_face(image: np.ndarray, box: Sequence[int], margin: float, size: int) -> np.ndarray:
+    """The face box plus margin, clamped to the image and resized to `size` x `size` RGB uint8."""
+    height, width = image.shape[:2]
+    x0, y0, x1, y1 = expand_box(box, margin, width, height)
+    crop = Image.fromarray(image[y0:y1, x0:x1])
+    return np.asarray(crop.resize((size, size), Image.BILINEAR), dtype=np.uint8)
+
+
+def native_region(image: np.ndarray, detection: Detection, context: float, max_side: int) -> Region:
+    """The face with `context` margin at native resolution, downscaled only if over `max_side`."""
+    height, width = image.shape[:2]
+    x0, y0, x1, y1 = expand_box(detection.box, context, width, height)
+    pixels = image[y0:y1, x0:x1]
+    scale = min(1.0, max_side / max(pixels.shape[:2]))
+    points = detection.keypoints.reshape(5, 2) - np.array([x0, y0], dtype=np.float32)
+    if scale < 1.0:
+        new_size = (max(1, round(pixels.shape[1] * scale)), max(1, round(pixels.shape[0] * scale)))
+        pixels = np.asarray(Image.fromarray(pixels).resize(new_size, Image.LANCZOS), dtype=np.uint8)
+        points = points * scale
+    return Region(np.ascontiguousarray(pixels), points.reshape(-1).astype(np.float32), (x0, y0), scale)
+
+
+def prewhiten(x: np.ndarray) -> np.ndarray:
+    """Per-image standardisation `(x - mean) / max(std, 1/sqrt(size))` over the last three axes."""
+    x = np.asarray(x, dtype=np.float32)
+    axes = tuple(range(x.ndim - 3, x.ndim))
+    mean = x.mean(axis=axes, keepdims=True)
+    size = np.prod([x.shape[a] for a in axes])
+    std = np.maximum(x.std(axis=axes, keepdims=True), 1.0 / np.sqrt(size))
+    return (x - mean) / std
+
+
+def l2_normalize(x: np.ndarray, eps: float = 1e-10) -> np.ndarray:
+    """Rows scaled to unit Euclidean norm (zero rows stay zero)."""
+    x = np.asarray(x, dtype=np.float32)
+    norm = np.linalg.norm(x, axis=-1, keepdims=True)
+    return x / np.maximum(norm, eps)

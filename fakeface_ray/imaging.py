@@ -1,0 +1,77 @@
+"""Decode image bytes into RGB uint8, turning every failure into a status instead of an exception."""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+OK = "ok"
+EMPTY = "empty_file"
+UNSUPPORTED = "unsupported"
+DECODE_ERROR = "decode_error"
+TRUNCATED = "truncated"
+TOO_LARGE = "too_large"
+READ_ERROR = "read_error"
+
+
+@dataclass(frozen=True)
+class Decoded:
+    image: np.ndarray | None  # HxWx3 uint8 RGB, upright
+    status: str
+    error: str | None = None
+    width: int | None = None
+    height: int | None = None
+
+
+def decode_image(data: bytes, max_pixels: int) -> Decoded:
+    """Decode bytes with Pillow: EXIF orientation applied, any mode to RGB, size checked before pixels.
+
+    Args:
+        max_pixels: images with more pixels are refused as `too_large` from the header alone,
+            before any pixel is decoded (decompression bombs).
+    """
+    if not data:
+        return Decoded(None, EMPTY, "file is empty (0 bytes)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        return Decoded(None, UNSUPPORTED, "not an image format Pillow can read")
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        return Decoded(None, TOO_LARGE, f"refused before decoding: {exc}")
+    except Exception as exc:  # Pillow raises many types for malformed headers
+        return Decoded(None, DECODE_ERROR, f"cannot read header: {exc}")
+    width, height = img.size
+    if width * height > max_pixels:
+        return Decoded(None, TOO_LARGE, f"{width}x{height} exceeds the {max_pixels}-pixel cap",
+                       width, height)
+    try:
+        img.seek(0)  # first frame of animations
+        img.load()
+        img = ImageOps.exif_transpose(img)
+        rgb = to_rgb(img)
+    except OSError as exc:
+        status = TRUNCATED if "truncated" in str(exc).lower() else DECODE_ERROR
+        return Decoded(None, status, f"cannot decode pixels: {exc}", width, height)
+    except Exception as exc:
+        return Decoded(None, DECODE_ERROR, f"cannot decode pixels: {exc}", width, height)
+    return Decoded(rgb, OK, None, rgb.shape[1], rgb.shape[0])
+
+
+def to_rgb(img: Image.Image) -> np.ndarray:
+    """Any Pillow mode to HxWx3 uint8: 16-bit scaled down, transparency composited on white."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        peak = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        gray = np.clip(arr / peak * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, rgba)
+    return np.ascontiguousarray(np.asarray(img.convert("RGB"), dtype=np.uint8))

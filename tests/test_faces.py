@@ -1,0 +1,69 @@
+import numpy as np
+import pytest
+
+from fakeface_ray import faces
+from fakeface_ray.faces import Detection
+
+
+def test_expand_box_adds_half_margin_per_side_and_clamps():
+    assert faces.expand_box((10, 20, 100, 50), 0.2, 1000, 1000) == (0, 15, 120, 75)
+    assert faces.expand_box((10, 20, 100, 50), 0.0, 1000, 1000) == (10, 20, 110, 70)
+    assert faces.expand_box((900, 900, 200, 200), 0.5, 1000, 1000) == (850, 850, 1000, 1000)
+    # A box MTCNN places partly outside the frame still gives a non-empty crop.
+    assert faces.expand_box((-30, -10, 20, 5), 0.0, 100, 100) == (0, 0, 1, 1)
+
+
+def test_crop_face_is_square_rgb_of_requested_size():
+    image = np.zeros((300, 200, 3), dtype=np.uint8)
+    image[100:200, 50:150] = 200
+    crop = faces.crop_face(image, (50, 100, 100, 100), margin=0.0, size=160)
+    assert crop.shape == (160, 160, 3) and crop.dtype == np.uint8
+    assert crop.min() == 200
+
+
+def test_choose_face_takes_the_most_confident():
+    kp = np.zeros(10, np.float32)
+    found = [Detection((0, 0, 1, 1), 0.9, kp), Detection((5, 5, 1, 1), 0.99, kp), Detection((9, 9, 1, 1), 0.5, kp)]
+    assert faces.choose_face(found).box == (5, 5, 1, 1)
+    assert faces.choose_face([]) is None
+
+
+def test_detection_from_mtcnn_keeps_keypoint_order():
+    det = faces.detection_from_mtcnn({
+        "box": [1, 2, 3, 4], "confidence": 0.5,
+        "keypoints": {"nose": [5, 6], "mouth_right": [9, 10], "right_eye": [3, 4],
+                      "left_eye": [1, 2], "mouth_left": [7, 8]}})
+    assert det.keypoints.tolist() == list(range(1, 11))
+
+
+def test_native_region_never_upsamples_and_moves_keypoints():
+    image = np.random.default_rng(0).integers(0, 255, (400, 400, 3), dtype=np.uint8)
+    det = Detection((100, 100, 100, 100), 0.9, np.array([120, 130] * 5, dtype=np.float32))
+    small = faces.native_region(image, det, context=0.5, max_side=512)
+    assert small.scale == 1.0 and small.origin == (75, 75)
+    assert small.pixels.shape == (150, 150, 3)
+    assert np.array_equal(small.pixels, image[75:225, 75:225])
+    assert small.keypoints[:2].tolist() == [45, 55]
+    capped = faces.native_region(image, det, context=0.5, max_side=75)
+    assert capped.scale == 0.5 and capped.pixels.shape == (75, 75, 3)
+    assert capped.keypoints[:2].tolist() == [22.5, 27.5]
+
+
+def test_prewhiten_of_a_flat_image_is_finite():
+    out = faces.prewhiten(np.full((2, 160, 160, 3), 7, dtype=np.uint8))
+    assert np.isfinite(out).all() and np.allclose(out, 0)
+    x = np.random.default_rng(1).normal(size=(160, 160, 3)) * 30 + 100
+    white = faces.prewhiten(x)
+    assert abs(white.mean()) < 1e-4 and abs(white.std() - 1) < 1e-3
+
+
+def test_l2_normalize_rows_and_zero_rows():
+    out = faces.l2_normalize(np.array([[3.0, 4.0], [0.0, 0.0]]))
+    assert np.allclose(out, [[0.6, 0.8], [0.0, 0.0]])
+
+
+@pytest.mark.parametrize("margin", [0.0, 0.3])
+def test_crop_maths_agree_with_box(margin):
+    x0, y0, x1, y1 = faces.expand_box((40, 60, 80, 100), margin, 640, 480)
+    assert (x1 - x0) == pytest.approx(80 * (1 + margin), abs=1)
+    assert (y1 - y0) == pytest.approx(100 * (1 + margin), abs=1)
