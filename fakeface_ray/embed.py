@@ -1,0 +1,42 @@
+"""Embed stage: turn extracted faces into vectors and the batch into rows of the Parquet schema."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from .embedders import Embedder, load_embedder
+from .schema import OK, to_table
+
+
+class FaceEmbedder:
+    """Maps an extract batch to a `pyarrow.Table` of the embeddings schema.
+
+    Works as a Ray Data actor and as a plain call. Rows without a face keep a null embedding.
+    Embedders with `embed_regions` get the native-resolution regions; others get the 160x160 crops.
+    """
+
+    def __init__(self, embedder: str = "forensic", weights: str | None = None, device: str = "CPU:0",
+                 num_threads: int | None = None, model: Embedder | None = None):
+        self.model = model if model is not None else load_embedder(
+            embedder, weights=weights, device=device, num_threads=num_threads)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
+        n = len(batch["image_id"])
+        vectors = np.full((n, self.model.dims), np.nan, dtype=np.float32)
+        rows = np.flatnonzero(batch["status"] == OK)
+        if len(rows):
+            vectors[rows] = self._embed(batch, rows)
+        return to_table(batch, vectors, self.model.name)
+
+    def _embed(self, batch: dict[str, np.ndarray], rows: np.ndarray) -> np.ndarray:
+        embed_regions: Any = getattr(self.model, "embed_regions", None)
+        if embed_regions is None:
+            return self.model.embed(batch["face"][rows])
+        regions = [batch["region"][i, : batch["region_shape"][i, 0], : batch["region_shape"][i, 1]]
+                   for i in rows]
+        return embed_regions(regions, [batch["region_keypoints"][i] for i in rows],
+                             origins=[tuple(batch["region_origin"][i]) for i in rows],
+                             scales=[float(batch["region_scale"][i]) for i in rows])

@@ -1,0 +1,157 @@
+"""Weight-free features that expose splicing: each facial part compared with the skin around it.
+
+A pasted eye, nose or mouth comes from another photo: its sensor noise, JPEG history, colour and
+sharpness differ from its new surroundings, and its border leaves an edge. All features are log-ratios
+or differences of part against surroundings, so they are near zero on an untouched face whatever the
+camera, and they are computed on native-resolution pixels, where those traces survive.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+from ..faces import l2_normalize
+
+PARTS = ("left_eye", "right_eye", "nose", "mouth")
+PART_FEATURES = ("noise", "ela", "cb", "cr", "luma", "edge", "sharpness")
+GLOBAL_FEATURES = ("noise_level", "ela_level", "blockiness", "max_noise", "max_ela", "max_edge")
+FEATURE_NAMES = tuple(f"{p}_{f}" for p in PARTS for f in PART_FEATURES) + GLOBAL_FEATURES
+ELA_QUALITY = 90
+EPS = 0.05
+# Keypoints of an average MTCNN box as fractions of it, for crops that come without landmarks.
+_TEMPLATE = np.array([0.31, 0.40, 0.69, 0.40, 0.50, 0.60, 0.35, 0.80, 0.65, 0.80], dtype=np.float32)
+
+
+class ForensicEmbedder:
+    """Splice-evidence features; `.embed(faces)` on crops, `.embed_regions(...)` on native pixels."""
+
+    name = "forensic-v1"
+    dims = len(FEATURE_NAMES) + 1  # + a constant that keeps the magnitude through L2 normalisation
+
+    def embed(self, faces: np.ndarray, margin: float = 0.2) -> np.ndarray:
+        """Features of uint8 [N, S, S, 3] RGB face crops, landmarks taken from an average face."""
+        faces = np.asarray(faces)
+        side = faces.shape[1]
+        keypoints = (margin / 2 + _TEMPLATE) / (1 + margin) * side
+        return self.embed_regions(list(faces), [keypoints] * len(faces))
+
+    def embed_regions(self, regions: list[np.ndarray], keypoints: list[np.ndarray],
+                      origins: list[tuple[int, int]] | None = None,
+                      scales: list[float] | None = None) -> np.ndarray:
+        """Features of native-resolution face regions with landmarks in region coordinates.
+
+        Args:
+            origins: each region's top-left corner in its image, to line up the JPEG 8x8 grid.
+            scales: region pixels per image pixel; the grid is only used where this is 1.
+        """
+        rows = []
+        for i, (region, points) in enumerate(zip(regions, keypoints)):
+            origin = origins[i] if origins is not None else None
+            aligned = scales is None or scales[i] == 1.0
+            rows.append(region_features(region, points, origin if aligned else None))
+        features = np.stack(rows) if rows else np.zeros((0, len(FEATURE_NAMES)), dtype=np.float32)
+        with_constant = np.concatenate([features, np.ones((len(features), 1), np.float32)], axis=1)
+        return l2_normalize(with_constant)
+
+
+def region_features(region: np.ndarray, keypoints: np.ndarray, origin: tuple[int, int] | None) -> np.ndarray:
+    """float32 [len(FEATURE_NAMES)] for one RGB uint8 region and its 10 landmark coordinates.
+
+    Args:
+        origin: the region's top-left corner in the original image when pixels are unscaled
+            (aligns the JPEG grid); None when unknown.
+    """
+    rgb = np.asarray(region, dtype=np.float32)
+    luma, cb, cr = _ycbcr(rgb)
+    noise = np.abs(luma - ndimage.median_filter(luma, size=3))
+    ela = _error_level(region, origin)
+    grad = np.hypot(ndimage.sobel(luma, axis=0), ndimage.sobel(luma, axis=1))
+    fine = np.abs(ndimage.laplace(luma))
+    coarse = np.abs(luma - ndimage.gaussian_filter(luma, 2.0)) + EPS
+
+    radii = _part_radii(keypoints, luma.shape)
+    inside_any = np.zeros(luma.shape, dtype=bool)
+    for r in radii:
+        inside_any |= r < 1.25
+    per_part = []
+    for r in radii:
+        part = r < 1.0
+        band = (r > 0.85) & (r < 1.15)
+        ring = (r > 1.25) & (r < 1.9) & ~inside_any
+        if part.sum() < 9 or ring.sum() < 9:
+            per_part.append(np.zeros(len(PART_FEATURES), dtype=np.float32))
+            continue
+        per_part.append(np.array([
+            _log_ratio(noise, part, ring),
+            _log_ratio(ela, part, ring),
+            (cb[part].mean() - cb[ring].mean()) / 16.0,
+            (cr[part].mean() - cr[ring].mean()) / 16.0,
+            _log_ratio(luma, part, ring),
+            _log_ratio(grad, band, ring),
+            np.log((fine[part].mean() + EPS) / coarse[part].mean())
+            - np.log((fine[ring].mean() + EPS) / coarse[ring].mean()),
+        ], dtype=np.float32))
+    parts = np.stack(per_part)
+    global_features = np.array([
+        np.log(noise.mean() + EPS),
+        np.log(ela.mean() + EPS),
+        _blockiness(luma, origin),
+        np.abs(parts[:, 0]).max(),
+        np.abs(parts[:, 1]).max(),
+        parts[:, 5].max(),
+    ], dtype=np.float32)
+    features = np.concatenate([parts.reshape(-1), global_features])
+    return np.clip(np.nan_to_num(features, nan=0.0, posinf=0.0, neginf=0.0), -10, 10).astype(np.float32)
+
+
+def _ycbcr(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    luma = 0.299 * r + 0.587 * g + 0.114 * b
+    return luma, 0.564 * (b - luma), 0.713 * (r - luma)
+
+
+def _error_level(region: np.ndarray, origin: tuple[int, int] | None) -> np.ndarray:
+    """Mean absolute change per pixel when re-saved as JPEG, on the original 8x8 grid if known."""
+    dx, dy = (origin[0] % 8, origin[1] % 8) if origin is not None else (0, 0)
+    padded = np.pad(np.asarray(region, dtype=np.uint8), ((dy, 0), (dx, 0), (0, 0)), mode="edge")
+    buffer = io.BytesIO()
+    Image.fromarray(padded).save(buffer, format="JPEG", quality=ELA_QUALITY)
+    resaved = np.asarray(Image.open(buffer).convert("RGB"), dtype=np.float32)[dy:, dx:]
+    return np.abs(resaved - region.astype(np.float32)).mean(axis=2)
+
+
+def _blockiness(luma: np.ndarray, origin: tuple[int, int] | None) -> float:
+    """Log ratio of luma steps across the JPEG 8x8 block borders to steps inside blocks."""
+    if origin is None or min(luma.shape) < 32:
+        return 0.0
+    steps_x = np.abs(np.diff(luma, axis=1)).mean(axis=0)
+    steps_y = np.abs(np.diff(luma, axis=0)).mean(axis=1)
+    on_x = (np.arange(len(steps_x)) + origin[0]) % 8 == 7
+    on_y = (np.arange(len(steps_y)) + origin[1]) % 8 == 7
+    border = np.concatenate([steps_x[on_x], steps_y[on_y]]).mean()
+    inner = np.concatenate([steps_x[~on_x], steps_y[~on_y]]).mean()
+    return float(np.log((border + EPS) / (inner + EPS)))
+
+
+def _part_radii(keypoints: np.ndarray, shape: tuple[int, int]) -> list[np.ndarray]:
+    """For each part, every pixel's elliptical distance to the part (1.0 = on its outline)."""
+    le, re, nose, ml, mr = np.asarray(keypoints, dtype=np.float32).reshape(5, 2)
+    eye_dist = max(float(np.linalg.norm(re - le)), 4.0)
+    mouth = (ml + mr) / 2
+    mouth_half = max(float(np.linalg.norm(mr - ml)) / 2, 0.2 * eye_dist)
+    ellipses = [
+        (le, 0.40 * eye_dist, 0.25 * eye_dist),
+        (re, 0.40 * eye_dist, 0.25 * eye_dist),
+        (nose - np.array([0, 0.15 * eye_dist]), 0.28 * eye_dist, 0.38 * eye_dist),
+        (mouth, mouth_half + 0.15 * eye_dist, 0.28 * eye_dist),
+    ]
+    ys, xs = np.mgrid[0: shape[0], 0: shape[1]].astype(np.float32)
+    return [np.hypot((xs - c[0]) / rx, (ys - c[1]) / ry) for c, rx, ry in ellipses]
+
+
+def _log_ratio(values: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.log((values[a].mean() + EPS) / (values[b].mean() + EPS)))

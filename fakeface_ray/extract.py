@@ -1,0 +1,133 @@
+"""Extract stage: decode each file, find faces with MTCNN, keep the most confident one."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+
+from . import faces, imaging
+from .schema import NO_FACE, OK
+
+TOO_SMALL = "too_small"
+DETECT_ERROR = "detect_error"
+REGION_CONTEXT = 0.2  # margin around the box for the native region: skin around the parts
+
+
+def load_detector(device: str = "CPU:0", num_threads: int | None = None) -> Any:
+    """An `mtcnn.MTCNN` on `device`, with TensorFlow's threads capped to the actor's CPUs."""
+    import tensorflow as tf
+
+    if device.upper().startswith("GPU"):
+        for gpu in tf.config.list_physical_devices("GPU"):
+            tf.config.experimental.set_memory_growth(gpu, True)
+    elif num_threads:
+        tf.config.threading.set_intra_op_parallelism_threads(num_threads)
+        tf.config.threading.set_inter_op_parallelism_threads(num_threads)
+    from mtcnn import MTCNN
+
+    return MTCNN(device=device)
+
+
+class FaceExtractor:
+    """Maps a batch with `bytes` to decoded faces: 160x160 crops, native regions, boxes, landmarks.
+
+    Works as a Ray Data actor (`fn_constructor_kwargs`) and as a plain call. `detector` is any object
+    with MTCNN's `detect_faces(list_of_rgb_arrays, **kwargs) -> list[list[dict]]`.
+    """
+
+    def __init__(self, margin: float = 0.2, face_size: int = 160, min_face_size: int = 20,
+                 region_max_side: int = 640, max_pixels: int = 60_000_000, device: str = "CPU:0",
+                 num_threads: int | None = None, detector: Any = None):
+        self.margin = margin
+        self.face_size = face_size
+        self.min_face_size = min_face_size
+        self.region_max_side = region_max_side
+        self.max_pixels = max_pixels
+        self.detector = detector if detector is not None else load_detector(device, num_threads)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        n = len(batch["uri"])
+        out = _empty_columns(n, self.face_size, self.region_max_side)
+        images: dict[int, np.ndarray] = {}
+        for i in range(n):
+            if batch["read_error"][i]:
+                out["status"][i], out["error"][i] = imaging.READ_ERROR, batch["read_error"][i]
+                continue
+            decoded = imaging.decode_image(batch["bytes"][i], self.max_pixels)
+            out["status"][i], out["error"][i] = decoded.status, decoded.error or ""
+            out["width"][i] = decoded.width if decoded.width is not None else -1
+            out["height"][i] = decoded.height if decoded.height is not None else -1
+            if decoded.image is None:
+                continue
+            if min(decoded.image.shape[:2]) < self.min_face_size:
+                out["status"][i] = TOO_SMALL
+                out["error"][i] = f"{decoded.width}x{decoded.height} is smaller than a {self.min_face_size}px face"
+                continue
+            images[i] = decoded.image
+        for i, found in self._detect(images, out).items():
+            self._fill(out, i, images[i], found)
+        passthrough = {k: batch[k] for k in ("image_id", "uri", "label", "sha256")}
+        return {**passthrough, **out}
+
+    def _detect(self, images: dict[int, np.ndarray], out: dict[str, np.ndarray]) -> dict[int, list]:
+        """Detections per row; images of one shape go to MTCNN together (no padding needed)."""
+        by_shape: dict[tuple, list[int]] = defaultdict(list)
+        for i, image in images.items():
+            by_shape[image.shape].append(i)
+        found: dict[int, list] = {}
+        for rows in by_shape.values():
+            try:
+                results = self.detector.detect_faces([images[i] for i in rows], min_face_size=self.min_face_size)
+            except Exception:
+                results = None  # retry one by one so one bad image cannot sink its neighbours
+            for k, i in enumerate(rows):
+                if results is not None:
+                    found[i] = results[k]
+                    continue
+                try:
+                    found[i] = self.detector.detect_faces([images[i]], min_face_size=self.min_face_size)[0]
+                except Exception as exc:
+                    out["status"][i], out["error"][i] = DETECT_ERROR, f"face detector failed: {exc}"
+        return found
+
+    def _fill(self, out: dict[str, np.ndarray], i: int, image: np.ndarray, found: list) -> None:
+        detections = [faces.detection_from_mtcnn(f) for f in found]
+        out["n_faces"][i] = len(detections)
+        best = faces.choose_face(detections)
+        if best is None:
+            out["status"][i], out["error"][i] = NO_FACE, "no face found"
+            return
+        out["face_box"][i] = best.box
+        out["face_confidence"][i] = best.confidence
+        out["keypoints"][i] = best.keypoints
+        out["face"][i] = faces.crop_face(image, best.box, self.margin, self.face_size)
+        region = faces.native_region(image, best, REGION_CONTEXT, self.region_max_side)
+        h, w = region.pixels.shape[:2]
+        out["region"][i, :h, :w] = region.pixels
+        out["region_shape"][i] = (h, w)
+        out["region_keypoints"][i] = region.keypoints
+        out["region_origin"][i] = region.origin
+        out["region_scale"][i] = region.scale
+        out["status"][i], out["error"][i] = OK, ""
+
+
+def _empty_columns(n: int, face_size: int, region_side: int) -> dict[str, np.ndarray]:
+    """Columns for n rows with sentinels (-1, NaN, zeros) that `schema.to_table` turns into nulls."""
+    return {
+        "width": np.full(n, -1, dtype=np.int32),
+        "height": np.full(n, -1, dtype=np.int32),
+        "status": np.full(n, "", dtype=object),
+        "error": np.full(n, "", dtype=object),  # "" = none (see sources.read_files)
+        "n_faces": np.zeros(n, dtype=np.int16),
+        "face_box": np.full((n, 4), -1, dtype=np.int32),
+        "face_confidence": np.full(n, np.nan, dtype=np.float32),
+        "keypoints": np.full((n, 10), np.nan, dtype=np.float32),
+        "face": np.zeros((n, face_size, face_size, 3), dtype=np.uint8),
+        "region": np.zeros((n, region_side, region_side, 3), dtype=np.uint8),
+        "region_shape": np.zeros((n, 2), dtype=np.int32),
+        "region_keypoints": np.full((n, 10), np.nan, dtype=np.float32),
+        "region_origin": np.zeros((n, 2), dtype=np.int32),
+        "region_scale": np.zeros(n, dtype=np.float32),
+    }

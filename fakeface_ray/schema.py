@@ -1,0 +1,74 @@
+"""The embeddings Parquet schema, and the conversion of a stage batch into a table of it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+OK = "ok"
+NO_FACE = "no_face"
+
+
+def embeddings_schema(dims: int) -> pa.Schema:
+    """One row per input file (see DESIGN.md); `embedding` is a fixed-size list of `dims` floats."""
+    return pa.schema([
+        ("image_id", pa.string()),
+        ("uri", pa.string()),
+        ("label", pa.string()),
+        ("sha256", pa.string()),
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("status", pa.string()),
+        ("error", pa.string()),
+        ("n_faces", pa.int16()),
+        ("face_box", pa.list_(pa.int32(), 4)),
+        ("face_confidence", pa.float32()),
+        ("keypoints", pa.list_(pa.float32(), 10)),
+        ("embedder", pa.string()),
+        ("embedding", pa.list_(pa.float32(), dims)),
+    ])
+
+
+def to_table(batch: dict[str, np.ndarray], embeddings: np.ndarray, embedder: str) -> pa.Table:
+    """Rows of the schema from an extract batch and its `[N, dims]` embeddings (NaN rows = null).
+
+    Sentinels from the extract stage become nulls: -1 sizes and boxes, NaN confidences and points.
+    """
+    n = len(batch["image_id"])
+    dims = embeddings.shape[1]
+    status = batch["status"]
+    has_face = np.isfinite(batch["face_confidence"])
+    has_embedding = np.isfinite(embeddings).all(axis=1) & (status == OK)
+
+    def strings(name: str) -> pa.Array:
+        return pa.array([text_or_none(v) for v in batch[name]], type=pa.string())
+
+    def fixed(values: np.ndarray, valid: np.ndarray, type_: pa.DataType, width: int) -> pa.Array:
+        flat = pa.array(np.ascontiguousarray(values).reshape(-1), type=type_)
+        return pa.FixedSizeListArray.from_arrays(flat, width, mask=pa.array(~valid))
+
+    width, height = batch["width"].astype(np.int32), batch["height"].astype(np.int32)
+    columns = {
+        "image_id": strings("image_id"),
+        "uri": strings("uri"),
+        "label": strings("label"),
+        "sha256": strings("sha256"),
+        "width": pa.array(width, mask=width < 0),
+        "height": pa.array(height, mask=height < 0),
+        "status": strings("status"),
+        "error": strings("error"),
+        "n_faces": pa.array(batch["n_faces"].astype(np.int16)),
+        "face_box": fixed(batch["face_box"].astype(np.int32), has_face, pa.int32(), 4),
+        "face_confidence": pa.array(batch["face_confidence"].astype(np.float32), mask=~has_face),
+        "keypoints": fixed(batch["keypoints"].astype(np.float32), has_face, pa.float32(), 10),
+        "embedder": pa.array([embedder] * n, type=pa.string()),
+        "embedding": fixed(np.nan_to_num(embeddings.astype(np.float32)), has_embedding, pa.float32(), dims),
+    }
+    return pa.Table.from_pydict(columns, schema=embeddings_schema(dims))
+
+
+def text_or_none(value: object) -> str | None:
+    """A non-empty string, or None for the stand-ins of "none" between stages ("", None, NaN)."""
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value == "":
+        return None
+    return str(value)

@@ -1,0 +1,60 @@
+import numpy as np
+
+from fakeface_ray.embedders import load_embedder, resolve_embedder
+from fakeface_ray.embedders.forensic import FEATURE_NAMES, ForensicEmbedder, region_features
+
+from .photos import face_photo, jpeg_bytes
+
+
+def _photo(index: int, seed: int) -> np.ndarray:
+    """A face photo with camera-like noise, JPEG-compressed once."""
+    from PIL import Image
+    import io
+
+    rng = np.random.default_rng(seed)
+    pixels = face_photo(index, 320).astype(float) + rng.normal(0, 3, (320, 320, 1))
+    data = jpeg_bytes(np.clip(pixels, 0, 255).astype(np.uint8), 92)
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+KEYPOINTS = np.array([110, 130, 210, 130, 160, 190, 120, 240, 200, 240], dtype=np.float32)
+
+
+def test_embed_shape_norm_and_determinism():
+    embedder = load_embedder("forensic")
+    faces = np.stack([face_photo(i, 160) for i in range(3)])
+    first, second = embedder.embed(faces), embedder.embed(faces)
+    assert first.shape == (3, embedder.dims) and first.dtype == np.float32
+    assert embedder.dims == len(FEATURE_NAMES) + 1
+    assert np.allclose(np.linalg.norm(first, axis=1), 1.0, atol=1e-5)
+    assert np.array_equal(first, second)
+    assert np.isfinite(first).all()
+
+
+def test_a_pasted_smoothed_eye_moves_its_features():
+    from scipy import ndimage
+
+    photo = _photo(4, seed=0)
+    spliced = photo.copy()
+    # Paste a resampled patch (a half-pixel shift, bilinear) over the left eye, as a splice would.
+    patch = ndimage.shift(photo[110:150, 75:145].astype(float), (0.5, 0.5, 0), order=1, mode="nearest")
+    spliced[110:150, 75:145] = np.clip(np.round(patch), 0, 255).astype(np.uint8)
+    clean = region_features(photo, KEYPOINTS, origin=(0, 0))
+    fake = region_features(spliced, KEYPOINTS, origin=(0, 0))
+    noise = FEATURE_NAMES.index("left_eye_noise")
+    other = FEATURE_NAMES.index("mouth_noise")
+    assert fake[noise] < clean[noise] - 0.3  # the pasted eye has less fine noise than its skin
+    assert abs(fake[other] - clean[other]) < 0.05  # the untouched mouth does not move
+
+
+def test_regions_without_room_for_rings_give_zeros_not_nans():
+    features = region_features(np.zeros((12, 12, 3), np.uint8), np.zeros(10, np.float32), origin=None)
+    assert np.isfinite(features).all()
+
+
+def test_auto_falls_back_to_forensic_and_says_why(tmp_path):
+    name, reason = resolve_embedder("auto", str(tmp_path / "missing.h5"))
+    assert name == "forensic" and "no FaceNet weights" in reason
+    (tmp_path / "w.h5").write_bytes(b"x")
+    assert resolve_embedder("auto", str(tmp_path / "w.h5"))[0] == "facenet"
+    assert isinstance(load_embedder("auto", weights=str(tmp_path / "missing.h5")), ForensicEmbedder)
