@@ -1,0 +1,151 @@
+"""Whole runs: extract, train, report, and the `run.json` record tying them together."""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import time
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from . import cluster, imaging, report, sources, train
+from .config import Config
+from .pipeline import extract_embeddings, status_counts
+
+PACKAGES = ("fakeface-ray", "ray", "tensorflow-cpu", "tensorflow", "mtcnn", "scikit-learn", "numpy",
+            "pyarrow", "pillow")
+
+
+class OutputExistsError(ValueError):
+    """The output folder already holds a finished run."""
+
+
+def prepare_output(out: Path, overwrite: bool) -> None:
+    """Create `out`; refuse one that holds a finished run unless `overwrite` (then clear it)."""
+    if (out / "run.json").exists() or (out / "embeddings").exists():
+        if not overwrite:
+            raise OutputExistsError(f"{out} already holds a run; pass --overwrite or choose another --out")
+        for name in ("embeddings", "model", "plots", "metrics.json", "classification_report.txt", "run.json"):
+            target = out / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists():
+                target.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def run_extract(config: Config, overwrite: bool = False) -> dict:
+    """Sources -> faces -> embeddings -> `<out>/embeddings/`; writes and returns `run.json`."""
+    out = Path(config.out)
+    started = time.perf_counter()
+    listing = sources.list_sources(config.infile, config.read.extensions, config.class_map)
+    listed = time.perf_counter()
+    prepare_output(out, overwrite)
+    result = extract_embeddings(config, out, listing)
+    result.timings["list_sources_s"] = listed - started
+    record = _record(config, result)
+    _write_record(out, record)
+    return record
+
+
+def run_train(config: Config, embeddings: Path, overwrite: bool = True) -> dict:
+    """Grid search, test metrics, report and plots from an embeddings folder into `config.out`."""
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    record = _read_record(out) if (out / "run.json").exists() else _record(config, None)
+    timings = record.setdefault("timings", {})
+    started = time.perf_counter()
+    data = train.load_embeddings(embeddings)
+    if config.train.backend == "ray":
+        cluster.connect(config.ray)
+    result = train.fit(data, config.train, config.seed)
+    trained = time.perf_counter()
+    test = result.test
+    y_pred = result.model.predict(test.x)
+    scores = result.model.decision_function(test.x)
+    metrics = report.compute_metrics(test.y, y_pred, scores)
+    metrics.update({
+        "embedder": data.embedder,
+        "best_params": result.best_params,
+        "cv_best_macro_f1": result.cv_best_score,
+        "n_train": result.train_size,
+        "counts_by_status": record.get("counts_by_status") or status_counts(embeddings),
+    })
+    report.write_report(out, metrics, report.text_report(test.y, y_pred))
+    report.plot_all(out, metrics, test.y, scores, _samples(test, config.report.samples_per_class))
+    train.save_model(result, out / "model", {"seed": config.seed, "test_split": config.train.test_split})
+    timings.update({"train_s": trained - started, "report_s": time.perf_counter() - trained})
+    record.update({"metrics": {k: metrics[k] for k in ("macro_f1", "accuracy", "roc_auc")},
+                   "best_params": result.best_params, "embeddings": str(embeddings)})
+    _write_record(out, record)
+    return {**record, "metrics_full": metrics}
+
+
+def run_all(config: Config, overwrite: bool = False) -> dict:
+    """The whole pipeline into `config.out`."""
+    started = time.perf_counter()
+    run_extract(config, overwrite=overwrite)
+    record = run_train(config, Path(config.out) / "embeddings")
+    record["timings"]["total_s"] = time.perf_counter() - started
+    _write_record(Path(config.out), {k: v for k, v in record.items() if k != "metrics_full"})
+    return record
+
+
+def _record(config: Config, result) -> dict:
+    record = {
+        "config": config.to_dict(),
+        "versions": _versions(),
+        "python": platform.python_version(),
+        "host": platform.node(),
+    }
+    if result is not None:
+        record.update({
+            "embedder": result.embedder,
+            "embedder_reason": result.embedder_reason,
+            "n_inputs": result.n_inputs,
+            "counts_by_status": result.counts_by_status,
+            "plan": {"read_cpus": result.plan.read_cpus, "extract": vars(result.plan.extract),
+                     "embed": vars(result.plan.embed)},
+            "timings": dict(result.timings),
+        })
+    return record
+
+
+def _versions() -> dict[str, str]:
+    found = {}
+    for name in PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def _write_record(out: Path, record: dict) -> None:
+    staging = out / "run.json.tmp"
+    staging.write_text(json.dumps(record, indent=2, default=str))
+    staging.replace(out / "run.json")
+
+
+def _read_record(out: Path) -> dict:
+    return json.loads((out / "run.json").read_text())
+
+
+def _samples(test: train.Embeddings, per_class: int) -> dict[str, list[np.ndarray]]:
+    """Thumbnails of the first test images of each class, read back from their files."""
+    from PIL import Image
+
+    samples: dict[str, list[np.ndarray]] = {}
+    for index, name in enumerate(sources.CLASSES):
+        thumbs = []
+        for uri in test.uris[test.y == index][:per_class]:
+            decoded = imaging.decode_image(sources.read_bytes(uri), max_pixels=10**9)
+            if decoded.image is not None:
+                image = Image.fromarray(decoded.image)
+                image.thumbnail((160, 160))
+                thumbs.append(np.asarray(image))
+        samples[name] = thumbs
+    return samples

@@ -1,0 +1,148 @@
+"""Grid-search a scaler + SVC on the embeddings, in parallel through Ray's joblib backend."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+import joblib
+import numpy as np
+import pyarrow.dataset as pads
+from sklearn.model_selection import GridSearchCV, StratifiedKFold, train_test_split
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
+
+from .config import TrainConfig
+from .schema import OK
+from .sources import CLASSES
+
+
+class TrainError(ValueError):
+    """The embeddings cannot support the requested training (too few rows, one class...)."""
+
+
+@dataclass
+class Embeddings:
+    ids: np.ndarray  # image_id per row
+    uris: np.ndarray
+    x: np.ndarray  # float32 [N, dims]
+    y: np.ndarray  # int: index into CLASSES (0 real, 1 fake)
+    embedder: str
+
+
+@dataclass
+class TrainResult:
+    model: Pipeline
+    best_params: dict
+    cv_best_score: float
+    test: Embeddings
+    train_size: int
+    grid: list[dict]
+
+
+def load_embeddings(path: str | Path) -> Embeddings:
+    """Labelled rows with status ok from an embeddings Parquet folder."""
+    table = pads.dataset(str(path), format="parquet").to_table()
+    status = np.array(table.column("status").to_pylist(), dtype=object)
+    labels = np.array(table.column("label").to_pylist(), dtype=object)
+    keep = (status == OK) & np.isin(labels, CLASSES)
+    table = table.filter(keep)
+    order = np.argsort(np.array(table.column("image_id").to_pylist(), dtype=object), kind="stable")
+    table = table.take(order)
+    dims = table.schema.field("embedding").type.list_size
+    x = table.column("embedding").combine_chunks().flatten().to_numpy().reshape(-1, dims)
+    names = set(table.column("embedder").to_pylist())
+    return Embeddings(
+        ids=np.array(table.column("image_id").to_pylist(), dtype=object),
+        uris=np.array(table.column("uri").to_pylist(), dtype=object),
+        x=x.astype(np.float32),
+        y=np.array([CLASSES.index(v) for v in table.column("label").to_pylist()], dtype=np.int64),
+        embedder=",".join(sorted(names)),
+    )
+
+
+def param_grid(config: TrainConfig) -> list[dict]:
+    """The GridSearchCV grid: one dict per kernel, `svc__` prefixed."""
+    grid = []
+    for kernel in config.kernels:
+        entry = {"svc__kernel": [kernel], "svc__C": list(config.c_grid)}
+        if kernel == "rbf":
+            entry["svc__gamma"] = list(config.gamma_grid)
+        grid.append(entry)
+    return grid
+
+
+def split(data: Embeddings, test_split: float, seed: int) -> tuple[Embeddings, Embeddings]:
+    """Stratified train/test split with a fixed seed."""
+    counts = np.bincount(data.y, minlength=len(CLASSES))
+    missing = [CLASSES[i] for i, c in enumerate(counts) if c == 0]
+    if missing:
+        raise TrainError(f"no usable '{'/'.join(missing)}' images: training needs both classes "
+                         f"(counts: {dict(zip(CLASSES, counts.tolist()))})")
+    n_test = int(np.ceil(test_split * len(data.y)))
+    if n_test < len(CLASSES) or len(data.y) - n_test < len(CLASSES) or counts.min() < 2:
+        raise TrainError(f"test split {test_split} of {len(data.y)} images leaves a class empty in one "
+                         f"side (counts: {dict(zip(CLASSES, counts.tolist()))})")
+    index = np.arange(len(data.y))
+    train_idx, test_idx = train_test_split(index, test_size=test_split, stratify=data.y, random_state=seed)
+
+    def take(idx: np.ndarray) -> Embeddings:
+        return Embeddings(data.ids[idx], data.uris[idx], data.x[idx], data.y[idx], data.embedder)
+
+    return take(np.sort(train_idx)), take(np.sort(test_idx))
+
+
+def fit(data: Embeddings, config: TrainConfig, seed: int) -> TrainResult:
+    """Split, grid-search on the training part (macro F1, stratified folds), refit the best."""
+    train, test = split(data, config.test_split, seed)
+    folds = min(config.cv_folds, int(np.bincount(train.y).min()))
+    if folds < 2:
+        raise TrainError("too few training images per class for cross-validation (need at least 2)")
+    model = Pipeline([("scaler", StandardScaler()), ("svc", SVC(random_state=seed))])
+    grid = param_grid(config)
+    search = GridSearchCV(model, grid, scoring=config.scoring, n_jobs=config.n_jobs, refit=True,
+                          cv=StratifiedKFold(folds, shuffle=True, random_state=seed), error_score="raise")
+    with _joblib_backend(config.backend):
+        search.fit(train.x, train.y)
+    best = {k.removeprefix("svc__"): v for k, v in search.best_params_.items()}
+    return TrainResult(search.best_estimator_, best, float(search.best_score_), test, len(train.y), grid)
+
+
+@contextlib.contextmanager
+def _joblib_backend(name: str):
+    """`ray`: joblib tasks on the Ray cluster (the caller connects first); `loky`: local processes."""
+    if name == "ray":
+        from ray.util.joblib import register_ray
+
+        register_ray()
+    with joblib.parallel_backend(name):
+        yield
+
+
+def save_model(result: TrainResult, folder: Path, extra: dict) -> Path:
+    """Write `classifier.joblib` and `metadata.json` (with the pickle's sha256) under `folder`."""
+    import sklearn
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "classifier.joblib"
+    joblib.dump(result.model, path)
+    metadata = {
+        "classes": list(CLASSES),
+        "positive_class": CLASSES[1],
+        "embedder": result.test.embedder,
+        "dims": int(result.test.x.shape[1]),
+        "grid": result.grid,
+        "best_params": result.best_params,
+        "cv_best_score": result.cv_best_score,
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "versions": {"python": platform.python_version(), "scikit-learn": sklearn.__version__,
+                     "numpy": np.__version__, "joblib": joblib.__version__},
+        **extra,
+    }
+    (folder / "metadata.json").write_text(json.dumps(metadata, indent=2, default=str))
+    return path

@@ -1,0 +1,38 @@
+import pytest
+
+from fakeface_ray.config import EmbedConfig, ExtractConfig
+from fakeface_ray.resources import READ_TASK_CPUS, PlanError, plan_pools
+
+
+def _used(plan):
+    return plan.extract.max_size * plan.extract.num_cpus + plan.embed.max_size * plan.embed.num_cpus
+
+
+def test_two_cpus_leave_room_for_reads():
+    plan = plan_pools({"CPU": 2.0}, ExtractConfig(), EmbedConfig())
+    assert (plan.extract.max_size, plan.embed.max_size) == (1, 1)
+    assert _used(plan) + 2 * READ_TASK_CPUS <= 2.0
+
+
+def test_pools_grow_with_the_cluster_and_respect_caps():
+    plan = plan_pools({"CPU": 16.0}, ExtractConfig(), EmbedConfig())
+    assert plan.extract.max_size >= 8 and plan.embed.max_size >= 2
+    assert _used(plan) + 2 * READ_TASK_CPUS <= 16.0
+    capped = plan_pools({"CPU": 16.0}, ExtractConfig(max_actors=2), EmbedConfig(max_actors=1))
+    assert (capped.extract.max_size, capped.embed.max_size) == (2, 1)
+
+
+def test_gpu_request_without_gpu_is_refused():
+    with pytest.raises(PlanError, match="no GPU"):
+        plan_pools({"CPU": 8.0}, ExtractConfig(num_gpus=0.5), EmbedConfig())
+
+
+def test_gpu_pools_fit_the_gpus():
+    plan = plan_pools({"CPU": 16.0, "GPU": 1.0}, ExtractConfig(num_gpus=0.25), EmbedConfig(num_gpus=0.5))
+    gpus = plan.extract.max_size * 0.25 + plan.embed.max_size * 0.5
+    assert gpus <= 1.0 and plan.extract.max_size >= 1
+
+
+def test_too_few_cpus_is_refused():
+    with pytest.raises(PlanError, match="CPUs"):
+        plan_pools({"CPU": 1.0}, ExtractConfig(), EmbedConfig())

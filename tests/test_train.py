@@ -1,0 +1,72 @@
+import numpy as np
+import pytest
+
+from fakeface_ray import train
+from fakeface_ray.config import TrainConfig
+from fakeface_ray.train import Embeddings, TrainError
+
+
+def _data(n_per_class: int, dims: int = 6, gap: float = 3.0, seed: int = 0) -> Embeddings:
+    rng = np.random.default_rng(seed)
+    x = np.concatenate([rng.normal(0, 1, (n_per_class, dims)), rng.normal(gap, 1, (n_per_class, dims))])
+    y = np.repeat([0, 1], n_per_class)
+    ids = np.array([f"img{i:03d}" for i in range(len(y))], dtype=object)
+    return Embeddings(ids, ids, x.astype(np.float32), y, "test-6")
+
+
+def test_param_grid_has_gamma_only_for_rbf():
+    grid = train.param_grid(TrainConfig(c_grid=(0.5, 1, 2)))
+    assert grid == [{"svc__kernel": ["linear"], "svc__C": [0.5, 1, 2]},
+                    {"svc__kernel": ["rbf"], "svc__C": [0.5, 1, 2], "svc__gamma": ["scale", 0.01, 0.1]}]
+
+
+def test_split_is_stratified_and_seeded():
+    data = _data(50)
+    a_train, a_test = train.split(data, 0.2, seed=1)
+    b_train, b_test = train.split(data, 0.2, seed=1)
+    assert list(a_test.ids) == list(b_test.ids)
+    assert np.bincount(a_test.y).tolist() == [10, 10]
+    assert not set(a_train.ids) & set(a_test.ids)
+
+
+def test_one_class_or_tiny_splits_are_user_errors():
+    data = _data(5)
+    only_real = Embeddings(data.ids[:5], data.uris[:5], data.x[:5], data.y[:5], data.embedder)
+    with pytest.raises(TrainError, match="both classes"):
+        train.split(only_real, 0.2, 0)
+    with pytest.raises(TrainError, match="leaves a class empty"):
+        train.split(_data(5), 0.05, 0)
+
+
+def test_fit_learns_separable_data_with_loky():
+    result = train.fit(_data(40), TrainConfig(backend="loky", n_jobs=2, c_grid=(0.1, 1.0)), seed=0)
+    assert result.model.score(result.test.x, result.test.y) == 1.0
+    assert result.best_params["kernel"] in ("linear", "rbf")
+    assert result.train_size == 64
+
+
+def test_load_embeddings_keeps_labelled_ok_rows(tmp_path):
+    from fakeface_ray.schema import to_table
+
+    import pyarrow.parquet as pq
+
+    batch = {
+        "image_id": np.array(["b", "a", "c", "d"], dtype=object),
+        "uri": np.array(["/b", "/a", "/c", "/d"], dtype=object),
+        "label": np.array(["fake", "real", None, "real"], dtype=object),
+        "sha256": np.array(["1", "2", "3", "4"], dtype=object),
+        "width": np.array([10, 10, 10, -1]), "height": np.array([10, 10, 10, -1]),
+        "status": np.array(["ok", "ok", "ok", "decode_error"], dtype=object),
+        "error": np.array(["", "", "", "bad"], dtype=object),
+        "n_faces": np.array([1, 1, 1, 0]),
+        "face_box": np.zeros((4, 4)), "face_confidence": np.array([0.9, 0.9, 0.9, np.nan]),
+        "keypoints": np.zeros((4, 10)),
+    }
+    vectors = np.arange(12, dtype=np.float32).reshape(4, 3)
+    vectors[3] = np.nan
+    (tmp_path / "emb").mkdir()
+    pq.write_table(to_table(batch, vectors, "test-3"), tmp_path / "emb" / "part.parquet")
+    data = train.load_embeddings(tmp_path / "emb")
+    assert list(data.ids) == ["a", "b"]
+    assert data.y.tolist() == [0, 1]
+    assert data.x.tolist() == [[3, 4, 5], [0, 1, 2]]
