@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from . import faces, imaging
+from .devices import configure_tensorflow
 from .schema import NO_FACE, OK
 
 TOO_SMALL = "too_small"
@@ -17,14 +18,7 @@ REGION_CONTEXT = 0.2  # margin around the box for the native region: skin around
 
 def load_detector(device: str = "CPU:0", num_threads: int | None = None) -> Any:
     """An `mtcnn.MTCNN` on `device`, with TensorFlow's threads capped to the actor's CPUs."""
-    import tensorflow as tf
-
-    if device.upper().startswith("GPU"):
-        for gpu in tf.config.list_physical_devices("GPU"):
-            tf.config.experimental.set_memory_growth(gpu, True)
-    elif num_threads:
-        tf.config.threading.set_intra_op_parallelism_threads(num_threads)
-        tf.config.threading.set_inter_op_parallelism_threads(num_threads)
+    configure_tensorflow(device, num_threads)
     from mtcnn import MTCNN
 
     return MTCNN(device=device)
