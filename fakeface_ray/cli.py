@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from pathlib import Path
 
@@ -103,6 +104,22 @@ def train(embeddings, testsplit, out, config_files, overrides, address) -> None:
     _summary(run_train(config, Path(embeddings)))
 
 
+@cli.command("check-weights")
+@click.argument("path", type=click.Path(dir_okay=False))
+@_user_errors
+def check_weights(path) -> None:
+    """Check a FaceNet weight file: layout, embedding size, parameters, sha256, and that it loads."""
+    from .pipeline import describe_weights
+
+    info = describe_weights(path)
+    for key in ("path", "layout", "dims", "parameters", "sha256"):
+        click.echo(f"{key:<11}{info[key]}")
+    from .embedders import load_embedder
+
+    embedder = load_embedder("facenet", weights=path)
+    click.echo(f"{'loads':<11}yes: {embedder.name}, preprocessing {embedder.preprocess}")
+
+
 @cli.command("demo-data")
 @click.option("--out", default=DEMO_DATA, show_default=True, help="Where to write the corpus.")
 @click.option("--seed", default=0, show_default=True, help="Random seed; the corpus is deterministic.")
@@ -158,4 +175,5 @@ def _summary(record: dict) -> None:
 
 def main() -> None:
     """Console entry point."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     cli(prog_name="fakeface")

@@ -51,6 +51,7 @@ class ExtractConfig:
 class EmbedConfig:
     embedder: str = "auto"
     weights: str = "model/facenet_keras.h5"
+    preprocess: str = "auto"
     batch_size: int = 32
     num_cpus: float = 0.5
     num_gpus: float = 0.0
@@ -102,6 +103,7 @@ class Config:
 
 CHOICES = {
     "embed.embedder": ("auto", "facenet", "forensic"),
+    "embed.preprocess": ("auto", "prewhiten", "fixed"),
     "train.backend": ("ray", "loky"),
     "train.kernels": ("linear", "rbf"),
 }

@@ -18,10 +18,12 @@ class FaceEmbedder:
     Embedders with `embed_regions` get the native-resolution regions; others get the 160x160 crops.
     """
 
-    def __init__(self, embedder: str = "forensic", weights: str | None = None, device: str = "CPU:0",
-                 num_threads: int | None = None, model: Embedder | None = None):
+    def __init__(self, embedder: str = "forensic", weights: str | None = None, preprocess: str = "auto",
+                 batch_size: int = 32, device: str = "CPU:0", num_threads: int | None = None,
+                 model: Embedder | None = None):
         self.model = model if model is not None else load_embedder(
-            embedder, weights=weights, device=device, num_threads=num_threads)
+            embedder, weights=weights, preprocess=preprocess, batch_size=batch_size, device=device,
+            num_threads=num_threads)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
         n = len(batch["image_id"])

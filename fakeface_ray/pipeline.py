@@ -27,6 +27,7 @@ class ExtractResult:
     embedder: str  # as recorded in the rows, e.g. `forensic-v1`
     embedder_reason: str
     plan: Plan
+    weights: dict | None  # FaceNet weight file: path, layout, dims, parameters, sha256
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -38,6 +39,7 @@ def extract_embeddings(config: Config, out: Path, listing: list[sources.Source])
     """
     started = time.perf_counter()
     embedder, reason = resolve_embedder(config.embed.embedder, config.embed.weights)
+    weights = describe_weights(config.embed.weights) if embedder == "facenet" else None
     print(f"[fakeface] {len(listing)} images under {config.infile}; {reason}", flush=True)
     resources = cluster.connect(config.ray)
     plan = plan_pools(resources, config.extract, config.embed)
@@ -58,9 +60,22 @@ def extract_embeddings(config: Config, out: Path, listing: list[sources.Source])
     return ExtractResult(
         embeddings=target, n_inputs=len(listing), counts_by_status=status_counts(target),
         embedder=names.pop() if len(names) == 1 else ",".join(sorted(names)),
-        embedder_reason=reason, plan=plan,
+        embedder_reason=reason, plan=plan, weights=weights,
         timings={"extract_embed_write_s": written - started},
     )
+
+
+def describe_weights(path: str) -> dict:
+    """Check a FaceNet weight file on the driver (clear errors before any actor starts)."""
+    from .embedders import EmbedderError
+    from .embedders.facenet_weights import WeightFileError, read_weight_file
+
+    try:
+        found = read_weight_file(path)
+    except WeightFileError as exc:
+        raise EmbedderError(str(exc)) from None
+    return {"path": str(found.path), "layout": found.layout, "dims": found.dims,
+            "parameters": found.n_parameters, "sha256": found.sha256}
 
 
 def status_counts(embeddings: Path) -> dict[str, int]:
@@ -102,6 +117,7 @@ def build_dataset(listing: list[sources.Source], config: Config, embedder: str, 
         num_cpus=plan.embed.num_cpus,
         num_gpus=plan.embed.num_gpus or None,
         fn_constructor_kwargs=dict(embedder=embedder, weights=config.embed.weights,
+                                   preprocess=config.embed.preprocess, batch_size=plan.embed.batch_size,
                                    device="GPU:0" if plan.embed.num_gpus else "CPU:0",
                                    num_threads=max(1, math.ceil(plan.embed.num_cpus))),
     )

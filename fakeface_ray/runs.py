@@ -45,7 +45,7 @@ def run_extract(config: Config, overwrite: bool = False) -> dict:
     listed = time.perf_counter()
     prepare_output(out, overwrite)
     result = extract_embeddings(config, out, listing)
-    result.timings["list_sources_s"] = listed - started
+    result.timings = {"list_sources_s": listed - started, **result.timings}
     record = _record(config, result)
     _write_record(out, record)
     return record
@@ -105,6 +105,7 @@ def _record(config: Config, result) -> dict:
         record.update({
             "embedder": result.embedder,
             "embedder_reason": result.embedder_reason,
+            "weights": result.weights,
             "n_inputs": result.n_inputs,
             "counts_by_status": result.counts_by_status,
             "plan": {"read_cpus": result.plan.read_cpus, "extract": vars(result.plan.extract),

@@ -65,3 +65,23 @@ def test_run_writes_one_row_per_input_and_the_report(corpus, tmp_path, ray_sessi
                  "plots/roc.png"):
         assert (tmp_path / "run" / name).is_file(), name
     assert record["metrics"]["macro_f1"] == metrics["macro_f1"]
+
+
+def test_run_with_a_facenet_weight_file(corpus, tmp_path, ray_session):
+    from fakeface_ray.embedders.facenet import build_inception_resnet_v1, model_weights
+    from fakeface_ray.embedders.facenet_weights import file_sha256, write_weight_file
+    from fakeface_ray.runs import run_extract
+
+    model = build_inception_resnet_v1(128)
+    weights = tmp_path / "facenet_keras.h5"
+    write_weight_file(weights, model_weights(model), "keras2-full-model")
+    config = load_config(overrides=["embed.embedder=auto", f"embed.weights={weights}"],
+                         infile=str(corpus), out=str(tmp_path / "run"))
+    record = run_extract(config)
+    assert record["embedder"] == "facenet-128" and "FaceNet weights found" in record["embedder_reason"]
+    assert record["weights"]["sha256"] == file_sha256(weights)
+    assert record["weights"]["parameters"] == 22_808_144
+    table = pads.dataset(str(tmp_path / "run" / "embeddings"), format="parquet").to_table()
+    ok = table.filter(pads.field("status") == "ok")
+    vectors = np.array(ok.column("embedding").to_pylist())
+    assert vectors.shape[1] == 128 and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)

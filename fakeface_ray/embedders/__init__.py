@@ -42,10 +42,17 @@ def load_embedder(name: str, **options) -> Embedder:
     """Build an embedder by concrete name (`facenet`, `forensic`); `auto` is resolved first.
 
     Args:
-        options: `weights` (FaceNet file), `device`, `num_threads`; ignored by embedders without them.
+        options: for `facenet`: `weights` (file), `preprocess` (auto, prewhiten, fixed), `batch_size`,
+            `device`, `num_threads`. Embedders ignore options they do not take.
     """
     concrete, _ = resolve_embedder(name, options.get("weights"))
     if concrete == "forensic":
         return ForensicEmbedder()
-    raise EmbedderError("the FaceNet embedder is not part of this build yet (issue 3); "
-                        "use --set embed.embedder=forensic")
+    from .facenet import FaceNetEmbedder
+    from .facenet_weights import WeightFileError
+
+    known = ("weights", "preprocess", "batch_size", "device", "num_threads")
+    try:
+        return FaceNetEmbedder(**{k: v for k, v in options.items() if k in known and v is not None})
+    except WeightFileError as exc:
+        raise EmbedderError(str(exc)) from None
