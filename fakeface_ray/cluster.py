@@ -15,9 +15,10 @@ def connect(config: RayConfig) -> dict[str, float]:
     """Initialise Ray once per process and return `ray.cluster_resources()`.
 
     `config.address` or `RAY_ADDRESS` joins a cluster; otherwise a local Ray starts with
-    `num_cpus` (default: this machine's cores), its dashboard off and bound to 127.0.0.1.
+    `num_cpus` (default: this machine's cores), its dashboard off, listening on loopback only.
     """
     import ray
+    from ray._private import ray_constants
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     if not ray.is_initialized():
@@ -26,7 +27,11 @@ def connect(config: RayConfig) -> dict[str, float]:
         if address:
             ray.init(address=address, runtime_env=runtime_env, logging_level=logging.WARNING)
         else:
+            # Ray swaps 127.0.0.1 for the machine's public address unless told the cluster is
+            # single-node; with this, every Ray server of a local run listens on loopback only.
+            # Ray reads the variable at import, so the constant is set too if Ray is loaded already.
+            os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+            ray_constants.ENABLE_RAY_CLUSTER = False
             ray.init(num_cpus=config.num_cpus or os.cpu_count(), include_dashboard=False,
-                     _node_ip_address="127.0.0.1", runtime_env=runtime_env,
-                     logging_level=logging.WARNING)
+                     runtime_env=runtime_env, logging_level=logging.WARNING)
     return {k: float(v) for k, v in ray.cluster_resources().items()}
