@@ -77,17 +77,27 @@ def param_grid(config: TrainConfig) -> list[dict]:
     return grid
 
 
-def split(data: Embeddings, test_split: float, seed: int) -> tuple[Embeddings, Embeddings]:
-    """Stratified train/test split with a fixed seed."""
-    counts = np.bincount(data.y, minlength=len(CLASSES))
+def check_labels(labels: list[str | None], test_split: float) -> None:
+    """Refuse labels that cannot give a stratified split with both classes on each side."""
+    y = np.array([CLASSES.index(v) for v in labels if v in CLASSES], dtype=np.int64)
+    _check_counts(np.bincount(y, minlength=len(CLASSES)), test_split)
+
+
+def _check_counts(counts: np.ndarray, test_split: float) -> None:
+    named = dict(zip(CLASSES, counts.tolist()))
     missing = [CLASSES[i] for i, c in enumerate(counts) if c == 0]
     if missing:
         raise TrainError(f"no usable '{'/'.join(missing)}' images: training needs both classes "
-                         f"(counts: {dict(zip(CLASSES, counts.tolist()))})")
-    n_test = int(np.ceil(test_split * len(data.y)))
-    if n_test < len(CLASSES) or len(data.y) - n_test < len(CLASSES) or counts.min() < 2:
-        raise TrainError(f"test split {test_split} of {len(data.y)} images leaves a class empty in one "
-                         f"side (counts: {dict(zip(CLASSES, counts.tolist()))})")
+                         f"(counts: {named})")
+    # Each class needs one test image and two training images (for stratified CV folds).
+    if np.floor(test_split * counts + 1e-9).min() < 1 or np.floor((1 - test_split) * counts + 1e-9).min() < 2:
+        raise TrainError(f"test split {test_split} is too large or too small for the smallest class "
+                         f"(counts: {named}): each class needs 1 test and 2 training images")
+
+
+def split(data: Embeddings, test_split: float, seed: int) -> tuple[Embeddings, Embeddings]:
+    """Stratified train/test split with a fixed seed."""
+    _check_counts(np.bincount(data.y, minlength=len(CLASSES)), test_split)
     index = np.arange(len(data.y))
     train_idx, test_idx = train_test_split(index, test_size=test_split, stratify=data.y, random_state=seed)
 
@@ -146,3 +156,18 @@ def save_model(result: TrainResult, folder: Path, extra: dict) -> Path:
     }
     (folder / "metadata.json").write_text(json.dumps(metadata, indent=2, default=str))
     return path
+
+
+def load_model(folder: Path) -> tuple[Pipeline, dict]:
+    """The saved classifier and its metadata, unpickled only if its sha256 matches the record.
+
+    The check catches a swapped or corrupted file; a pickle is still code, so load only your own runs.
+    """
+    folder = Path(folder)
+    metadata = json.loads((folder / "metadata.json").read_text())
+    path = folder / "classifier.joblib"
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != metadata.get("sha256"):
+        raise TrainError(f"{path}: sha256 {digest} does not match {metadata.get('sha256')} recorded in "
+                         "metadata.json; refusing to unpickle it")
+    return joblib.load(path), metadata

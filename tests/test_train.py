@@ -34,8 +34,11 @@ def test_one_class_or_tiny_splits_are_user_errors():
     only_real = Embeddings(data.ids[:5], data.uris[:5], data.x[:5], data.y[:5], data.embedder)
     with pytest.raises(TrainError, match="both classes"):
         train.split(only_real, 0.2, 0)
-    with pytest.raises(TrainError, match="leaves a class empty"):
+    with pytest.raises(TrainError, match="too large or too small for the smallest class"):
         train.split(_data(5), 0.05, 0)
+    with pytest.raises(TrainError, match="too large or too small"):
+        train.check_labels(["real"] * 20 + ["fake"] * 3, 0.9)
+    train.check_labels(["real"] * 5 + ["fake"] * 5 + [None], 0.2)
 
 
 def test_fit_learns_separable_data_with_loky():
@@ -70,3 +73,16 @@ def test_load_embeddings_keeps_labelled_ok_rows(tmp_path):
     assert list(data.ids) == ["a", "b"]
     assert data.y.tolist() == [0, 1]
     assert data.x.tolist() == [[3, 4, 5], [0, 1, 2]]
+
+
+def test_saved_model_loads_only_with_its_recorded_sha256(tmp_path):
+    result = train.fit(_data(20), TrainConfig(backend="loky", n_jobs=1, c_grid=(1.0,), kernels=("linear",)), seed=0)
+    train.save_model(result, tmp_path / "model", {"seed": 0})
+    model, metadata = train.load_model(tmp_path / "model")
+    assert metadata["classes"] == ["real", "fake"]
+    assert (model.predict(result.test.x) == result.model.predict(result.test.x)).all()
+    import joblib
+
+    joblib.dump({"not": "the model"}, tmp_path / "model" / "classifier.joblib")
+    with pytest.raises(TrainError, match="does not match"):
+        train.load_model(tmp_path / "model")
