@@ -19,7 +19,7 @@ def _user_errors(fn):
     """Turn the library's user-facing errors into a one-line message and exit code 2."""
     from .embedders import EmbedderError
     from .resources import PlanError
-    from .runs import OutputExistsError
+    from .runs import OutputExistsError, RunFailed
     from .sources import SourceError
     from .train import TrainError
 
@@ -30,8 +30,22 @@ def _user_errors(fn):
         except (ConfigError, SourceError, TrainError, PlanError, EmbedderError, OutputExistsError) as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
+        except RunFailed as exc:
+            click.echo(f"failed: {exc}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo("interrupted: committed parts are kept; rerun with --resume to finish", err=True)
+            sys.exit(130)
 
     return wrapper
+
+
+def _output_options(fn):
+    fn = click.option("--max-error-fraction", type=float, default=None,
+                      help="Fail (after writing every row) if more than this fraction of rows are errors.")(fn)
+    fn = click.option("--resume", is_flag=True, help="Continue a run in --out: only missing or changed inputs.")(fn)
+    fn = click.option("--overwrite", is_flag=True, help="Replace a run in --out.")(fn)
+    return fn
 
 
 def _config_options(fn):
@@ -60,30 +74,31 @@ def show_config(config_files, overrides, address) -> None:
 @click.option("--infile", default=None, help="Folder or URI of images (default: data/real_and_fake_face).")
 @click.option("--testsplit", type=float, default=None, help="Fraction held out for testing (default 0.2).")
 @click.option("--out", default=None, help="Output folder (default: runs/latest).")
-@click.option("--overwrite", is_flag=True, help="Replace a finished run in --out.")
+@_output_options
 @_config_options
 @_user_errors
-def run(infile, testsplit, out, overwrite, config_files, overrides, address) -> None:
+def run(infile, testsplit, out, overwrite, resume, max_error_fraction, config_files, overrides, address) -> None:
     """Extract, embed, train and report: the whole pipeline."""
     from .runs import run_all
 
     config = load_config(config_files, overrides, infile=infile, out=out, train__test_split=testsplit,
-                   ray__address=address)
-    _summary(run_all(config, overwrite=overwrite))
+                         ray__address=address, max_error_fraction=max_error_fraction)
+    _summary(run_all(config, overwrite=overwrite, resume=resume))
 
 
 @cli.command()
 @click.option("--infile", default=None, help="Folder or URI of images.")
 @click.option("--out", default=None, help="Output folder; embeddings go to OUT/embeddings.")
-@click.option("--overwrite", is_flag=True, help="Replace a finished run in --out.")
+@_output_options
 @_config_options
 @_user_errors
-def extract(infile, out, overwrite, config_files, overrides, address) -> None:
+def extract(infile, out, overwrite, resume, max_error_fraction, config_files, overrides, address) -> None:
     """Sources -> faces -> embeddings, written as Parquet to OUT/embeddings."""
     from .runs import run_extract
 
-    config = load_config(config_files, overrides, infile=infile, out=out, ray__address=address)
-    record = run_extract(config, overwrite=overwrite)
+    config = load_config(config_files, overrides, infile=infile, out=out, ray__address=address,
+                         max_error_fraction=max_error_fraction)
+    record = run_extract(config, overwrite=overwrite, resume=resume)
     click.echo(f"embeddings: {Path(config.out) / 'embeddings'}  ({record['n_inputs']} rows, "
                f"{record['embedder']})")
     click.echo("status:     " + ", ".join(f"{k} {v}" for k, v in record["counts_by_status"].items()))
@@ -100,7 +115,8 @@ def train(embeddings, testsplit, out, config_files, overrides, address) -> None:
     """Grid-search the SVM on embeddings and write the model, metrics and plots."""
     from .runs import run_train
 
-    config = load_config(config_files, overrides, out=out, train__test_split=testsplit, ray__address=address)
+    config = load_config(config_files, overrides, out=out, train__test_split=testsplit,
+                         ray__address=address)
     _summary(run_train(config, Path(embeddings)))
 
 
@@ -177,3 +193,7 @@ def main() -> None:
     """Console entry point."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     cli(prog_name="fakeface")
+
+
+if __name__ == "__main__":
+    main()

@@ -89,12 +89,17 @@ class Config:
     out: str = "runs/latest"
     seed: int = 0
     class_map: dict[str, str] = field(default_factory=dict)
+    max_error_fraction: float | None = None
     ray: RayConfig = RayConfig()
     read: ReadConfig = ReadConfig()
     extract: ExtractConfig = ExtractConfig()
     embed: EmbedConfig = EmbedConfig()
     train: TrainConfig = TrainConfig()
     report: ReportConfig = ReportConfig()
+
+    def __post_init__(self) -> None:
+        if self.max_error_fraction is not None and not 0.0 <= self.max_error_fraction <= 1.0:
+            raise ConfigError(f"max_error_fraction must be between 0 and 1, got {self.max_error_fraction}")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (tuples as lists), ready for YAML or JSON."""

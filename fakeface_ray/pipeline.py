@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import math
-import shutil
+import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow.dataset as pads
 
-from . import cluster, sources
+from . import cluster, sink, sources
 from .config import Config
 from .embed import FaceEmbedder
-from .embedders import resolve_embedder
+from .embedders import EmbedderError, resolve_embedder
 from .extract import FaceExtractor
 from .resources import Plan, plan_pools
 
@@ -31,38 +30,78 @@ class ExtractResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def extract_embeddings(config: Config, out: Path, listing: list[sources.Source]) -> ExtractResult:
-    """Write `<out>/embeddings/` (one Parquet row per listed file) and summarise it.
+def extract_embeddings(config: Config, out: Path, listing: list[sources.Source],
+                       resume: bool = False) -> ExtractResult:
+    """Write `<out>/embeddings/`: one Parquet row per listed file, committed part by part.
 
-    The data is written under a temporary name and renamed at the end, so a run that dies leaves
-    nothing that looks finished.
+    Rows stream back from the embed actors (small: no pixels) and the driver commits each block as
+    its own part file (temporary name, then rename), so a run that dies keeps what it finished and
+    never leaves a file that looks finished. `resume` skips inputs whose row is already committed
+    with the same sha256; rows of changed or vanished files are replaced or dropped.
     """
     started = time.perf_counter()
     embedder, reason = resolve_embedder(config.embed.embedder, config.embed.weights)
     weights = describe_weights(config.embed.weights) if embedder == "facenet" else None
-    print(f"[fakeface] {len(listing)} images under {config.infile}; {reason}", flush=True)
+    target = out / "embeddings"
+    done = sink.committed_rows(target) if resume else {}
+    print(f"[fakeface] {len(listing)} images under {config.infile}"
+          + (f" ({len(done)} rows already written, resuming)" if done else "") + f"; {reason}", flush=True)
     resources = cluster.connect(config.ray)
     plan = plan_pools(resources, config.extract, config.embed)
 
-    target = out / "embeddings"
-    staging = out / f".embeddings-{uuid.uuid4().hex[:8]}.tmp"
-    dataset = build_dataset(listing, config, embedder, plan)
-    dataset.write_parquet(str(staging))
-    if target.exists():
-        shutil.rmtree(target)
-    staging.rename(target)
+    writer = sink.PartWriter(target)
+    dataset = build_dataset(listing, config, embedder, plan, done=done)
+    first_row = _write_parts(dataset, writer)
     written = time.perf_counter()
+    new_parts = set(writer.paths)
+    listed = {s.image_id for s in listing}
+    if done:
+        redone = pads.dataset([str(p) for p in new_parts], format="parquet").to_table(
+            columns=["image_id"]).column("image_id").to_pylist() if new_parts else []
+        sink.drop_rows(target, set(redone) | (set(done) - listed), keep_parts=new_parts)
 
-    table = pads.dataset(str(target), format="parquet").to_table(columns=["embedder"])
-    if table.num_rows != len(listing):
-        raise RuntimeError(f"wrote {table.num_rows} rows for {len(listing)} inputs")
+    table = pads.dataset(str(target), format="parquet").to_table(columns=["image_id", "embedder"])
+    ids = table.column("image_id").to_pylist()
+    if len(ids) != len(listing) or set(ids) != listed:
+        raise RuntimeError(f"{target} holds {len(ids)} rows ({len(set(ids))} distinct) for "
+                           f"{len(listing)} inputs")
     names = set(table.column("embedder").to_pylist())
+    if len(names) > 1:
+        raise EmbedderError(f"{target} mixes embedders {sorted(names)}: resume with the embedder of the "
+                            "first run, or --overwrite")
+    sink.mark_complete(target, len(ids))
     return ExtractResult(
         embeddings=target, n_inputs=len(listing), counts_by_status=status_counts(target),
-        embedder=names.pop() if len(names) == 1 else ",".join(sorted(names)),
-        embedder_reason=reason, plan=plan, weights=weights,
-        timings={"extract_embed_write_s": written - started},
+        embedder=names.pop(), embedder_reason=reason, plan=plan, weights=weights,
+        timings={"extract_embed_write_s": written - started,
+                 "first_row_s": (first_row - started) if first_row else None},
     )
+
+
+def _write_parts(dataset, writer: sink.PartWriter) -> float | None:
+    """Commit every block of `dataset` as a part; returns when the first one was committed.
+
+    The blocks are drained in a thread while the main thread waits in short joins: Ctrl-C reaches
+    a Python thread only between bytecodes, and Ray's queue wait would swallow it until the end.
+    """
+    first: list[float] = []
+    failure: list[BaseException] = []
+
+    def drain() -> None:
+        try:
+            for block in dataset.iter_batches(batch_format="pyarrow", batch_size=None, prefetch_batches=0):
+                writer.write(block)
+                first.append(time.perf_counter())
+        except BaseException as exc:  # handed to the main thread below
+            failure.append(exc)
+
+    worker = threading.Thread(target=drain, name="fakeface-parquet-writer", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(timeout=0.5)
+    if failure:
+        raise failure[0]
+    return first[0] if first else None
 
 
 def describe_weights(path: str) -> dict:
@@ -87,11 +126,18 @@ def status_counts(embeddings: Path) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def build_dataset(listing: list[sources.Source], config: Config, embedder: str, plan: Plan):
-    """The lazy Ray Dataset: rows of the embeddings schema, one per listed file."""
+def build_dataset(listing: list[sources.Source], config: Config, embedder: str, plan: Plan,
+                  done: dict[str, str] | None = None):
+    """The lazy Ray Dataset: rows of the embeddings schema, one per listed file.
+
+    Args:
+        done: image_id -> sha256 of rows already written; files with the same bytes are skipped.
+    """
     import ray
 
-    items = [{"image_id": s.image_id, "uri": s.uri, "label": s.label} for s in listing]
+    done = done or {}
+    items = [{"image_id": s.image_id, "uri": s.uri, "label": s.label, "done_sha256": done.get(s.image_id, "")}
+             for s in listing]
     per_block = config.read.files_per_block
     ds = ray.data.from_items(items, override_num_blocks=max(1, math.ceil(len(items) / per_block)))
     ds = ds.map_batches(sources.read_files, batch_size=per_block, batch_format="numpy",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import cluster, imaging, report, sources, train
+from . import cluster, imaging, report, sink, sources, train
 from .config import Config
 from .pipeline import extract_embeddings, status_counts
 
@@ -20,38 +20,60 @@ PACKAGES = ("fakeface-ray", "ray", "tensorflow-cpu", "tensorflow", "mtcnn", "sci
 
 
 class OutputExistsError(ValueError):
-    """The output folder already holds a finished run."""
+    """The output folder already holds a run and the user did not say what to do with it."""
 
 
-def prepare_output(out: Path, overwrite: bool) -> None:
-    """Create `out`; refuse one that holds a finished run unless `overwrite` (then clear it)."""
-    if (out / "run.json").exists() or (out / "embeddings").exists():
-        if not overwrite:
-            raise OutputExistsError(f"{out} already holds a run; pass --overwrite or choose another --out")
-        for name in ("embeddings", "model", "plots", "metrics.json", "classification_report.txt", "run.json"):
-            target = out / name
-            if target.is_dir():
-                shutil.rmtree(target)
-            elif target.exists():
-                target.unlink()
+class RunFailed(RuntimeError):
+    """The run finished writing but failed a check the user asked for (e.g. error fraction)."""
+
+
+OUTPUTS = ("embeddings", "model", "plots", "metrics.json", "classification_report.txt", "run.json")
+ERROR_FREE = ("ok", "no_face")  # statuses that are answers, not failures
+
+
+def prepare_output(out: Path, overwrite: bool = False, resume: bool = False) -> None:
+    """Create `out`. One that holds a run is refused unless `overwrite` (cleared) or `resume` (kept)."""
+    if overwrite and resume:
+        raise OutputExistsError("--overwrite and --resume exclude each other")
+    embeddings = out / "embeddings"
+    if (out / "run.json").exists() or embeddings.exists():
+        if overwrite:
+            for name in OUTPUTS:
+                target = out / name
+                if target.is_dir():
+                    shutil.rmtree(target)
+                elif target.exists():
+                    target.unlink()
+        elif not resume:
+            state = "a finished run" if sink.is_complete(embeddings) else "an interrupted run"
+            raise OutputExistsError(f"{out} already holds {state}; pass --resume to continue it, "
+                                    "--overwrite to replace it, or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
 
 
-def run_extract(config: Config, overwrite: bool = False) -> dict:
-    """Sources -> faces -> embeddings -> `<out>/embeddings/`; writes and returns `run.json`."""
+def run_extract(config: Config, overwrite: bool = False, resume: bool = False) -> dict:
+    """Sources -> faces -> embeddings -> `<out>/embeddings/`; writes and returns `run.json`.
+
+    Raises RunFailed, after writing everything, when more than `max_error_fraction` of the rows
+    are errors (statuses other than ok and no_face).
+    """
     out = Path(config.out)
     started = time.perf_counter()
     listing = sources.list_sources(config.infile, config.read.extensions, config.class_map)
     listed = time.perf_counter()
-    prepare_output(out, overwrite)
-    result = extract_embeddings(config, out, listing)
+    prepare_output(out, overwrite=overwrite, resume=resume)
+    result = extract_embeddings(config, out, listing, resume=resume)
     result.timings = {"list_sources_s": listed - started, **result.timings}
     record = _record(config, result)
     _write_record(out, record)
+    errors = sum(n for status, n in result.counts_by_status.items() if status not in ERROR_FREE)
+    if config.max_error_fraction is not None and errors > config.max_error_fraction * result.n_inputs:
+        raise RunFailed(f"{errors} of {result.n_inputs} rows are errors, more than max_error_fraction "
+                        f"{config.max_error_fraction:g}; every row is written to {out / 'embeddings'}")
     return record
 
 
-def run_train(config: Config, embeddings: Path, overwrite: bool = True) -> dict:
+def run_train(config: Config, embeddings: Path) -> dict:
     """Grid search, test metrics, report and plots from an embeddings folder into `config.out`."""
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -84,10 +106,12 @@ def run_train(config: Config, embeddings: Path, overwrite: bool = True) -> dict:
     return {**record, "metrics_full": metrics}
 
 
-def run_all(config: Config, overwrite: bool = False) -> dict:
-    """The whole pipeline into `config.out`."""
+def run_all(config: Config, overwrite: bool = False, resume: bool = False) -> dict:
+    """The whole pipeline into `config.out`; the labels are checked before anything is written."""
     started = time.perf_counter()
-    run_extract(config, overwrite=overwrite)
+    listing = sources.list_sources(config.infile, config.read.extensions, config.class_map)
+    train.check_labels([s.label for s in listing], config.train.test_split)
+    run_extract(config, overwrite=overwrite, resume=resume)
     record = run_train(config, Path(config.out) / "embeddings")
     record["timings"]["total_s"] = time.perf_counter() - started
     _write_record(Path(config.out), {k: v for k, v in record.items() if k != "metrics_full"})

@@ -97,6 +97,7 @@ def read_files(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
     A file that vanished or cannot be read becomes a row with `read_error`, never an exception.
     Empty strings stand for "none": Ray turns all-None object columns into NaN between stages.
+    Rows whose bytes hash to their `done_sha256` (already written by an earlier run) are dropped.
     """
     uris = batch["uri"]
     data = np.empty(len(uris), dtype=object)
@@ -109,4 +110,9 @@ def read_files(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
             data[i], digests[i], errors[i] = b"", "", f"cannot read file: {exc}"
             continue
         data[i], digests[i], errors[i] = blob, hashlib.sha256(blob).hexdigest(), ""
-    return {**batch, "bytes": data, "sha256": digests, "read_error": errors}
+    out = {**batch, "bytes": data, "sha256": digests, "read_error": errors}
+    previous = out.pop("done_sha256", None)
+    if previous is None:
+        return out
+    todo = np.array([not p or p != d for p, d in zip(previous, digests)], dtype=bool)
+    return {k: v[todo] for k, v in out.items()}

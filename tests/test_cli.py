@@ -37,3 +37,55 @@ def test_user_errors_exit_2_with_a_message_and_no_traceback(tmp_path):
         assert message in result.output
         assert "Traceback" not in result.output
     assert not (tmp_path / "out").exists()
+
+
+def _labelled(root, reals=2, fakes=2):
+    from .photos import face_photo, jpeg_bytes
+
+    for label, n in (("training_real", reals), ("training_fake", fakes)):
+        (root / label).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            (root / label / f"{i}.jpg").write_bytes(jpeg_bytes(face_photo(i, 32)))
+
+
+def test_one_class_is_refused_before_anything_is_written(tmp_path):
+    _labelled(tmp_path / "in", reals=3, fakes=0)
+    result = CliRunner().invoke(cli, ["run", "--infile", str(tmp_path / "in"), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2 and "training needs both classes" in result.output
+    assert not (tmp_path / "out").exists()
+    result = CliRunner().invoke(cli, ["run", "--infile", str(tmp_path / "in"), "--testsplit", "0.9",
+                                      "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2
+
+
+def test_an_output_folder_holding_a_run_is_refused(tmp_path):
+    _labelled(tmp_path / "in")
+    out = tmp_path / "out"
+    (out / "embeddings").mkdir(parents=True)
+    args = ["extract", "--infile", str(tmp_path / "in"), "--out", str(out)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2 and "holds an interrupted run; pass --resume" in result.output
+    (out / "embeddings" / "_COMPLETE").write_text("{}")
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2 and "holds a finished run" in result.output
+    result = CliRunner().invoke(cli, args + ["--resume", "--overwrite"])
+    assert result.exit_code == 2 and "exclude each other" in result.output
+    assert sorted(p.name for p in (out / "embeddings").iterdir()) == ["_COMPLETE"]
+
+
+def test_too_many_errors_fail_after_writing(tmp_path, monkeypatch):
+    from fakeface_ray import runs
+    from fakeface_ray.pipeline import ExtractResult
+    from fakeface_ray.resources import PoolPlan, Plan
+
+    _labelled(tmp_path / "in")
+    pool = PoolPlan(1, 1, 1.0, 0.0, 8)
+    canned = ExtractResult(tmp_path / "out" / "embeddings", 4, {"ok": 2, "decode_error": 1, "no_face": 1},
+                           "forensic-v1", "requested", Plan(0.25, pool, pool), None, {})
+    monkeypatch.setattr(runs, "extract_embeddings", lambda *args, **kwargs: canned)
+    args = ["extract", "--infile", str(tmp_path / "in"), "--out", str(tmp_path / "out")]
+    result = CliRunner().invoke(cli, args + ["--max-error-fraction", "0.2"])
+    assert result.exit_code == 1 and "1 of 4 rows are errors" in result.output
+    assert (tmp_path / "out" / "run.json").exists()
+    result = CliRunner().invoke(cli, args + ["--max-error-fraction", "0.25", "--overwrite"])
+    assert result.exit_code == 0, result.output

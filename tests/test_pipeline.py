@@ -85,3 +85,21 @@ def test_run_with_a_facenet_weight_file(corpus, tmp_path, ray_session):
     ok = table.filter(pads.field("status") == "ok")
     vectors = np.array(ok.column("embedding").to_pylist())
     assert vectors.shape[1] == 128 and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+
+
+def test_local_ray_listens_on_loopback_without_a_dashboard(ray_session):
+    import ipaddress
+
+    import psutil
+    import ray._private.worker as worker
+
+    assert [n["NodeManagerAddress"] for n in ray_session.nodes()] == ["127.0.0.1"]
+    assert not worker.global_worker.node.address_info.get("webui_url")
+    ray_pids = {p.pid for p in psutil.process_iter(["name", "cmdline"])
+                if any(k in " ".join(p.info["cmdline"] or [p.info["name"] or ""]) for k in ("ray", "gcs_server"))}
+    listening = [c for c in psutil.net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN and c.pid in ray_pids]
+    assert listening
+    for conn in listening:
+        address = ipaddress.ip_address(conn.laddr.ip)
+        mapped = getattr(address, "ipv4_mapped", None)
+        assert (mapped or address).is_loopback, conn

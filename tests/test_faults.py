@@ -1,0 +1,153 @@
+"""Killed workers, a lost node, interrupted drivers and resumes: every input ends up exactly once."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.dataset as pads
+import pytest
+
+from fakeface_ray import demo, sources
+from fakeface_ray.config import load_config
+from fakeface_ray.pipeline import extract_embeddings
+from fakeface_ray.runs import run_extract, run_train
+
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+ROOT = Path(__file__).parents[1]
+SMALL_BATCHES = ["extract.batch_size=2", "embed.batch_size=2", "read.files_per_block=2"]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory, detector):
+    out = tmp_path_factory.mktemp("faults")
+    demo.build_demo_corpus(out, seed=2, variants=1, identities=40, detector=detector)
+    return out / demo.CORPUS
+
+
+def _rows(out: Path) -> list[dict]:
+    return pads.dataset(str(out / "embeddings"), format="parquet").to_table(
+        columns=["image_id", "status", "sha256"]).to_pylist()
+
+
+def _assert_exactly_once(out: Path, corpus: Path) -> None:
+    ids = [r["image_id"] for r in _rows(out)]
+    expected = sorted(str(p.relative_to(corpus)) for p in corpus.rglob("*.jpg"))
+    assert sorted(ids) == expected  # every input, none twice
+    for part in (out / "embeddings").glob("*.parquet"):
+        pads.dataset(str(part), format="parquet").to_table()  # every visible part is whole
+
+
+def _wait_for_part(out: Path, alive, timeout: float = 300) -> None:
+    deadline = time.time() + timeout
+    while not list((out / "embeddings").glob("part-*.parquet")):
+        assert alive(), "the run ended before it wrote a part"
+        assert time.time() < deadline, "no part written in time"
+        time.sleep(0.2)
+
+
+def _extractor_pids() -> list[int]:
+    ps = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True, check=True).stdout
+    return [int(line.split()[0]) for line in ps.splitlines() if "MapBatches(FaceExtractor)" in line]
+
+
+def test_a_killed_extract_worker_loses_nothing(corpus, tmp_path, ray_session):
+    config = load_config(overrides=SMALL_BATCHES, infile=str(corpus), out=str(tmp_path))
+    listing = sources.list_sources(str(corpus), config.read.extensions)
+    outcome = {}
+    worker = threading.Thread(target=lambda: outcome.update(result=extract_embeddings(config, tmp_path, listing)))
+    worker.start()
+    _wait_for_part(tmp_path, worker.is_alive)
+    pids = _extractor_pids()
+    assert pids, "no extract actor process found"
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    worker.join(timeout=600)
+    assert "result" in outcome, "the run did not survive the killed worker"
+    assert not set(pids) & set(_extractor_pids())  # the pool was rebuilt with new processes
+    _assert_exactly_once(tmp_path, corpus)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["sigint", "sigkill"])
+def test_an_interrupted_run_resumes_to_exactly_once(corpus, tmp_path, sig):
+    command = [sys.executable, "-m", "fakeface_ray.cli", "extract", "--infile", str(corpus), "--out", str(tmp_path)]
+    for item in SMALL_BATCHES:
+        command += ["--set", item]
+    first = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             start_new_session=True)
+    try:
+        _wait_for_part(tmp_path, lambda: first.poll() is None)
+        first.send_signal(sig)
+        output, _ = first.communicate(timeout=120)
+    finally:
+        try:
+            os.killpg(first.pid, signal.SIGKILL)  # whatever the killed driver left running
+        except ProcessLookupError:
+            pass
+    if sig == signal.SIGINT:
+        assert first.returncode == 130 and "rerun with --resume" in output
+    embeddings = tmp_path / "embeddings"
+    assert not (embeddings / "_COMPLETE").exists() and not (tmp_path / "run.json").exists()
+    before = len(_rows(tmp_path))
+    assert 0 < before < sum(1 for _ in corpus.rglob("*.jpg"))
+
+    refused = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    assert refused.returncode == 2 and "interrupted run" in refused.stderr
+
+    resumed = subprocess.run(command + ["--resume"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert f"({before} rows already written, resuming)" in resumed.stdout
+    _assert_exactly_once(tmp_path, corpus)
+    assert (embeddings / "_COMPLETE").exists()
+
+
+def test_resume_replaces_rows_of_changed_files_and_drops_vanished_ones(corpus, tmp_path, ray_session):
+    import shutil
+
+    local = tmp_path / "corpus"
+    shutil.copytree(corpus, local)
+    config = load_config(infile=str(local), out=str(tmp_path / "out"))
+    run_extract(config)
+    changed = sorted((local / "training_real").glob("*.jpg"))[0]
+    vanished = sorted((local / "training_fake").glob("*.jpg"))[0]
+    changed.write_bytes(vanished.read_bytes())
+    vanished.unlink()
+    record = run_extract(config, resume=True)
+    rows = {r["image_id"]: r for r in _rows(tmp_path / "out")}
+    assert len(rows) == record["n_inputs"] == sum(1 for _ in local.rglob("*.jpg"))
+    assert str(vanished.relative_to(local)) not in rows
+    assert rows[str(changed.relative_to(local))]["sha256"] == sources.hashlib.sha256(changed.read_bytes()).hexdigest()
+
+
+def test_same_inputs_same_embeddings_and_metrics(corpus, tmp_path, ray_session):
+    results = []
+    for name in ("a", "b"):
+        config = load_config(overrides=["train.c_grid=[0.1, 1, 10]"], infile=str(corpus), out=str(tmp_path / name))
+        run_extract(config)
+        record = run_train(config, tmp_path / name / "embeddings")
+        table = pads.dataset(str(tmp_path / name / "embeddings"), format="parquet").to_table(
+            columns=["image_id", "embedding"]).to_pylist()
+        results.append(({r["image_id"]: r["embedding"] for r in table}, record["metrics_full"]))
+    (emb_a, metrics_a), (emb_b, metrics_b) = results
+    assert emb_a.keys() == emb_b.keys()
+    assert all(np.array_equal(np.array(emb_a[k], dtype=float), np.array(emb_b[k], dtype=float))
+               for k in emb_a if emb_a[k] is not None)
+    assert metrics_a == metrics_b
+
+
+def test_losing_a_worker_node_mid_run_loses_nothing(corpus, tmp_path):
+    command = [sys.executable, "-m", "tests.cluster_scenarios", "node-loss", str(corpus), str(tmp_path)]
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900, env=env)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    assert lines, done.stdout[-3000:] + done.stderr[-3000:]
+    result = json.loads(lines[-1].removeprefix("RESULT "))
+    assert result["error"] is None, result
+    assert result["removed_while_running"] and result["nodes_alive_after"] == 2
+    assert sum(result["counts"].values()) == result["n_inputs"] == sum(1 for _ in corpus.rglob("*.jpg"))
+    _assert_exactly_once(tmp_path, corpus)
