@@ -21,13 +21,15 @@ def _user_errors(fn):
     from .resources import PlanError
     from .runs import OutputExistsError, RunFailed
     from .sources import SourceError
+    from .submission import SubmitError
     from .train import TrainError
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except (ConfigError, SourceError, TrainError, PlanError, EmbedderError, OutputExistsError) as exc:
+        except (ConfigError, SourceError, TrainError, PlanError, EmbedderError, OutputExistsError,
+                SubmitError) as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
         except RunFailed as exc:
@@ -118,6 +120,28 @@ def train(embeddings, testsplit, out, config_files, overrides, address) -> None:
     config = load_config(config_files, overrides, out=out, train__test_split=testsplit,
                          ray__address=address)
     _summary(run_train(config, Path(embeddings)))
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.option("--address", required=True, envvar="RAY_API_SERVER_ADDRESS",
+              help="Ray Jobs API address, e.g. http://head:8265.")
+@click.option("--runtime-env", "runtime_env", default="jobs/runtime_env.yaml", show_default=True,
+              type=click.Path(dir_okay=False), help="Runtime env YAML for the job.")
+@click.option("--working-dir", default=".", show_default=True, type=click.Path(file_okay=False),
+              help="Folder uploaded as the job's working directory (holds fakeface_ray/).")
+@click.option("--no-wait", is_flag=True, help="Return once the job is submitted.")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED, required=True)
+@_user_errors
+def submit(address, runtime_env, working_dir, no_wait, args) -> None:
+    """Run `fakeface ARGS` on a Ray cluster as a Ray Job: `fakeface submit --address URL -- run ...`."""
+    from .submission import load_runtime_env, submit as submit_job
+
+    job_id, status = submit_job(address, list(args), load_runtime_env(runtime_env, working_dir),
+                                wait=not no_wait, echo=click.echo)
+    out = next((b for a, b in zip(args, args[1:]) if a == "--out"), None)
+    click.echo(f"[fakeface] job {job_id}: {status}" + (f"; outputs in {out}" if out else ""))
+    if not no_wait and status != "SUCCEEDED":
+        sys.exit(1)
 
 
 @cli.command("check-weights")

@@ -25,7 +25,9 @@ def connect(config: RayConfig) -> dict[str, float]:
         address = config.address or os.environ.get("RAY_ADDRESS")
         runtime_env = {"env_vars": WORKER_ENV}
         if address:
-            ray.init(address=address, runtime_env=runtime_env, logging_level=logging.WARNING)
+            # A job's own runtime env (jobs/runtime_env.yaml) already sets these; repeating them
+            # here would be a conflict Ray refuses.
+            ray.init(address=address, logging_level=logging.WARNING)
         else:
             # Ray swaps 127.0.0.1 for the machine's public address unless told the cluster is
             # single-node; with this, every Ray server of a local run listens on loopback only.

@@ -1,0 +1,58 @@
+"""Submit a fakeface command to a Ray cluster as a Ray Job, stream its logs, report its outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+import time
+from pathlib import Path
+from typing import Callable
+
+import yaml
+
+ENTRYPOINT = "python -m fakeface_ray.cli"
+TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
+
+
+class SubmitError(ValueError):
+    """The job could not be submitted (address, runtime env file)."""
+
+
+def load_runtime_env(path: str | Path, working_dir: str | Path) -> dict:
+    """The runtime env from a YAML file, with `working_dir` set."""
+    path = Path(path)
+    if not path.is_file():
+        raise SubmitError(f"runtime env file not found: {path}")
+    env = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(env, dict):
+        raise SubmitError(f"{path}: expected a mapping")
+    return {**env, "working_dir": str(working_dir)}
+
+
+def submit(address: str, args: list[str], runtime_env: dict, wait: bool = True,
+           echo: Callable[[str], None] = print) -> tuple[str, str]:
+    """Submit `fakeface ARGS` and, with `wait`, stream its logs until it ends.
+
+    Returns (job id, final status); without `wait` the status is the one at submission.
+    """
+    from ray.job_submission import JobSubmissionClient
+
+    try:
+        client = JobSubmissionClient(address)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise SubmitError(f"cannot reach the Ray Jobs API at {address}: {exc}") from None
+    job_id = client.submit_job(entrypoint=f"{ENTRYPOINT} {shlex.join(args)}", runtime_env=runtime_env)
+    echo(f"[fakeface] submitted {job_id} to {address}")
+    if not wait:
+        return job_id, client.get_job_status(job_id).value
+
+    async def stream() -> None:
+        async for chunk in client.tail_job_logs(job_id):
+            echo(chunk.rstrip("\n"))
+
+    asyncio.run(stream())
+    status = client.get_job_status(job_id).value
+    while status not in TERMINAL:  # logs can end a moment before the status is final
+        time.sleep(0.5)
+        status = client.get_job_status(job_id).value
+    return job_id, status
