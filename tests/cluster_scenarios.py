@@ -1,6 +1,6 @@
 """Fault scenarios that need a Ray of their own (not the shared test-session Ray): run as scripts.
 
-    python -m tests.cluster_scenarios node-loss CORPUS OUT
+    python -m tests.cluster_scenarios node-loss|multi-node CORPUS OUT
 
 prints one JSON line with what happened.
 """
@@ -57,8 +57,54 @@ def node_loss(corpus: str, out: str) -> dict:
             "counts": result.counts_by_status if result else None}
 
 
+def multi_node(corpus: str, out: str) -> dict:
+    """A head and two worker nodes; CPU seconds of extract actors per node (worker processes are
+    children of their node's raylet, so the parent pid tells the node)."""
+    import psutil
+    import ray
+    from ray.cluster_utils import Cluster
+
+    from fakeface_ray import sources
+    from fakeface_ray.config import load_config
+    from fakeface_ray.pipeline import extract_embeddings
+
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    cluster.add_node(num_cpus=2)
+    cluster.add_node(num_cpus=2)
+    cluster.wait_for_nodes()
+    ray.init(address=cluster.address)
+    config = load_config(overrides=["extract.batch_size=2", "embed.batch_size=2", "read.files_per_block=2"],
+                         infile=corpus, out=out, ray__address=cluster.address)
+    listing = sources.list_sources(corpus, config.read.extensions)
+    outcome: dict = {}
+    worker = threading.Thread(target=lambda: outcome.update(result=extract_embeddings(config, Path(out), listing)))
+    worker.start()
+    cpu: dict[int, float] = {}
+    node_of: dict[int, int] = {}
+    while worker.is_alive():
+        for proc in psutil.process_iter(["pid", "ppid", "cmdline"]):
+            if "MapBatches(FaceExtractor)" in " ".join(proc.info["cmdline"] or []):
+                try:
+                    cpu[proc.pid] = sum(proc.cpu_times()[:2])
+                    node_of[proc.pid] = proc.info["ppid"]
+                except psutil.NoSuchProcess:
+                    pass
+        time.sleep(0.5)
+    worker.join()
+    per_node: dict[str, float] = {}
+    for pid, seconds in cpu.items():
+        key = f"raylet-{node_of[pid]}"
+        per_node[key] = round(per_node.get(key, 0.0) + seconds, 1)
+    plan = outcome["result"].plan
+    ray.shutdown()
+    cluster.shutdown()
+    return {"extract_cpu_seconds_per_node": per_node, "extract_actors": len(cpu),
+            "extract_pool_max": plan.extract.max_size, "rows": sum(outcome["result"].counts_by_status.values()),
+            "n_inputs": len(listing)}
+
+
+SCENARIOS = {"node-loss": node_loss, "multi-node": multi_node}
+
 if __name__ == "__main__":
     scenario, *args = sys.argv[1:]
-    if scenario != "node-loss":
-        raise SystemExit(f"unknown scenario {scenario}")
-    print("RESULT " + json.dumps(node_loss(*args)), flush=True)
+    print("RESULT " + json.dumps(SCENARIOS[scenario](*args)), flush=True)

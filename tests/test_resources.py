@@ -36,3 +36,38 @@ def test_gpu_pools_fit_the_gpus():
 def test_too_few_cpus_is_refused():
     with pytest.raises(PlanError, match="CPUs"):
         plan_pools({"CPU": 1.0}, ExtractConfig(), EmbedConfig())
+
+
+def _config(name):
+    from pathlib import Path
+
+    from fakeface_ray.config import load_config
+
+    return load_config([Path(__file__).parents[1] / "configs" / name])
+
+
+def test_one_gpu_machine_shares_the_gpu_by_fractions():
+    config = _config("gpu.yaml")
+    plan = plan_pools({"CPU": 16.0, "GPU": 1.0}, config.extract, config.embed)
+    gpus = plan.extract.max_size * plan.extract.num_gpus + plan.embed.max_size * plan.embed.num_gpus
+    assert plan.extract.num_gpus == 0.25 and plan.embed.num_gpus == 0.25
+    assert plan.extract.max_size >= 1 and plan.embed.max_size >= 1 and gpus <= 1.0
+    assert _used(plan) + 2 * READ_TASK_CPUS <= 16.0
+    assert (plan.extract.batch_size, plan.embed.batch_size) == (32, 128)
+
+
+def test_four_nodes_of_32_cpus_and_8_gpus_scale_the_pools():
+    config = _config("gpu.yaml")
+    plan = plan_pools({"CPU": 128.0, "GPU": 32.0}, config.extract, config.embed)
+    assert plan.extract.min_size == 1 and plan.extract.max_size >= 64
+    gpus = plan.extract.max_size * plan.extract.num_gpus + plan.embed.max_size * plan.embed.num_gpus
+    assert gpus <= 32.0 and _used(plan) + 2 * READ_TASK_CPUS <= 128.0
+    cpu_only = _config("cluster.yaml")
+    plan = plan_pools({"CPU": 128.0}, cpu_only.extract, cpu_only.embed)
+    assert plan.extract.max_size >= 40 and plan.embed.max_size >= 20
+
+
+def test_gpu_config_on_a_cpu_cluster_is_refused():
+    config = _config("gpu.yaml")
+    with pytest.raises(PlanError, match="no GPU"):
+        plan_pools({"CPU": 2.0}, config.extract, config.embed)
