@@ -42,6 +42,12 @@ def _user_errors(fn):
     return wrapper
 
 
+def _min_recall_option(fn):
+    return click.option("--min-fake-recall", type=float, default=None,
+                        help="Pick the threshold on CV folds that catches at least this share of fakes "
+                             "(default: best macro F1).")(fn)
+
+
 def _output_options(fn):
     fn = click.option("--max-error-fraction", type=float, default=None,
                       help="Fail (after writing every row) if more than this fraction of rows are errors.")(fn)
@@ -76,15 +82,18 @@ def show_config(config_files, overrides, address) -> None:
 @click.option("--infile", default=None, help="Folder or URI of images (default: data/real_and_fake_face).")
 @click.option("--testsplit", type=float, default=None, help="Fraction held out for testing (default 0.2).")
 @click.option("--out", default=None, help="Output folder (default: runs/latest).")
+@_min_recall_option
 @_output_options
 @_config_options
 @_user_errors
-def run(infile, testsplit, out, overwrite, resume, max_error_fraction, config_files, overrides, address) -> None:
+def run(infile, testsplit, out, min_fake_recall, overwrite, resume, max_error_fraction, config_files, overrides,
+        address) -> None:
     """Extract, embed, train and report: the whole pipeline."""
     from .runs import run_all
 
     config = load_config(config_files, overrides, infile=infile, out=out, train__test_split=testsplit,
-                         ray__address=address, max_error_fraction=max_error_fraction)
+                         ray__address=address, max_error_fraction=max_error_fraction,
+                         train__min_fake_recall=min_fake_recall)
     _summary(run_all(config, overwrite=overwrite, resume=resume))
 
 
@@ -101,25 +110,46 @@ def extract(infile, out, overwrite, resume, max_error_fraction, config_files, ov
     config = load_config(config_files, overrides, infile=infile, out=out, ray__address=address,
                          max_error_fraction=max_error_fraction)
     record = run_extract(config, overwrite=overwrite, resume=resume)
-    click.echo(f"embeddings: {Path(config.out) / 'embeddings'}  ({record['n_inputs']} rows, "
+    click.echo(f"embeddings: {config.out}/embeddings  ({record['n_inputs']} rows, "
                f"{record['embedder']})")
     click.echo("status:     " + ", ".join(f"{k} {v}" for k, v in record["counts_by_status"].items()))
 
 
 @cli.command()
-@click.option("--embeddings", required=True, type=click.Path(exists=True, file_okay=False),
-              help="An embeddings Parquet folder written by `fakeface extract`.")
+@click.option("--embeddings", required=True,
+              help="An embeddings Parquet folder (path or URI) written by `fakeface extract`.")
 @click.option("--testsplit", type=float, default=None, help="Fraction held out for testing (default 0.2).")
 @click.option("--out", default=None, help="Output folder for the model, metrics and plots.")
+@_min_recall_option
 @_config_options
 @_user_errors
-def train(embeddings, testsplit, out, config_files, overrides, address) -> None:
+def train(embeddings, testsplit, out, min_fake_recall, config_files, overrides, address) -> None:
     """Grid-search the SVM on embeddings and write the model, metrics and plots."""
     from .runs import run_train
 
     config = load_config(config_files, overrides, out=out, train__test_split=testsplit,
-                         ray__address=address)
-    _summary(run_train(config, Path(embeddings)))
+                         ray__address=address, train__min_fake_recall=min_fake_recall)
+    _summary(run_train(config, embeddings))
+
+
+@cli.command()
+@click.option("--model", "model_dir", required=True, help="A trained model folder (a run's OUT/model).")
+@click.option("--infile", required=True, help="Folder or URI of images to classify.")
+@click.option("--out", default=None, help="Output folder; predictions go to OUT/predictions.")
+@click.option("--overwrite", is_flag=True, help="Replace OUT/predictions.")
+@_config_options
+@_user_errors
+def predict(model_dir, infile, out, overwrite, config_files, overrides, address) -> None:
+    """Classify images with a trained model: Parquet rows with score, p_fake and pred."""
+    from .runs import run_predict
+
+    config = load_config(config_files, overrides, infile=infile, out=out, ray__address=address)
+    summary = run_predict(config, model_dir, overwrite=overwrite)
+    click.echo("")
+    click.echo(f"predictions {config.out}/predictions  ({summary['n_inputs']} rows, {summary['embedder']}, "
+               f"{summary['images_per_s']:.1f} images/s)")
+    click.echo("prediction  " + ", ".join(f"{k} {v}" for k, v in summary["counts_by_prediction"].items()))
+    click.echo("status      " + ", ".join(f"{k} {v}" for k, v in summary["counts_by_status"].items()))
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})
@@ -142,6 +172,22 @@ def submit(address, runtime_env, working_dir, no_wait, args) -> None:
     click.echo(f"[fakeface] job {job_id}: {status}" + (f"; outputs in {out}" if out else ""))
     if not no_wait and status != "SUCCEEDED":
         sys.exit(1)
+
+
+@cli.command("report")
+@click.argument("run_dir")
+@click.option("--samples", default=16, show_default=True, help="Images per sample grid.")
+@_user_errors
+def report_command(run_dir, samples) -> None:
+    """Rebuild RUN_DIR/report.html and the plots from a finished run."""
+    from .htmlreport import build_report
+
+    try:
+        page = build_report(run_dir, samples)
+    except FileNotFoundError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    click.echo(f"report: {page}")
 
 
 @cli.command("check-weights")
@@ -206,10 +252,13 @@ def _summary(record: dict) -> None:
     for name, row in metrics["per_class"].items():
         click.echo(f"  {name:<5}    precision {row['precision']:.3f}  recall {row['recall']:.3f}  "
                    f"f1 {row['f1']:.3f}  support {row['support']}")
+    point = metrics["operating_point"]
+    click.echo(f"threshold  {point['threshold']:.3f} ({point['rule']}; on CV folds: fake recall "
+               f"{point['fake_recall']:.3f}, precision {point['fake_precision']:.3f})")
     click.echo(f"macro F1   {metrics['macro_f1']:.3f}   (original pipeline on Kaggle: 0.58)")
     timings = record.get("timings", {})
     click.echo("timings    " + ", ".join(f"{k.removesuffix('_s')} {v:.1f}s" for k, v in timings.items()))
-    click.echo(f"outputs    {out}/ (metrics.json, classification_report.txt, plots/, model/, run.json)")
+    click.echo(f"outputs    {out}/ (report.html, metrics.json, classification_report.txt, plots/, model/, run.json)")
     click.echo("=" * 64)
 
 

@@ -68,6 +68,7 @@ class TrainConfig:
     scoring: str = "f1_macro"
     backend: str = "ray"
     n_jobs: int = -1
+    min_fake_recall: float | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 < self.test_split < 1.0:
@@ -76,6 +77,8 @@ class TrainConfig:
             raise ConfigError(f"train.cv_folds must be at least 2, got {self.cv_folds}")
         if not self.c_grid or any(c <= 0 for c in self.c_grid):
             raise ConfigError("train.c_grid must hold positive numbers")
+        if self.min_fake_recall is not None and not 0.0 < self.min_fake_recall <= 1.0:
+            raise ConfigError(f"train.min_fake_recall must be in (0, 1], got {self.min_fake_recall}")
 
 
 @dataclass(frozen=True)

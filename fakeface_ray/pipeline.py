@@ -8,7 +8,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pyarrow.dataset as pads
 
 from . import cluster, sink, sources
 from .config import Config
@@ -16,11 +15,12 @@ from .embed import FaceEmbedder
 from .embedders import EmbedderError, resolve_embedder
 from .extract import FaceExtractor
 from .resources import Plan, plan_pools
+from .storage import Location, location
 
 
 @dataclass
 class ExtractResult:
-    embeddings: Path
+    embeddings: Location
     n_inputs: int
     counts_by_status: dict[str, int]
     embedder: str  # as recorded in the rows, e.g. `forensic-v1`
@@ -30,19 +30,22 @@ class ExtractResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def extract_embeddings(config: Config, out: Path, listing: list[sources.Source],
-                       resume: bool = False) -> ExtractResult:
-    """Write `<out>/embeddings/`: one Parquet row per listed file, committed part by part.
+def extract_embeddings(config: Config, out: str | Path | Location, listing: list[sources.Source],
+                       resume: bool = False, classifier: bytes | None = None,
+                       folder: str = "embeddings") -> ExtractResult:
+    """Write `<out>/<folder>/`: one Parquet row per listed file, committed part by part.
 
     Rows stream back from the embed actors (small: no pixels) and the driver commits each block as
-    its own part file (temporary name, then rename), so a run that dies keeps what it finished and
+    its own part file (temporary name, then move), so a run that dies keeps what it finished and
     never leaves a file that looks finished. `resume` skips inputs whose row is already committed
-    with the same sha256; rows of changed or vanished files are replaced or dropped.
+    with the same sha256; rows of changed or vanished files are replaced or dropped. With
+    `classifier` (a verified `classifier.joblib`'s bytes) the actors also classify, and the rows
+    are predictions (see `classify`).
     """
     started = time.perf_counter()
     embedder, reason = resolve_embedder(config.embed.embedder, config.embed.weights)
     weights = describe_weights(config.embed.weights) if embedder == "facenet" else None
-    target = out / "embeddings"
+    target = location(out) / folder
     done = sink.committed_rows(target) if resume else {}
     print(f"[fakeface] {len(listing)} images under {config.infile}"
           + (f" ({len(done)} rows already written, resuming)" if done else "") + f"; {reason}", flush=True)
@@ -50,22 +53,21 @@ def extract_embeddings(config: Config, out: Path, listing: list[sources.Source],
     plan = plan_pools(resources, config.extract, config.embed)
 
     writer = sink.PartWriter(target)
-    dataset = build_dataset(listing, config, embedder, plan, done=done)
+    dataset = build_dataset(listing, config, embedder, plan, done=done, classifier=classifier)
     first_row = _write_parts(dataset, writer)
     written = time.perf_counter()
-    new_parts = set(writer.paths)
     listed = {s.image_id for s in listing}
     if done:
-        redone = pads.dataset([str(p) for p in new_parts], format="parquet").to_table(
-            columns=["image_id"]).column("image_id").to_pylist() if new_parts else []
-        sink.drop_rows(target, set(redone) | (set(done) - listed), keep_parts=new_parts)
+        new_parts = [target / p.rsplit("/", 1)[-1] for p in writer.paths]
+        redone = sink.read_parts(new_parts, ["image_id"]).column("image_id").to_pylist() if new_parts else []
+        sink.drop_rows(target, set(redone) | (set(done) - listed), keep_parts=set(writer.paths))
 
-    table = pads.dataset(str(target), format="parquet").to_table(columns=["image_id", "embedder"])
+    table = sink.read_folder(target, ["image_id"] + ([] if classifier else ["embedder"]))
     ids = table.column("image_id").to_pylist()
     if len(ids) != len(listing) or set(ids) != listed:
         raise RuntimeError(f"{target} holds {len(ids)} rows ({len(set(ids))} distinct) for "
                            f"{len(listing)} inputs")
-    names = set(table.column("embedder").to_pylist())
+    names = set(table.column("embedder").to_pylist()) if not classifier else {embedder}
     if len(names) > 1:
         raise EmbedderError(f"{target} mixes embedders {sorted(names)}: resume with the embedder of the "
                             "first run, or --overwrite")
@@ -104,6 +106,17 @@ def _write_parts(dataset, writer: sink.PartWriter) -> float | None:
     return first[0] if first else None
 
 
+def embedder_identity(config: Config) -> tuple[str, int]:
+    """The name and size the configured embedder writes (`forensic-v1`, 35; `facenet-128`, 128)."""
+    from .embedders.forensic import ForensicEmbedder
+
+    embedder, _ = resolve_embedder(config.embed.embedder, config.embed.weights)
+    if embedder == "forensic":
+        return ForensicEmbedder.name, ForensicEmbedder.dims
+    dims = describe_weights(config.embed.weights)["dims"]
+    return f"facenet-{dims}", dims
+
+
 def describe_weights(path: str) -> dict:
     """Check a FaceNet weight file on the driver (clear errors before any actor starts)."""
     from .embedders import EmbedderError
@@ -117,9 +130,9 @@ def describe_weights(path: str) -> dict:
             "parameters": found.n_parameters, "sha256": found.sha256}
 
 
-def status_counts(embeddings: Path) -> dict[str, int]:
+def status_counts(embeddings: Location) -> dict[str, int]:
     """Rows per status in an embeddings folder, sorted by status."""
-    statuses = pads.dataset(str(embeddings), format="parquet").to_table(columns=["status"])
+    statuses = sink.read_folder(embeddings, ["status"])
     counts: dict[str, int] = {}
     for status in statuses.column("status").to_pylist():
         counts[status] = counts.get(status, 0) + 1
@@ -127,11 +140,12 @@ def status_counts(embeddings: Path) -> dict[str, int]:
 
 
 def build_dataset(listing: list[sources.Source], config: Config, embedder: str, plan: Plan,
-                  done: dict[str, str] | None = None):
+                  done: dict[str, str] | None = None, classifier: bytes | None = None):
     """The lazy Ray Dataset: rows of the embeddings schema, one per listed file.
 
     Args:
         done: image_id -> sha256 of rows already written; files with the same bytes are skipped.
+        classifier: bytes of a `classifier.joblib`; the embed actors then emit predictions.
     """
     import ray
 
@@ -166,5 +180,6 @@ def build_dataset(listing: list[sources.Source], config: Config, embedder: str, 
         fn_constructor_kwargs=dict(embedder=embedder, weights=config.embed.weights,
                                    preprocess=config.embed.preprocess, batch_size=plan.embed.batch_size,
                                    device="GPU:0" if plan.embed.num_gpus else "CPU:0",
-                                   num_threads=max(1, math.ceil(plan.embed.num_cpus))),
+                                   num_threads=max(1, math.ceil(plan.embed.num_cpus)),
+                                   classifier=classifier),
     )

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import json
 import platform
-import shutil
 import time
 from importlib import metadata
-from pathlib import Path
 
 import numpy as np
 
-from . import cluster, imaging, report, sink, sources, train
+from . import cluster, report, sink, sources, train
+from .htmlreport import build_report
 from .config import Config
-from .pipeline import extract_embeddings, status_counts
+from .pipeline import embedder_identity, extract_embeddings, status_counts
+from .storage import Location, location
 
 PACKAGES = ("fakeface-ray", "ray", "tensorflow-cpu", "tensorflow", "mtcnn", "scikit-learn", "numpy",
             "pyarrow", "pillow")
@@ -27,11 +27,12 @@ class RunFailed(RuntimeError):
     """The run finished writing but failed a check the user asked for (e.g. error fraction)."""
 
 
-OUTPUTS = ("embeddings", "model", "plots", "metrics.json", "classification_report.txt", "run.json")
+OUTPUTS = ("embeddings", "model", "plots", "metrics.json", "classification_report.txt", "run.json",
+           "test_predictions.parquet", "report.html")
 ERROR_FREE = ("ok", "no_face")  # statuses that are answers, not failures
 
 
-def prepare_output(out: Path, overwrite: bool = False, resume: bool = False) -> None:
+def prepare_output(out: Location, overwrite: bool = False, resume: bool = False) -> None:
     """Create `out`. One that holds a run is refused unless `overwrite` (cleared) or `resume` (kept)."""
     if overwrite and resume:
         raise OutputExistsError("--overwrite and --resume exclude each other")
@@ -39,16 +40,12 @@ def prepare_output(out: Path, overwrite: bool = False, resume: bool = False) -> 
     if (out / "run.json").exists() or embeddings.exists():
         if overwrite:
             for name in OUTPUTS:
-                target = out / name
-                if target.is_dir():
-                    shutil.rmtree(target)
-                elif target.exists():
-                    target.unlink()
+                (out / name).delete()
         elif not resume:
             state = "a finished run" if sink.is_complete(embeddings) else "an interrupted run"
             raise OutputExistsError(f"{out} already holds {state}; pass --resume to continue it, "
                                     "--overwrite to replace it, or choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
+    out.mkdir()
 
 
 def run_extract(config: Config, overwrite: bool = False, resume: bool = False) -> dict:
@@ -57,7 +54,7 @@ def run_extract(config: Config, overwrite: bool = False, resume: bool = False) -
     Raises RunFailed, after writing everything, when more than `max_error_fraction` of the rows
     are errors (statuses other than ok and no_face).
     """
-    out = Path(config.out)
+    out = location(config.out)
     started = time.perf_counter()
     listing = sources.list_sources(config.infile, config.read.extensions, config.class_map)
     listed = time.perf_counter()
@@ -73,10 +70,43 @@ def run_extract(config: Config, overwrite: bool = False, resume: bool = False) -
     return record
 
 
-def run_train(config: Config, embeddings: Path) -> dict:
+def run_predict(config: Config, model: str, overwrite: bool = False) -> dict:
+    """Classify every image under `config.infile` with a trained model into `<out>/predictions/`.
+
+    The model must come from the same embedder (name and size) as this config gives.
+    """
+    out = location(config.out)
+    listing = sources.list_sources(config.infile, config.read.extensions, config.class_map)
+    pickled, metadata = train.read_model(model)
+    name, dims = embedder_identity(config)
+    if (metadata.get("embedder"), metadata.get("dims")) != (name, dims):
+        raise train.TrainError(f"the model in {model} was trained on {metadata.get('embedder')} "
+                               f"({metadata.get('dims')} dims) but this run embeds with {name} ({dims} dims); "
+                               "set embed.embedder / embed.weights to match")
+    predictions = out / "predictions"
+    if predictions.exists():
+        if not overwrite:
+            raise OutputExistsError(f"{predictions} exists; pass --overwrite or choose another --out")
+        predictions.delete()
+    started = time.perf_counter()
+    result = extract_embeddings(config, out, listing, classifier=pickled, folder="predictions")
+    elapsed = time.perf_counter() - started
+    preds = sink.read_folder(predictions, ["pred"]).column("pred").to_pylist()
+    summary = {
+        "model": str(model), "embedder": name, "n_inputs": result.n_inputs,
+        "counts_by_prediction": {k: preds.count(k) for k in ("real", "fake")} | {"none": preds.count(None)},
+        "counts_by_status": result.counts_by_status, "threshold": metadata["operating_point"]["threshold"],
+        "seconds": elapsed, "images_per_s": result.n_inputs / elapsed,
+    }
+    (out / "predict.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def run_train(config: Config, embeddings: str | Location) -> dict:
     """Grid search, test metrics, report and plots from an embeddings folder into `config.out`."""
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = location(config.out)
+    embeddings = location(embeddings)
+    out.mkdir()
     record = _read_record(out) if (out / "run.json").exists() else _record(config, None)
     timings = record.setdefault("timings", {})
     started = time.perf_counter()
@@ -86,22 +116,28 @@ def run_train(config: Config, embeddings: Path) -> dict:
     result = train.fit(data, config.train, config.seed)
     trained = time.perf_counter()
     test = result.test
-    y_pred = result.model.predict(test.x)
     scores = result.model.decision_function(test.x)
+    point = result.operating_point
+    y_pred = (scores >= point.threshold).astype(np.int64)
+    p_fake = result.calibrated.predict_proba(test.x)[:, 1]
     metrics = report.compute_metrics(test.y, y_pred, scores)
     metrics.update({
         "embedder": data.embedder,
         "best_params": result.best_params,
         "cv_best_macro_f1": result.cv_best_score,
+        "operating_point": point.to_dict(),
         "n_train": result.train_size,
         "counts_by_status": record.get("counts_by_status") or status_counts(embeddings),
     })
     report.write_report(out, metrics, report.text_report(test.y, y_pred))
-    report.plot_all(out, metrics, test.y, scores, _samples(test, config.report.samples_per_class))
+    report.write_test_predictions(out, test.ids, test.uris, test.y, scores, p_fake, y_pred)
     train.save_model(result, out / "model", {"seed": config.seed, "test_split": config.train.test_split})
-    timings.update({"train_s": trained - started, "report_s": time.perf_counter() - trained})
+    timings.update({"train_s": trained - started})
     record.update({"metrics": {k: metrics[k] for k in ("macro_f1", "accuracy", "roc_auc")},
                    "best_params": result.best_params, "embeddings": str(embeddings)})
+    _write_record(out, record)
+    build_report(out, config.report.samples_per_class)
+    timings["report_s"] = time.perf_counter() - trained
     _write_record(out, record)
     return {**record, "metrics_full": metrics}
 
@@ -112,9 +148,9 @@ def run_all(config: Config, overwrite: bool = False, resume: bool = False) -> di
     listing = sources.list_sources(config.infile, config.read.extensions, config.class_map)
     train.check_labels([s.label for s in listing], config.train.test_split)
     run_extract(config, overwrite=overwrite, resume=resume)
-    record = run_train(config, Path(config.out) / "embeddings")
+    record = run_train(config, location(config.out) / "embeddings")
     record["timings"]["total_s"] = time.perf_counter() - started
-    _write_record(Path(config.out), {k: v for k, v in record.items() if k != "metrics_full"})
+    _write_record(location(config.out), {k: v for k, v in record.items() if k != "metrics_full"})
     return record
 
 
@@ -149,28 +185,9 @@ def _versions() -> dict[str, str]:
     return found
 
 
-def _write_record(out: Path, record: dict) -> None:
-    staging = out / "run.json.tmp"
-    staging.write_text(json.dumps(record, indent=2, default=str))
-    staging.replace(out / "run.json")
+def _write_record(out: Location, record: dict) -> None:
+    (out / "run.json").write_text(json.dumps(record, indent=2, default=str))
 
 
-def _read_record(out: Path) -> dict:
+def _read_record(out: Location) -> dict:
     return json.loads((out / "run.json").read_text())
-
-
-def _samples(test: train.Embeddings, per_class: int) -> dict[str, list[np.ndarray]]:
-    """Thumbnails of the first test images of each class, read back from their files."""
-    from PIL import Image
-
-    samples: dict[str, list[np.ndarray]] = {}
-    for index, name in enumerate(sources.CLASSES):
-        thumbs = []
-        for uri in test.uris[test.y == index][:per_class]:
-            decoded = imaging.decode_image(sources.read_bytes(uri), max_pixels=10**9)
-            if decoded.image is not None:
-                image = Image.fromarray(decoded.image)
-                image.thumbnail((160, 160))
-                thumbs.append(np.asarray(image))
-        samples[name] = thumbs
-    return samples

@@ -54,9 +54,15 @@ def resolve(location: str) -> tuple[pafs.FileSystem, str]:
 
 
 def to_uri(location: str, path: str) -> str:
-    """The URI a user would paste to reach `path` on the filesystem `location` lives on."""
+    """The URI that reaches `path` on the filesystem `location` lives on.
+
+    Query options of the location (`?endpoint_override=host:9000&scheme=http` for an
+    S3-compatible store) are kept, so every file URI opens the same filesystem.
+    """
     if "://" in location:
-        return f"{location.split('://', 1)[0]}://{path}"
+        scheme = location.split("://", 1)[0]
+        query = location.split("?", 1)[1] if "?" in location else ""
+        return f"{scheme}://{path}" + (f"?{query}" if query else "")
     return path
 
 

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import platform
 from dataclasses import dataclass
-from pathlib import Path
 
 import joblib
 import numpy as np
 import pyarrow.dataset as pads
-from sklearn.model_selection import GridSearchCV, StratifiedKFold, train_test_split
+from sklearn.base import clone
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_predict, train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
@@ -20,6 +22,8 @@ from sklearn.svm import SVC
 from .config import TrainConfig
 from .schema import OK
 from .sources import CLASSES
+from .storage import Location, location
+from .threshold import OperatingPoint, choose_threshold
 
 
 class TrainError(ValueError):
@@ -43,11 +47,18 @@ class TrainResult:
     test: Embeddings
     train_size: int
     grid: list[dict]
+    operating_point: OperatingPoint
+    calibrated: CalibratedClassifierCV  # the same model, refit with sigmoid calibration for p_fake
+
+    def artifact(self) -> dict:
+        """What `classifier.joblib` holds."""
+        return {"svm": self.model, "calibrated": self.calibrated, "threshold": self.operating_point.threshold}
 
 
-def load_embeddings(path: str | Path) -> Embeddings:
-    """Labelled rows with status ok from an embeddings Parquet folder."""
-    table = pads.dataset(str(path), format="parquet").to_table()
+def load_embeddings(path: str | Location) -> Embeddings:
+    """Labelled rows with status ok from an embeddings Parquet folder (path or URI)."""
+    folder = location(path)
+    table = pads.dataset(folder.path, filesystem=folder.fs, format="parquet").to_table()
     status = np.array(table.column("status").to_pylist(), dtype=object)
     labels = np.array(table.column("label").to_pylist(), dtype=object)
     keep = (status == OK) & np.isin(labels, CLASSES)
@@ -117,10 +128,18 @@ def fit(data: Embeddings, config: TrainConfig, seed: int) -> TrainResult:
     grid = param_grid(config)
     search = GridSearchCV(model, grid, scoring=config.scoring, n_jobs=config.n_jobs, refit=True,
                           cv=StratifiedKFold(folds, shuffle=True, random_state=seed), error_score="raise")
+    cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
     with _joblib_backend(config.backend):
         search.fit(train.x, train.y)
+        # Out-of-fold decision values of the chosen model: the threshold is set on these, never on test.
+        oof = cross_val_predict(clone(search.best_estimator_), train.x, train.y, cv=cv,
+                                method="decision_function", n_jobs=config.n_jobs)
+        calibrated = CalibratedClassifierCV(clone(search.best_estimator_), method="sigmoid", cv=cv)
+        calibrated.fit(train.x, train.y)
+    point = choose_threshold(train.y, oof, config.min_fake_recall)
     best = {k.removeprefix("svc__"): v for k, v in search.best_params_.items()}
-    return TrainResult(search.best_estimator_, best, float(search.best_score_), test, len(train.y), grid)
+    return TrainResult(search.best_estimator_, best, float(search.best_score_), test, len(train.y), grid,
+                       point, calibrated)
 
 
 @contextlib.contextmanager
@@ -134,13 +153,15 @@ def _joblib_backend(name: str):
         yield
 
 
-def save_model(result: TrainResult, folder: Path, extra: dict) -> Path:
+def save_model(result: TrainResult, folder: Location, extra: dict) -> Location:
     """Write `classifier.joblib` and `metadata.json` (with the pickle's sha256) under `folder`."""
     import sklearn
 
-    folder.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    joblib.dump(result.artifact(), buffer)
+    pickled = buffer.getvalue()
     path = folder / "classifier.joblib"
-    joblib.dump(result.model, path)
+    path.write_bytes(pickled)
     metadata = {
         "classes": list(CLASSES),
         "positive_class": CLASSES[1],
@@ -149,7 +170,8 @@ def save_model(result: TrainResult, folder: Path, extra: dict) -> Path:
         "grid": result.grid,
         "best_params": result.best_params,
         "cv_best_score": result.cv_best_score,
-        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "operating_point": result.operating_point.to_dict(),
+        "sha256": hashlib.sha256(pickled).hexdigest(),
         "versions": {"python": platform.python_version(), "scikit-learn": sklearn.__version__,
                      "numpy": np.__version__, "joblib": joblib.__version__},
         **extra,
@@ -158,16 +180,26 @@ def save_model(result: TrainResult, folder: Path, extra: dict) -> Path:
     return path
 
 
-def load_model(folder: Path) -> tuple[Pipeline, dict]:
-    """The saved classifier and its metadata, unpickled only if its sha256 matches the record.
-
-    The check catches a swapped or corrupted file; a pickle is still code, so load only your own runs.
-    """
-    folder = Path(folder)
+def read_model(folder: str | Location) -> tuple[bytes, dict]:
+    """The bytes of `classifier.joblib` and its metadata, after checking the recorded sha256."""
+    folder = location(folder)
+    if not (folder / "metadata.json").exists():
+        raise TrainError(f"no trained model in {folder} (metadata.json missing)")
     metadata = json.loads((folder / "metadata.json").read_text())
     path = folder / "classifier.joblib"
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    pickled = path.read_bytes()
+    digest = hashlib.sha256(pickled).hexdigest()
     if digest != metadata.get("sha256"):
         raise TrainError(f"{path}: sha256 {digest} does not match {metadata.get('sha256')} recorded in "
                          "metadata.json; refusing to unpickle it")
-    return joblib.load(path), metadata
+    return pickled, metadata
+
+
+def load_model(folder: str | Location) -> tuple[dict, dict]:
+    """The saved classifier (`svm`, `calibrated`, `threshold`) and its metadata.
+
+    Unpickled only if its sha256 matches the record. The check catches a swapped or corrupted
+    file; a pickle is still code, so load only your own runs.
+    """
+    pickled, metadata = read_model(folder)
+    return joblib.load(io.BytesIO(pickled)), metadata

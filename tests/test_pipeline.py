@@ -28,11 +28,17 @@ def corpus(tmp_path_factory, detector):
     return root
 
 
-def test_run_writes_one_row_per_input_and_the_report(corpus, tmp_path, ray_session):
-    n_inputs = sum(1 for p in corpus.rglob("*") if p.is_file())
+@pytest.fixture(scope="module")
+def finished(corpus, tmp_path_factory, ray_session):
+    tmp_path = tmp_path_factory.mktemp("finished")
     config = load_config(overrides=["train.c_grid=[0.1, 1, 10]", "train.gamma_grid=[scale]"],
                          infile=str(corpus), out=str(tmp_path / "run"))
-    record = run_all(config)
+    return tmp_path, run_all(config)
+
+
+def test_run_writes_one_row_per_input_and_the_report(corpus, finished):
+    tmp_path, record = finished
+    n_inputs = sum(1 for p in corpus.rglob("*") if p.is_file())
 
     table = pads.dataset(str(tmp_path / "run" / "embeddings"), format="parquet").to_table()
     assert table.num_rows == n_inputs
@@ -62,12 +68,12 @@ def test_run_writes_one_row_per_input_and_the_report(corpus, tmp_path, ray_sessi
     assert run["config"]["infile"] == str(corpus)
     for name in ("classification_report.txt", "model/classifier.joblib", "model/metadata.json",
                  "plots/samples_real.png", "plots/samples_fake.png", "plots/confusion_matrix.png",
-                 "plots/roc.png"):
+                 "plots/roc.png", "plots/precision_recall.png", "report.html", "test_predictions.parquet"):
         assert (tmp_path / "run" / name).is_file(), name
     assert record["metrics"]["macro_f1"] == metrics["macro_f1"]
 
 
-def test_run_with_a_facenet_weight_file(corpus, tmp_path, ray_session):
+def test_run_with_a_facenet_weight_file_and_uris(corpus, tmp_path, ray_session):
     from fakeface_ray.embedders.facenet import build_inception_resnet_v1, model_weights
     from fakeface_ray.embedders.facenet_weights import file_sha256, write_weight_file
     from fakeface_ray.runs import run_extract
@@ -75,9 +81,11 @@ def test_run_with_a_facenet_weight_file(corpus, tmp_path, ray_session):
     model = build_inception_resnet_v1(128)
     weights = tmp_path / "facenet_keras.h5"
     write_weight_file(weights, model_weights(model), "keras2-full-model")
+    # Input and output as file:// URIs: the same code path as s3:// and gs://.
     config = load_config(overrides=["embed.embedder=auto", f"embed.weights={weights}"],
-                         infile=str(corpus), out=str(tmp_path / "run"))
+                         infile=f"file://{corpus}", out=f"file://{tmp_path}/run")
     record = run_extract(config)
+    assert (tmp_path / "run" / "run.json").is_file() and (tmp_path / "run" / "embeddings" / "_COMPLETE").is_file()
     assert record["embedder"] == "facenet-128" and "FaceNet weights found" in record["embedder_reason"]
     assert record["weights"]["sha256"] == file_sha256(weights)
     assert record["weights"]["parameters"] == 22_808_144
@@ -103,3 +111,40 @@ def test_local_ray_listens_on_loopback_without_a_dashboard(ray_session):
         address = ipaddress.ip_address(conn.laddr.ip)
         mapped = getattr(address, "ipv4_mapped", None)
         assert (mapped or address).is_loopback, conn
+
+
+def test_predict_scores_every_input_with_the_trained_model(corpus, finished, tmp_path, ray_session):
+    from fakeface_ray.classify import predictions_schema
+    from fakeface_ray.runs import run_predict
+    from fakeface_ray.train import TrainError
+
+    run_dir, _ = finished
+    config = load_config(infile=str(corpus), out=str(tmp_path / "pred"))
+    summary = run_predict(config, str(run_dir / "run" / "model"))
+    table = pads.dataset(str(tmp_path / "pred" / "predictions"), format="parquet").to_table()
+    assert table.schema.remove_metadata() == predictions_schema()
+    rows = {r["image_id"]: r for r in table.to_pylist()}
+    assert len(rows) == summary["n_inputs"] == sum(1 for p in corpus.rglob("*") if p.is_file())
+    for r in rows.values():
+        if r["status"] == "ok":
+            assert r["pred"] in ("real", "fake") and 0.0 <= r["p_fake"] <= 1.0
+            assert (r["pred"] == "fake") == (r["score"] >= summary["threshold"])
+        else:
+            assert r["pred"] is None and r["score"] is None and r["p_fake"] is None
+    counts = summary["counts_by_prediction"]
+    assert counts["real"] + counts["fake"] == sum(r["status"] == "ok" for r in rows.values())
+    # The same images through training and prediction get the same scores.
+    trained = pads.dataset(str(run_dir / "run" / "test_predictions.parquet"), format="parquet").to_table().to_pylist()
+    for r in trained:
+        assert rows[r["image_id"]]["score"] == pytest.approx(r["score"], abs=1e-4)
+
+    from fakeface_ray.embedders.facenet import build_inception_resnet_v1, model_weights
+    from fakeface_ray.embedders.facenet_weights import write_weight_file
+
+    weights = tmp_path / "facenet_keras.h5"
+    write_weight_file(weights, model_weights(build_inception_resnet_v1(128)), "keras2-weights")
+    other = load_config(overrides=["embed.embedder=facenet", f"embed.weights={weights}"],
+                        infile=str(corpus), out=str(tmp_path / "pred2"))
+    with pytest.raises(TrainError, match="trained on forensic-v1 \\(35 dims\\) but this run embeds with facenet-128"):
+        run_predict(other, str(run_dir / "run" / "model"))
+    assert not (tmp_path / "pred2").exists()

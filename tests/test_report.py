@@ -32,10 +32,16 @@ def test_text_report_labels_rows_by_class():
 
 
 def test_plots_are_written(tmp_path):
+    from fakeface_ray.storage import location
+
     y = np.array([0, 0, 1, 1])
-    m = report.compute_metrics(y, y, np.array([-1.0, -0.5, 0.5, 1.0]))
-    thumbs = {"real": [np.zeros((8, 8, 3), np.uint8)], "fake": [np.full((8, 8, 3), 255, np.uint8)] * 5}
-    written = report.plot_all(tmp_path, m, y, np.array([-1.0, -0.5, 0.5, 1.0]), thumbs)
-    names = sorted(p.name for p in written)
-    assert names == ["confusion_matrix.png", "roc.png", "samples_fake.png", "samples_real.png"]
-    assert all(p.stat().st_size > 1000 for p in written)
+    scores = np.array([-1.0, -0.5, 0.5, 1.0])
+    m = report.compute_metrics(y, y, scores)
+    m["operating_point"] = {"threshold": 0.0, "rule": "max_macro_f1"}
+    thumbs = {"real": [(np.zeros((8, 8, 3), np.uint8), "a")], "fake": [(np.full((8, 8, 3), 255, np.uint8), "b")] * 5,
+              "false_positive": []}
+    written = report.plot_all(location(tmp_path), m, y, scores, thumbs)
+    names = sorted(p.name for p in written.values())
+    assert names == ["confusion_matrix.png", "precision_recall.png", "roc.png", "samples_fake.png", "samples_real.png"]
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == names  # no temporary files left
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and len(p.read_bytes()) > 1000 for p in written.values())

@@ -44,6 +44,9 @@ def test_one_class_or_tiny_splits_are_user_errors():
 def test_fit_learns_separable_data_with_loky():
     result = train.fit(_data(40), TrainConfig(backend="loky", n_jobs=2, c_grid=(0.1, 1.0)), seed=0)
     assert result.model.score(result.test.x, result.test.y) == 1.0
+    assert result.operating_point.rule == "max_macro_f1" and result.operating_point.macro_f1 == 1.0
+    p_fake = result.calibrated.predict_proba(result.test.x)[:, 1]
+    assert (p_fake[result.test.y == 1] > 0.5).all() and (p_fake[result.test.y == 0] < 0.5).all()
     assert result.best_params["kernel"] in ("linear", "rbf")
     assert result.train_size == 64
 
@@ -77,10 +80,14 @@ def test_load_embeddings_keeps_labelled_ok_rows(tmp_path):
 
 def test_saved_model_loads_only_with_its_recorded_sha256(tmp_path):
     result = train.fit(_data(20), TrainConfig(backend="loky", n_jobs=1, c_grid=(1.0,), kernels=("linear",)), seed=0)
-    train.save_model(result, tmp_path / "model", {"seed": 0})
+    from fakeface_ray.storage import location
+
+    train.save_model(result, location(tmp_path / "model"), {"seed": 0})
     model, metadata = train.load_model(tmp_path / "model")
     assert metadata["classes"] == ["real", "fake"]
-    assert (model.predict(result.test.x) == result.model.predict(result.test.x)).all()
+    assert metadata["operating_point"]["threshold"] == model["threshold"]
+    assert (model["svm"].predict(result.test.x) == result.model.predict(result.test.x)).all()
+    assert model["calibrated"].predict_proba(result.test.x).shape == (len(result.test.y), 2)
     import joblib
 
     joblib.dump({"not": "the model"}, tmp_path / "model" / "classifier.joblib")

@@ -1,0 +1,122 @@
+"""`report.html`: one self-contained page (images inlined) from a finished run's files."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from . import imaging, report, sources
+from .storage import Location, location
+
+METRIC_ROWS = ("macro_f1", "accuracy", "roc_auc")
+
+
+def build_report(out: str | Location, per_class: int = 16) -> Location:
+    """Plots (PNG under plots/) and `report.html` from `metrics.json`, `run.json` and the test rows."""
+    out = location(out)
+    if not (out / "metrics.json").exists() or not (out / "test_predictions.parquet").exists():
+        raise FileNotFoundError(f"{out} holds no finished training (metrics.json, test_predictions.parquet)")
+    metrics = json.loads((out / "metrics.json").read_text())
+    run = json.loads((out / "run.json").read_text()) if (out / "run.json").exists() else {}
+    table = pq.read_table(io.BytesIO((out / "test_predictions.parquet").read_bytes())).to_pylist()
+    y_true = np.array([sources.CLASSES.index(r["label"]) for r in table], dtype=np.int64)
+    scores = np.array([r["score"] for r in table], dtype=float)
+    plots = report.plot_all(out, metrics, y_true, scores, _samples(table, per_class))
+    page = out / "report.html"
+    page.write_text(render(metrics, run, {name: loc.read_bytes() for name, loc in plots.items()}))
+    return page
+
+
+def render(metrics: dict, run: dict, pngs: dict[str, bytes]) -> str:
+    """The page; every number shown carries `data-metric` so tests can compare it with metrics.json."""
+    def cell(key: str, value) -> str:
+        shown = "n/a" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
+        return f'<td data-metric="{html.escape(key)}">{html.escape(shown)}</td>'
+
+    rows = "".join(f"<tr><th>{k.replace('_', ' ')}</th>{cell(k, metrics.get(k))}</tr>" for k in METRIC_ROWS)
+    per_class = "".join(
+        f"<tr><th>{name}</th>" + "".join(cell(f"{name}.{m}", v[m]) for m in ("precision", "recall", "f1", "support"))
+        + "</tr>" for name, v in metrics["per_class"].items())
+    point = metrics.get("operating_point", {})
+    point_rows = "".join(f"<tr><th>{k.replace('_', ' ')}</th>{cell('operating_point.' + k, v)}</tr>"
+                         for k, v in point.items())
+    matrix = metrics["confusion_matrix"]
+    header = "".join(f"<th>predicted {c}</th>" for c in matrix["labels"])
+    body = "".join(f"<tr><th>true {c}</th>" + "".join(cell(f"confusion.{c}.{d}", v) for d, v in zip(matrix["labels"], row))
+                   + "</tr>" for c, row in zip(matrix["labels"], matrix["matrix"]))
+    statuses = "".join(f"<tr><th>{html.escape(k)}</th>{cell('status.' + k, v)}</tr>"
+                       for k, v in metrics.get("counts_by_status", {}).items())
+    images = "".join(
+        f'<figure><img data-plot="{name}" alt="{name}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
+        f"<figcaption>{name.replace('_', ' ')}</figcaption></figure>" for name, data in pngs.items())
+    details = html.escape(json.dumps({"config": run.get("config"), "versions": run.get("versions"),
+                                      "embedder_reason": run.get("embedder_reason"),
+                                      "timings": run.get("timings")}, indent=2))
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>fakeface-ray report</title>
+<style>
+body {{ font-family: sans-serif; margin: 2em; max-width: 70em; }}
+table {{ border-collapse: collapse; margin: 0.5em 0 1.5em; }}
+th, td {{ border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }}
+figure {{ display: inline-block; margin: 0.5em; vertical-align: top; }}
+img {{ max-width: 34em; }}
+pre {{ background: #f6f6f6; padding: 1em; overflow: auto; }}
+</style></head>
+<body>
+<h1>fakeface-ray: real or fake</h1>
+<p>Embedder <b data-metric="embedder">{html.escape(str(metrics.get("embedder")))}</b>, best parameters
+<code>{html.escape(json.dumps(metrics.get("best_params")))}</code>, {metrics.get("n_test")} test images.
+<code>fake</code> is the positive class.</p>
+<h2>Test metrics</h2><table>{rows}</table>
+<table><tr><th></th><th>precision</th><th>recall</th><th>f1</th><th>support</th></tr>{per_class}</table>
+<h2>Operating point (chosen on cross-validation folds)</h2><table>{point_rows}</table>
+<h2>Confusion matrix</h2><table><tr><th></th>{header}</tr>{body}</table>
+<h2>Inputs by status</h2><table>{statuses}</table>
+<h2>Plots</h2>{images}
+<h2>Run</h2><pre>{details}</pre>
+<script>
+window.addEventListener("load", () => {{
+  const imgs = Array.from(document.images);
+  const ok = imgs.filter(i => i.complete && i.naturalWidth > 0).length;
+  document.body.dataset.imagesLoaded = ok + "/" + imgs.length;
+}});
+</script>
+</body></html>
+"""
+
+
+def _samples(rows: list[dict], per_class: int) -> dict[str, list[tuple[np.ndarray, str]]]:
+    """Thumbnails, read back from the files, for each class and each outcome of the test split."""
+    groups: dict[str, list[dict]] = {name: [] for name in report.SAMPLE_GRIDS}
+    for r in rows:
+        groups[r["label"]].append(r)
+        right = r["pred"] == r["label"]
+        outcome = ("true_" if right else "false_") + ("positive" if r["pred"] == "fake" else "negative")
+        groups[outcome].append(r)
+    out: dict[str, list[tuple[np.ndarray, str]]] = {}
+    for name, members in groups.items():
+        # Outcome grids show the most confident cases first: the clearest successes and mistakes.
+        if name not in sources.CLASSES:
+            members = sorted(members, key=lambda r: -abs(r["score"]))
+        out[name] = [(thumb, f"{r['image_id'].rsplit('/', 1)[-1][:22]}\nscore {r['score']:+.2f}")
+                     for r in members[:per_class] if (thumb := _thumbnail(r["uri"])) is not None]
+    return out
+
+
+def _thumbnail(uri: str) -> np.ndarray | None:
+    from PIL import Image
+
+    try:
+        decoded = imaging.decode_image(sources.read_bytes(uri), max_pixels=10**9)
+    except OSError:
+        return None  # the file moved since training: the grid shows the others
+    if decoded.image is None:
+        return None
+    image = Image.fromarray(decoded.image)
+    image.thumbnail((160, 160))
+    return np.asarray(image)

@@ -1,0 +1,60 @@
+"""Choose the decision threshold on cross-validation scores: best macro F1, or a fake-recall floor."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    threshold: float  # call `fake` when the decision value is >= this
+    rule: str  # "max_macro_f1" or "min_fake_recall=R"
+    fake_recall: float
+    fake_precision: float
+    macro_f1: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def rates(y_true: np.ndarray, scores: np.ndarray, threshold: float) -> tuple[float, float, float]:
+    """(fake recall, fake precision, macro F1) when `scores >= threshold` means fake (label 1)."""
+    pred = scores >= threshold
+    fake = y_true == 1
+    tp = float(np.sum(pred & fake))
+    fp = float(np.sum(pred & ~fake))
+    fn = float(np.sum(~pred & fake))
+    tn = float(np.sum(~pred & ~fake))
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    f1_fake = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+    f1_real = 2 * tn / (2 * tn + fn + fp) if tn else 0.0
+    return recall, precision, (f1_fake + f1_real) / 2
+
+
+def choose_threshold(y_true: np.ndarray, scores: np.ndarray, min_fake_recall: float | None = None) -> OperatingPoint:
+    """The threshold on out-of-fold decision values (never the test split).
+
+    Args:
+        min_fake_recall: None maximises macro F1; R picks the highest threshold whose fake recall
+            is at least R (the fewest false alarms that still catch that share of fakes).
+    """
+    y_true = np.asarray(y_true)
+    scores = np.asarray(scores, dtype=float)
+    values = np.unique(scores)
+    # Thresholds between neighbouring scores, plus one below all and the SVC's own 0.
+    candidates = np.unique(np.concatenate([[values[0] - 1.0, 0.0], (values[:-1] + values[1:]) / 2, [values[-1] + 1.0]]))
+    table = np.array([rates(y_true, scores, t) for t in candidates])
+    if min_fake_recall is None:
+        best = np.flatnonzero(table[:, 2] == table[:, 2].max())
+        # Among ties, the one nearest the SVC's own boundary.
+        i = best[np.argmin(np.abs(candidates[best]))]
+        rule = "max_macro_f1"
+    else:
+        reaching = np.flatnonzero(table[:, 0] >= min_fake_recall - 1e-12)
+        i = reaching[np.argmax(candidates[reaching])]
+        rule = f"min_fake_recall={min_fake_recall:g}"
+    recall, precision, macro = table[i]
+    return OperatingPoint(float(candidates[i]), rule, float(recall), float(precision), float(macro))
