@@ -164,7 +164,8 @@ def predict(model_dir, infile, out, overwrite, config_files, overrides, address)
 @_user_errors
 def submit(address, runtime_env, working_dir, no_wait, args) -> None:
     """Run `fakeface ARGS` on a Ray cluster as a Ray Job: `fakeface submit --address URL -- run ...`."""
-    from .submission import load_runtime_env, submit as submit_job
+    from .submission import load_runtime_env
+    from .submission import submit as submit_job
 
     job_id, status = submit_job(address, list(args), load_runtime_env(runtime_env, working_dir),
                                 wait=not no_wait, echo=click.echo)

@@ -47,8 +47,9 @@ def render(metrics: dict, run: dict, pngs: dict[str, bytes]) -> str:
                          for k, v in point.items())
     matrix = metrics["confusion_matrix"]
     header = "".join(f"<th>predicted {c}</th>" for c in matrix["labels"])
-    body = "".join(f"<tr><th>true {c}</th>" + "".join(cell(f"confusion.{c}.{d}", v) for d, v in zip(matrix["labels"], row))
-                   + "</tr>" for c, row in zip(matrix["labels"], matrix["matrix"]))
+    labels = matrix["labels"]
+    body = "".join(f"<tr><th>true {c}</th>" + "".join(cell(f"confusion.{c}.{d}", v) for d, v in zip(labels, row))
+                   + "</tr>" for c, row in zip(labels, matrix["matrix"]))
     statuses = "".join(f"<tr><th>{html.escape(k)}</th>{cell('status.' + k, v)}</tr>"
                        for k, v in metrics.get("counts_by_status", {}).items())
     images = "".join(

@@ -8,13 +8,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
 from . import cluster, sink, sources
 from .config import Config
 from .embed import FaceEmbedder
 from .embedders import EmbedderError, resolve_embedder
 from .extract import FaceExtractor
-from .resources import Plan, plan_pools
+from .resources import Plan, PoolPlan, plan_pools
 from .storage import Location, location
 
 
@@ -158,11 +157,7 @@ def build_dataset(listing: list[sources.Source], config: Config, embedder: str, 
                         num_cpus=plan.read_cpus)
     ds = ds.map_batches(
         FaceExtractor,
-        batch_size=plan.extract.batch_size,
-        batch_format="numpy",
-        compute=ray.data.ActorPoolStrategy(min_size=plan.extract.min_size, max_size=plan.extract.max_size),
-        num_cpus=plan.extract.num_cpus,
-        num_gpus=plan.extract.num_gpus or None,
+        **_actor_pool(plan.extract),
         fn_constructor_kwargs=dict(
             margin=config.extract.margin, face_size=config.extract.face_size,
             min_face_size=config.extract.min_face_size, region_max_side=config.extract.region_max_side,
@@ -172,14 +167,19 @@ def build_dataset(listing: list[sources.Source], config: Config, embedder: str, 
     )
     return ds.map_batches(
         FaceEmbedder,
-        batch_size=plan.embed.batch_size,
-        batch_format="numpy",
-        compute=ray.data.ActorPoolStrategy(min_size=plan.embed.min_size, max_size=plan.embed.max_size),
-        num_cpus=plan.embed.num_cpus,
-        num_gpus=plan.embed.num_gpus or None,
+        **_actor_pool(plan.embed),
         fn_constructor_kwargs=dict(embedder=embedder, weights=config.embed.weights,
                                    preprocess=config.embed.preprocess, batch_size=plan.embed.batch_size,
                                    device="GPU:0" if plan.embed.num_gpus else "CPU:0",
                                    num_threads=max(1, math.ceil(plan.embed.num_cpus)),
                                    classifier=classifier),
     )
+
+
+def _actor_pool(pool: PoolPlan) -> dict:
+    """map_batches arguments for an autoscaling actor pool of numpy batches."""
+    import ray
+
+    return dict(batch_size=pool.batch_size, batch_format="numpy", num_cpus=pool.num_cpus,
+                num_gpus=pool.num_gpus or None,
+                compute=ray.data.ActorPoolStrategy(min_size=pool.min_size, max_size=pool.max_size))

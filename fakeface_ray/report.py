@@ -7,8 +7,15 @@ import json
 from typing import Sequence
 
 import numpy as np
-from sklearn.metrics import (accuracy_score, classification_report, confusion_matrix, precision_recall_curve,
-                             precision_recall_fscore_support, roc_auc_score, roc_curve)
+from sklearn.metrics import (
+    accuracy_score,
+    classification_report,
+    confusion_matrix,
+    precision_recall_curve,
+    precision_recall_fscore_support,
+    roc_auc_score,
+    roc_curve,
+)
 
 from .sources import CLASSES
 from .storage import Location

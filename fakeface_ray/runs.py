@@ -10,8 +10,8 @@ from importlib import metadata
 import numpy as np
 
 from . import cluster, report, sink, sources, train
-from .htmlreport import build_report
 from .config import Config
+from .htmlreport import build_report
 from .pipeline import embedder_identity, extract_embeddings, status_counts
 from .storage import Location, location
 

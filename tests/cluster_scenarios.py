@@ -14,23 +14,31 @@ import time
 from pathlib import Path
 
 
-def node_loss(corpus: str, out: str) -> dict:
-    """A head and two worker nodes; one worker node is removed once the first part is written."""
+def _three_nodes(corpus: str, out: str):
+    """A head (1 CPU) and two worker nodes (2 CPUs each), Ray joined, a small-batch config."""
     import ray
     from ray.cluster_utils import Cluster
 
     from fakeface_ray import sources
     from fakeface_ray.config import load_config
-    from fakeface_ray.pipeline import extract_embeddings
 
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
-    doomed = cluster.add_node(num_cpus=2)
+    worker = cluster.add_node(num_cpus=2)
     cluster.add_node(num_cpus=2)
     cluster.wait_for_nodes()
     ray.init(address=cluster.address)
     config = load_config(overrides=["extract.batch_size=2", "embed.batch_size=2", "read.files_per_block=2"],
                          infile=corpus, out=out, ray__address=cluster.address)
-    listing = sources.list_sources(corpus, config.read.extensions)
+    return cluster, worker, config, sources.list_sources(corpus, config.read.extensions)
+
+
+def node_loss(corpus: str, out: str) -> dict:
+    """A head and two worker nodes; one worker node is removed once the first part is written."""
+    import ray
+
+    from fakeface_ray.pipeline import extract_embeddings
+
+    cluster, doomed, config, listing = _three_nodes(corpus, out)
     outcome: dict = {}
 
     def run() -> None:
@@ -62,20 +70,10 @@ def multi_node(corpus: str, out: str) -> dict:
     children of their node's raylet, so the parent pid tells the node)."""
     import psutil
     import ray
-    from ray.cluster_utils import Cluster
 
-    from fakeface_ray import sources
-    from fakeface_ray.config import load_config
     from fakeface_ray.pipeline import extract_embeddings
 
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
-    cluster.add_node(num_cpus=2)
-    cluster.add_node(num_cpus=2)
-    cluster.wait_for_nodes()
-    ray.init(address=cluster.address)
-    config = load_config(overrides=["extract.batch_size=2", "embed.batch_size=2", "read.files_per_block=2"],
-                         infile=corpus, out=out, ray__address=cluster.address)
-    listing = sources.list_sources(corpus, config.read.extensions)
+    cluster, _, config, listing = _three_nodes(corpus, out)
     outcome: dict = {}
     worker = threading.Thread(target=lambda: outcome.update(result=extract_embeddings(config, Path(out), listing)))
     worker.start()

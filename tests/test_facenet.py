@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 
 from fakeface_ray.embedders import EmbedderError, load_embedder
-from fakeface_ray.embedders.facenet import (FaceNetEmbedder, build_inception_resnet_v1, model_weights,
-                                            preprocess)
+from fakeface_ray.embedders.facenet import FaceNetEmbedder, build_inception_resnet_v1, model_weights, preprocess
 from fakeface_ray.embedders.facenet_weights import WeightFileError, read_weight_file, write_weight_file
 
 from .photos import face_photo
@@ -75,9 +74,9 @@ def test_loading_reproduces_the_in_memory_model(reference, crops, layout):
 
 
 def _edit(src, dst, layout, change):
-    import h5py
-
     import shutil
+
+    import h5py
 
     shutil.copy(src, dst)
     with h5py.File(dst, "r+") as handle:
@@ -106,10 +105,12 @@ def test_a_transposed_or_missing_weight_is_refused_by_name(reference, tmp_path, 
         group.attrs["weight_names"] = np.array(names)
 
     _edit(files[layout], tmp_path / "t.h5", layout, transpose)
-    with pytest.raises(WeightFileError, match=r"'Bottleneck/kernel' has shape \(%d, 1792\), the model needs \(1792, dims\)" % dims):
+    transposed = r"'Bottleneck/kernel' has shape \(%d, 1792\), the model needs \(1792, dims\)" % dims
+    with pytest.raises(WeightFileError, match=transposed):
         FaceNetEmbedder(tmp_path / "t.h5")
     _edit(files[layout], tmp_path / "s.h5", layout, swap)
-    with pytest.raises(WeightFileError, match=r"'Block17_3_Branch_1_Conv2d_0b_1x7/kernel' has shape \(7, 1, 128, 128\), the model needs \(1, 7, 128, 128\)"):
+    swapped = r"'Block17_3_Branch_1_Conv2d_0b_1x7/kernel' has shape \(7, 1, 128, 128\), the model needs \(1, 7, 128, 128\)"
+    with pytest.raises(WeightFileError, match=swapped):
         FaceNetEmbedder(tmp_path / "s.h5")
     _edit(files[layout], tmp_path / "m.h5", layout, drop)
     with pytest.raises(WeightFileError, match="Block17_3_Branch_1_Conv2d_0b_1x7_BatchNorm/moving_mean' is missing"):

@@ -8,8 +8,9 @@ from .photos import face_photo, jpeg_bytes
 
 def _photo(index: int, seed: int) -> np.ndarray:
     """A face photo with camera-like noise, JPEG-compressed once."""
-    from PIL import Image
     import io
+
+    from PIL import Image
 
     rng = np.random.default_rng(seed)
     pixels = face_photo(index, 320).astype(float) + rng.normal(0, 3, (320, 320, 1))

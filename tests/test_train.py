@@ -52,9 +52,9 @@ def test_fit_learns_separable_data_with_loky():
 
 
 def test_load_embeddings_keeps_labelled_ok_rows(tmp_path):
-    from fakeface_ray.schema import to_table
-
     import pyarrow.parquet as pq
+
+    from fakeface_ray.schema import to_table
 
     batch = {
         "image_id": np.array(["b", "a", "c", "d"], dtype=object),
