@@ -29,6 +29,18 @@ def load_runtime_env(path: str | Path, working_dir: str | Path) -> dict:
     return {**env, "working_dir": str(working_dir)}
 
 
+def _submit_when_ready(client, entrypoint: str, runtime_env: dict, patience_s: float = 90.0) -> str:
+    """Submit, waiting while a just-started head has no job agent yet (Ray answers 500 then)."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            return client.submit_job(entrypoint=entrypoint, runtime_env=runtime_env)
+        except RuntimeError as exc:
+            if "No available agent" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(2)
+
+
 def submit(address: str, args: list[str], runtime_env: dict, wait: bool = True,
            echo: Callable[[str], None] = print) -> tuple[str, str]:
     """Submit `fakeface ARGS` and, with `wait`, stream its logs until it ends.
@@ -41,7 +53,7 @@ def submit(address: str, args: list[str], runtime_env: dict, wait: bool = True,
         client = JobSubmissionClient(address)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise SubmitError(f"cannot reach the Ray Jobs API at {address}: {exc}") from None
-    job_id = client.submit_job(entrypoint=f"{ENTRYPOINT} {shlex.join(args)}", runtime_env=runtime_env)
+    job_id = _submit_when_ready(client, f"{ENTRYPOINT} {shlex.join(args)}", runtime_env)
     echo(f"[fakeface] submitted {job_id} to {address}")
     if not wait:
         return job_id, client.get_job_status(job_id).value

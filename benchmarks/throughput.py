@@ -1,0 +1,240 @@
+"""Throughput and memory, side by side on the same images and models, in one invocation.
+
+1. the original's loop: per image, Pillow open, MTCNN `detect_faces`, crop, resize, FaceNet `predict`
+   on that one face;
+2. this project's pipeline: `fakeface extract` as a whole process, Ray start included, once with
+   FaceNet and once with the forensic embedder;
+3. the ceiling: MTCNN alone and each embedder alone, batched, in one process, no Ray; the pipeline
+   cannot beat the serial sum of the two per-image costs on a machine whose cores they share.
+
+FaceNet uses a random-weight file in the real Keras 2 layout (the arithmetic is the weights'
+shape, not their values). Prints images/s, ratios and peak memory (driver and largest worker
+RSS), and writes the result as JSON.
+
+    .venv/bin/python benchmarks/throughput.py [--corpus data/demo/real_and_fake_face] [--limit 200]
+        [--scale 2000] [--json benchmarks/results/throughput.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", default=str(ROOT / "data/demo/real_and_fake_face"))
+    parser.add_argument("--limit", type=int, default=200, help="images from the corpus (600x600 in the demo)")
+    parser.add_argument("--scale", type=int, default=0,
+                        help="also run the pipeline on this many images (copies) to compare peak memory")
+    parser.add_argument("--json", default=str(ROOT / "benchmarks/results/throughput.json"))
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="fakeface-bench-"))
+    try:
+        images = _sample(Path(args.corpus), work / "small" / "real_and_fake_face", args.limit)
+        weights = work / "facenet_keras.h5"
+        _write_random_facenet(weights)
+        result: dict = {"machine": _machine(), "date": time.strftime("%Y-%m-%d"), "images": len(images),
+                        "image_size": _size(images[0])}
+        result["original_loop"] = original_loop(images, weights)
+        result["ceiling"] = ceiling(images, weights)
+        for embedder in ("facenet", "forensic"):
+            result[f"pipeline_{embedder}"] = pipeline(work / "small", work / f"out-{embedder}", embedder, weights)
+        if args.scale:
+            big = _replicate(images, work / "big" / "real_and_fake_face", args.scale)
+            result["pipeline_forensic_scaled"] = pipeline(work / "big", work / "out-big", "forensic", weights)
+            result["pipeline_forensic_scaled"]["images"] = big
+        _ratios(result)
+        _print(result)
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=2))
+        print(f"\nwritten {args.json}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def original_loop(images: list[Path], weights: Path) -> dict:
+    """The original: one image at a time, one face at a time, `model.predict` per face."""
+    from mtcnn import MTCNN
+    from PIL import Image
+
+    from fakeface_ray.embedders.facenet import FaceNetEmbedder, preprocess
+
+    detector = MTCNN()
+    model = FaceNetEmbedder(weights).model
+    detector.detect_faces(np.asarray(Image.open(images[0]).convert("RGB")))  # warm-up, not timed
+    start = time.perf_counter()
+    faces = 0
+    for path in images:
+        pixels = np.asarray(Image.open(path).convert("RGB"))
+        found = detector.detect_faces(pixels)
+        if not found:
+            continue
+        x, y, w, h = max(found, key=lambda d: d["confidence"])["box"]
+        crop = Image.fromarray(pixels[max(y, 0): y + h, max(x, 0): x + w]).resize((160, 160))
+        model.predict(preprocess(np.asarray(crop)[None], "prewhiten"), verbose=0)
+        faces += 1
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "images_per_s": len(images) / seconds, "faces": faces,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def ceiling(images: list[Path], weights: Path) -> dict:
+    """Per-image cost of each stage alone, batched the way the pipeline batches, in one process."""
+    from fakeface_ray import sources
+    from fakeface_ray.embed import FaceEmbedder
+    from fakeface_ray.embedders.facenet import FaceNetEmbedder
+    from fakeface_ray.extract import FaceExtractor
+
+    extractor = FaceExtractor()
+    batches = []
+    ids = np.array([str(p) for p in images], dtype=object)
+    for start in range(0, len(images), 8):
+        chunk = {"image_id": ids[start:start + 8], "uri": ids[start:start + 8],
+                 "label": np.array([None] * len(ids[start:start + 8]), dtype=object)}
+        batches.append(sources.read_files(chunk))
+    extractor(batches[0])  # warm-up
+    start = time.perf_counter()
+    extracted = [extractor(b) for b in batches]
+    extract_s = (time.perf_counter() - start) / len(images)
+    out = {"extract_s_per_image": extract_s}
+    embedders = {"facenet": FaceEmbedder(model=FaceNetEmbedder(weights)), "forensic": FaceEmbedder("forensic")}
+    for name, stage in embedders.items():
+        stage(extracted[0])  # warm-up
+        start = time.perf_counter()
+        for batch in extracted:
+            stage(batch)
+        embed_s = (time.perf_counter() - start) / len(images)
+        out[f"embed_{name}_s_per_image"] = embed_s
+        out[f"{name}_images_per_s"] = 1.0 / (extract_s + embed_s)
+    return out
+
+
+def pipeline(corpus_root: Path, out: Path, embedder: str, weights: Path) -> dict:
+    """`fakeface extract` as a user runs it, timed from process start, with peak RSS sampled."""
+    import psutil
+
+    command = [sys.executable, "-m", "fakeface_ray.cli", "extract", "--infile", str(corpus_root / "real_and_fake_face"),
+               "--out", str(out), "--set", f"embed.embedder={embedder}", "--set", f"embed.weights={weights}"]
+    start = time.perf_counter()
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    driver = psutil.Process(process.pid)
+    peaks = {"driver": 0.0, "worker": 0.0}
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            try:
+                peaks["driver"] = max(peaks["driver"], driver.memory_info().rss / 2**20)
+            except psutil.NoSuchProcess:
+                break
+            for proc in psutil.process_iter(["cmdline"]):
+                if "ray::MapWorker" in " ".join(proc.info["cmdline"] or []):
+                    try:
+                        peaks["worker"] = max(peaks["worker"], proc.memory_info().rss / 2**20)
+                    except psutil.NoSuchProcess:
+                        pass
+            time.sleep(0.5)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    code = process.wait()
+    seconds = time.perf_counter() - start
+    stop.set()
+    sampler.join()
+    if code != 0:
+        raise RuntimeError(f"fakeface extract failed with exit code {code}")
+    run = json.loads((out / "run.json").read_text())
+    return {"seconds": seconds, "images_per_s": run["n_inputs"] / seconds,
+            "pipeline_seconds": run["timings"]["extract_embed_write_s"],
+            "first_row_s": run["timings"].get("first_row_s"),
+            "peak_driver_rss_mb": peaks["driver"], "peak_worker_rss_mb": peaks["worker"],
+            "counts_by_status": run["counts_by_status"], "plan": run["plan"]}
+
+
+def _ratios(result: dict) -> None:
+    original = result["original_loop"]["images_per_s"]
+    for embedder in ("facenet", "forensic"):
+        p = result[f"pipeline_{embedder}"]
+        p["vs_original"] = p["images_per_s"] / original
+        p["vs_ceiling"] = p["images_per_s"] / result["ceiling"][f"{embedder}_images_per_s"]
+    if "pipeline_forensic_scaled" in result:
+        small, big = result["pipeline_forensic"], result["pipeline_forensic_scaled"]
+        big["driver_rss_vs_small"] = big["peak_driver_rss_mb"] / small["peak_driver_rss_mb"]
+        big["worker_rss_vs_small"] = big["peak_worker_rss_mb"] / small["peak_worker_rss_mb"]
+
+
+def _print(r: dict) -> None:
+    print(f"{r['machine']}; {r['images']} images of {r['image_size']}")
+    print(f"original loop (FaceNet predict per face): {r['original_loop']['images_per_s']:6.2f} images/s")
+    for name in ("facenet", "forensic"):
+        p = r[f"pipeline_{name}"]
+        print(f"pipeline {name:<9} (whole process): {p['images_per_s']:6.2f} images/s  "
+              f"x{p['vs_original']:.2f} original, {100 * p['vs_ceiling']:.0f}% of ceiling "
+              f"({r['ceiling'][f'{name}_images_per_s']:.2f}/s); first row {p['first_row_s']:.1f} s; "
+              f"peak RSS driver {p['peak_driver_rss_mb']:.0f} MB, worker {p['peak_worker_rss_mb']:.0f} MB")
+    if "pipeline_forensic_scaled" in r:
+        b = r["pipeline_forensic_scaled"]
+        print(f"pipeline forensic on {b['images']} images: {b['images_per_s']:.2f} images/s; peak RSS driver "
+              f"{b['peak_driver_rss_mb']:.0f} MB (x{b['driver_rss_vs_small']:.2f}), worker "
+              f"{b['peak_worker_rss_mb']:.0f} MB (x{b['worker_rss_vs_small']:.2f})")
+
+
+def _sample(corpus: Path, target: Path, limit: int) -> list[Path]:
+    """The first `limit` images of each class folder in turn, copied into a fresh corpus."""
+    if not corpus.is_dir():
+        raise SystemExit(f"no corpus at {corpus}: run `make demo` or `fakeface demo-data` first")
+    picked = []
+    for label in ("training_real", "training_fake"):
+        (target / label).mkdir(parents=True)
+        for path in sorted((corpus / label).glob("*.jpg"))[: limit // 2]:
+            picked.append(Path(shutil.copy(path, target / label / path.name)))
+    return picked
+
+
+def _replicate(images: list[Path], target: Path, count: int) -> int:
+    for label in ("training_real", "training_fake"):
+        (target / label).mkdir(parents=True)
+    for i in range(count):
+        source = images[i % len(images)]
+        shutil.copy(source, target / source.parent.name / f"{i:06d}_{source.name}")
+    return count
+
+
+def _write_random_facenet(path: Path) -> None:
+    from fakeface_ray.embedders.facenet import build_inception_resnet_v1, model_weights
+    from fakeface_ray.embedders.facenet_weights import write_weight_file
+
+    write_weight_file(path, model_weights(build_inception_resnet_v1(128)), "keras2-full-model")
+
+
+def _size(path: Path) -> str:
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return f"{image.width}x{image.height}"
+
+
+def _machine() -> str:
+    return f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+
+
+if __name__ == "__main__":
+    main()

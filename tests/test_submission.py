@@ -1,0 +1,44 @@
+import pytest
+
+from fakeface_ray import submission
+from fakeface_ray.submission import SubmitError, load_runtime_env
+
+
+class SlowHead:
+    """A Jobs API whose agent needs two tries before it accepts a job."""
+
+    def __init__(self, failures):
+        self.failures = failures
+        self.calls = 0
+
+    def submit_job(self, entrypoint, runtime_env):
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise RuntimeError("Request failed with status code 500: No available agent to submit job, please try again later.")
+        return "raysubmit_123"
+
+
+def test_submission_waits_for_a_starting_head(monkeypatch):
+    monkeypatch.setattr(submission.time, "sleep", lambda s: None)
+    head = SlowHead(failures=2)
+    assert submission._submit_when_ready(head, "python -m fakeface_ray.cli demo", {}) == "raysubmit_123"
+    assert head.calls == 3
+
+
+def test_other_errors_are_not_retried():
+    class Broken:
+        def submit_job(self, **kwargs):
+            raise RuntimeError("Request failed with status code 400: bad runtime env")
+
+    with pytest.raises(RuntimeError, match="bad runtime env"):
+        submission._submit_when_ready(Broken(), "x", {})
+
+
+def test_runtime_env_gets_the_working_dir(tmp_path):
+    from pathlib import Path
+
+    env = load_runtime_env(Path(__file__).parents[1] / "jobs" / "runtime_env.yaml", tmp_path)
+    assert env["working_dir"] == str(tmp_path)
+    assert any(p.startswith("tensorflow-cpu") for p in env["pip"]["packages"])
+    with pytest.raises(SubmitError, match="not found"):
+        load_runtime_env(tmp_path / "none.yaml", tmp_path)
