@@ -148,3 +148,40 @@ def test_predict_scores_every_input_with_the_trained_model(corpus, finished, tmp
     with pytest.raises(TrainError, match="trained on forensic-v1 \\(35 dims\\) but this run embeds with facenet-128"):
         run_predict(other, str(run_dir / "run" / "model"))
     assert not (tmp_path / "pred2").exists()
+
+
+@pytest.fixture(scope="module")
+def s3_server():
+    """A local S3-compatible server (moto) on loopback; yields the URI options that reach it."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    boto3.client("s3", endpoint_url=f"http://{host}:{port}").create_bucket(Bucket="faces")
+    yield f"endpoint_override={host}:{port}&scheme=http"
+    server.stop()
+
+
+def test_run_reads_and_writes_an_s3_compatible_store(corpus, s3_server, tmp_path, ray_session):
+    import pyarrow.fs as pafs
+
+    fs, _ = pafs.FileSystem.from_uri(f"s3://faces?{s3_server}")
+    for path in corpus.rglob("*"):
+        if path.is_file():
+            with fs.open_output_stream(f"faces/corpus/{path.relative_to(corpus)}") as stream:
+                stream.write(path.read_bytes())
+    config = load_config(overrides=["train.c_grid=[0.1, 1]", "train.gamma_grid=[scale]", "train.backend=loky"],
+                         infile=f"s3://faces/corpus?{s3_server}", out=f"s3://faces/runs/x?{s3_server}")
+    record = run_all(config)
+    assert record["n_inputs"] == sum(1 for p in corpus.rglob("*") if p.is_file())
+    stored = {info.path.removeprefix("faces/runs/x/") for info in
+              fs.get_file_info(pafs.FileSelector("faces/runs/x", recursive=True)) if info.type == pafs.FileType.File}
+    for name in ("run.json", "metrics.json", "report.html", "model/classifier.joblib", "embeddings/_COMPLETE",
+                 "plots/roc.png"):
+        assert name in stored, name
+    assert not [name for name in stored if name.rsplit("/", 1)[-1].startswith(".")]  # no temporaries left
+    rows = pads.dataset("faces/runs/x/embeddings", filesystem=fs, format="parquet").to_table().to_pylist()
+    assert len(rows) == record["n_inputs"]
+    assert all(r["uri"].startswith("s3://faces/corpus/") and r["uri"].endswith(s3_server) for r in rows)
