@@ -57,9 +57,8 @@ def extract_embeddings(config: Config, out: str | Path | Location, listing: list
     written = time.perf_counter()
     listed = {s.image_id for s in listing}
     if done:
-        new_parts = [target / p.rsplit("/", 1)[-1] for p in writer.paths]
-        redone = sink.read_parts(new_parts, ["image_id"]).column("image_id").to_pylist() if new_parts else []
-        sink.drop_rows(target, set(redone) | (set(done) - listed), keep_parts=set(writer.paths))
+        redone = sink.read_parts(writer.parts, ["image_id"]).column("image_id").to_pylist() if writer.parts else []
+        sink.drop_rows(target, set(redone) | (set(done) - listed), keep_parts={p.path for p in writer.parts})
 
     table = sink.read_folder(target, ["image_id"] + ([] if classifier else ["embedder"]))
     ids = table.column("image_id").to_pylist()

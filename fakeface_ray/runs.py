@@ -48,15 +48,20 @@ def prepare_output(out: Location, overwrite: bool = False, resume: bool = False)
     out.mkdir()
 
 
-def run_extract(config: Config, overwrite: bool = False, resume: bool = False) -> dict:
+def run_extract(config: Config, overwrite: bool = False, resume: bool = False,
+                listing: list[sources.Source] | None = None) -> dict:
     """Sources -> faces -> embeddings -> `<out>/embeddings/`; writes and returns `run.json`.
 
     Raises RunFailed, after writing everything, when more than `max_error_fraction` of the rows
     are errors (statuses other than ok and no_face).
+
+    Args:
+        listing: the inputs, when the caller has listed them already.
     """
     out = location(config.out)
     started = time.perf_counter()
-    listing = sources.list_sources(config.infile, config.read.extensions, config.class_map)
+    if listing is None:
+        listing = sources.list_sources(config.infile, config.read.extensions, config.class_map)
     listed = time.perf_counter()
     prepare_output(out, overwrite=overwrite, resume=resume)
     result = extract_embeddings(config, out, listing, resume=resume)
@@ -147,7 +152,7 @@ def run_all(config: Config, overwrite: bool = False, resume: bool = False) -> di
     started = time.perf_counter()
     listing = sources.list_sources(config.infile, config.read.extensions, config.class_map)
     train.check_labels([s.label for s in listing], config.train.test_split)
-    run_extract(config, overwrite=overwrite, resume=resume)
+    run_extract(config, overwrite=overwrite, resume=resume, listing=listing)
     record = run_train(config, location(config.out) / "embeddings")
     record["timings"]["total_s"] = time.perf_counter() - started
     _write_record(location(config.out), {k: v for k, v in record.items() if k != "metrics_full"})

@@ -27,16 +27,16 @@ class PartWriter:
     def __init__(self, folder: Location):
         self.folder = folder
         self.session = uuid.uuid4().hex[:8]
-        self.paths: list[str] = []
+        self.parts: list[Location] = []
         folder.mkdir()
 
     def write(self, table: pa.Table) -> Location | None:
         """Commit one part; empty tables write nothing."""
         if table.num_rows == 0:
             return None
-        part = self.folder / f"part-{self.session}-{len(self.paths):06d}.parquet"
+        part = self.folder / f"part-{self.session}-{len(self.parts):06d}.parquet"
         part.write_bytes(_parquet_bytes(table))
-        self.paths.append(part.path)
+        self.parts.append(part)
         return part
 
 
