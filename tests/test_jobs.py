@@ -28,9 +28,13 @@ def head(tmp_path_factory):
     env = {**os.environ, "RAY_AUTH_MODE": "disabled",  # Ray 2.60's documented opt-out for a loopback head
            "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
     dashboard = _free_port()
+    # Every port explicit: the test session's own Ray already holds the default agent ports, and a
+    # head whose job agent cannot bind answers every submission with "No available agent".
     command = [str(BIN / "ray"), "start", "--head", "--block", f"--port={_free_port()}", "--num-cpus=2",
                "--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
-               "--disable-usage-stats"]
+               f"--dashboard-agent-listen-port={_free_port()}", f"--dashboard-agent-grpc-port={_free_port()}",
+               f"--runtime-env-agent-port={_free_port()}", f"--metrics-export-port={_free_port()}",
+               f"--ray-client-server-port={_free_port()}", "--disable-usage-stats"]
     log = open(tmp_path_factory.mktemp("head") / "head.log", "w")
     process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     address = f"http://127.0.0.1:{dashboard}"
