@@ -34,6 +34,8 @@ def connect(config: RayConfig) -> dict[str, float]:
             # Ray reads the variable at import, so the constant is set too if Ray is loaded already.
             os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
             ray_constants.ENABLE_RAY_CLUSTER = False
-            ray.init(num_cpus=config.num_cpus or os.cpu_count(), include_dashboard=False,
+            # "local" always starts a fresh instance: without it ray.init joins (or fails on) any
+            # cluster `ray start` left registered on this machine.
+            ray.init(address="local", num_cpus=config.num_cpus or os.cpu_count(), include_dashboard=False,
                      runtime_env=runtime_env, logging_level=logging.WARNING)
     return {k: float(v) for k, v in ray.cluster_resources().items()}

@@ -94,3 +94,12 @@ def test_submit_without_a_head_is_a_clear_error(tmp_path):
                            "--", "show-config"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "cannot reach the Ray Jobs API" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_local_run_starts_its_own_ray_beside_a_running_head(head):
+    _, env = head
+    env = {k: v for k, v in env.items() if k != "RAY_ADDRESS"}
+    code = ("from fakeface_ray.cluster import connect; from fakeface_ray.config import RayConfig; "
+            "print('CPUS', connect(RayConfig(num_cpus=1))['CPU'])")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
+    assert "CPUS 1.0" in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]
