@@ -60,7 +60,8 @@ def extract_embeddings(config: Config, out: str | Path | Location, listing: list
         redone = sink.read_parts(writer.parts, ["image_id"]).column("image_id").to_pylist() if writer.parts else []
         sink.drop_rows(target, set(redone) | (set(done) - listed), keep_parts={p.path for p in writer.parts})
 
-    table = sink.read_folder(target, ["image_id"] + ([] if classifier else ["embedder"]))
+    # One read of the written rows serves the exactly-once check, the embedder check and the counts.
+    table = sink.read_folder(target, ["image_id", "status"] + ([] if classifier else ["embedder"]))
     ids = table.column("image_id").to_pylist()
     if len(ids) != len(listing) or set(ids) != listed:
         raise RuntimeError(f"{target} holds {len(ids)} rows ({len(set(ids))} distinct) for "
@@ -71,7 +72,7 @@ def extract_embeddings(config: Config, out: str | Path | Location, listing: list
                             "first run, or --overwrite")
     sink.mark_complete(target, len(ids))
     return ExtractResult(
-        embeddings=target, n_inputs=len(listing), counts_by_status=status_counts(target),
+        embeddings=target, n_inputs=len(listing), counts_by_status=_count(table.column("status").to_pylist()),
         embedder=names.pop(), embedder_reason=reason, plan=plan, weights=weights,
         timings={"extract_embed_write_s": written - started,
                  "first_row_s": (first_row - started) if first_row else None},
@@ -130,9 +131,12 @@ def describe_weights(path: str) -> dict:
 
 def status_counts(embeddings: Location) -> dict[str, int]:
     """Rows per status in an embeddings folder, sorted by status."""
-    statuses = sink.read_folder(embeddings, ["status"])
+    return _count(sink.read_folder(embeddings, ["status"]).column("status").to_pylist())
+
+
+def _count(statuses: list[str]) -> dict[str, int]:
     counts: dict[str, int] = {}
-    for status in statuses.column("status").to_pylist():
+    for status in statuses:
         counts[status] = counts.get(status, 0) + 1
     return dict(sorted(counts.items()))
 
