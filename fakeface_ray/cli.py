@@ -18,6 +18,7 @@ DEMO_OUT = "runs/demo"
 def _user_errors(fn):
     """Turn the library's user-facing errors into a one-line message and exit code 2."""
     from .embedders import EmbedderError
+    from .pipeline import StalledError
     from .resources import PlanError
     from .runs import OutputExistsError, RunFailed
     from .sources import SourceError
@@ -32,7 +33,7 @@ def _user_errors(fn):
                 SubmitError) as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
-        except RunFailed as exc:
+        except (RunFailed, StalledError) as exc:
             click.echo(f"failed: {exc}", err=True)
             sys.exit(1)
         except KeyboardInterrupt:

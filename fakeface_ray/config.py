@@ -21,6 +21,7 @@ class ConfigError(ValueError):
 class RayConfig:
     address: str | None = None
     num_cpus: int | None = None
+    stall_timeout_s: float = 1800.0
 
 
 @dataclass(frozen=True)

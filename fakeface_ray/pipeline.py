@@ -53,7 +53,7 @@ def extract_embeddings(config: Config, out: str | Path | Location, listing: list
 
     writer = sink.PartWriter(target)
     dataset = build_dataset(listing, config, embedder, plan, done=done, classifier=classifier)
-    first_row = _write_parts(dataset, writer)
+    first_row = _write_parts(dataset, writer, config.ray.stall_timeout_s)
     written = time.perf_counter()
     listed = {s.image_id for s in listing}
     if done:
@@ -79,30 +79,43 @@ def extract_embeddings(config: Config, out: str | Path | Location, listing: list
     )
 
 
-def _write_parts(dataset, writer: sink.PartWriter) -> float | None:
+class StalledError(RuntimeError):
+    """No rows arrived for `ray.stall_timeout_s`."""
+
+
+def _write_parts(dataset, writer: sink.PartWriter, stall_timeout_s: float) -> float | None:
     """Commit every block of `dataset` as a part; returns when the first one was committed.
 
     The blocks are drained in a thread while the main thread waits in short joins: Ctrl-C reaches
     a Python thread only between bytecodes, and Ray's queue wait would swallow it until the end.
+    The main thread also gives up when no block arrives for `stall_timeout_s`: Ray Data 2.60 does
+    not shrink an actor pool while it has pending actors, so a cluster that lost the capacity for
+    both pools waits forever instead of failing.
     """
-    first: list[float] = []
+    written: list[float] = []
     failure: list[BaseException] = []
 
     def drain() -> None:
         try:
             for block in dataset.iter_batches(batch_format="pyarrow", batch_size=None, prefetch_batches=0):
                 writer.write(block)
-                first.append(time.perf_counter())
+                written.append(time.perf_counter())
         except BaseException as exc:  # handed to the main thread below
             failure.append(exc)
 
     worker = threading.Thread(target=drain, name="fakeface-parquet-writer", daemon=True)
+    started = time.perf_counter()
     worker.start()
     while worker.is_alive():
         worker.join(timeout=0.5)
+        quiet = time.perf_counter() - (written[-1] if written else started)
+        if worker.is_alive() and quiet > stall_timeout_s:
+            raise StalledError(
+                f"no rows for {quiet:.0f} s ({len(writer.parts)} parts written); the cluster may have lost the "
+                "capacity its actor pools need. Rerun with --resume to carry on from the written parts")
     if failure:
         raise failure[0]
-    return first[0] if first else None
+    return written[0] if written else None
 
 
 def embedder_identity(config: Config) -> tuple[str, int]:

@@ -1,6 +1,7 @@
 """Outputs on any pyarrow filesystem: every file appears whole, under its final name, once."""
 
 import posixpath
+import threading
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -94,3 +95,21 @@ def test_a_missing_location_is_absent_not_an_error(tmp_path):
     gone.delete()
     with pytest.raises(FileNotFoundError):
         gone.read_bytes()
+
+
+class _StuckDataset:
+    """Yields one block, then waits forever, like a Ray Data graph whose actors cannot be placed."""
+
+    def iter_batches(self, **_):
+        yield pa.table({"image_id": ["a"]})
+        threading.Event().wait()
+
+
+def test_a_run_that_stops_producing_rows_fails_and_keeps_what_it_wrote(tmp_path):
+    from fakeface_ray.pipeline import StalledError, _write_parts
+
+    writer = sink.PartWriter(location(str(tmp_path)))
+    with pytest.raises(StalledError, match="--resume"):
+        _write_parts(_StuckDataset(), writer, stall_timeout_s=1.0)
+    assert [p.path for p in sink.committed_parts(location(str(tmp_path)))] == [p.path for p in writer.parts]
+    assert len(writer.parts) == 1
