@@ -8,11 +8,14 @@
    cannot beat the serial sum of the two per-image costs on a machine whose cores they share.
 
 FaceNet uses a random-weight file in the real Keras 2 layout (the arithmetic is the weights'
-shape, not their values). Prints images/s, ratios and peak memory (driver and largest worker
-RSS), and writes the result as JSON.
+shape, not their values). The corpus is the demo's 600x600 photos, copied under new names up to
+`--images` (the Kaggle set has 2,041): a fixed start-up cost (Ray, TensorFlow in each actor) is
+part of every real run but should not be all of the measurement. `--scale A,B` also runs the
+forensic pipeline (the stage that ships native face regions) on A and on B images to compare peak
+memory. Prints images/s, ratios and peak memory (driver and largest worker RSS), and writes JSON.
 
-    .venv/bin/python benchmarks/throughput.py [--corpus data/demo/real_and_fake_face] [--limit 200]
-        [--scale 2000] [--json benchmarks/results/throughput.json]
+    .venv/bin/python benchmarks/throughput.py [--corpus data/demo/real_and_fake_face] [--images 600]
+        [--scale 200,2000] [--json benchmarks/results/throughput.json]
 """
 
 from __future__ import annotations
@@ -40,15 +43,16 @@ ROOT = Path(__file__).resolve().parents[1]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", default=str(ROOT / "data/demo/real_and_fake_face"))
-    parser.add_argument("--limit", type=int, default=200, help="images from the corpus (600x600 in the demo)")
-    parser.add_argument("--scale", type=int, default=0,
-                        help="also run the pipeline on this many images (copies) to compare peak memory")
+    parser.add_argument("--images", type=int, default=600, help="images to time (demo photos, copied)")
+    parser.add_argument("--scale", default="",
+                        help="two corpus sizes, e.g. 200,2000: forensic pipeline peak memory on each")
     parser.add_argument("--json", default=str(ROOT / "benchmarks/results/throughput.json"))
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="fakeface-bench-"))
     try:
-        images = _sample(Path(args.corpus), work / "small" / "real_and_fake_face", args.limit)
+        photos = _photos(Path(args.corpus))
+        images = _replicate(photos, work / "small" / "real_and_fake_face", args.images)
         weights = work / "facenet_keras.h5"
         _write_random_facenet(weights)
         result: dict = {"machine": _machine(), "date": time.strftime("%Y-%m-%d"), "images": len(images),
@@ -58,9 +62,10 @@ def main() -> None:
         for embedder in ("facenet", "forensic"):
             result[f"pipeline_{embedder}"] = pipeline(work / "small", work / f"out-{embedder}", embedder, weights)
         if args.scale:
-            big = _replicate(images, work / "big" / "real_and_fake_face", args.scale)
-            result["pipeline_forensic_scaled"] = pipeline(work / "big", work / "out-big", "forensic", weights)
-            result["pipeline_forensic_scaled"]["images"] = big
+            result["memory_scaling"] = {}
+            for n in (int(v) for v in args.scale.split(",")):
+                _replicate(photos, work / f"n{n}" / "real_and_fake_face", n)
+                result["memory_scaling"][str(n)] = pipeline(work / f"n{n}", work / f"out-n{n}", "forensic", weights)
         _ratios(result)
         _print(result)
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
@@ -175,10 +180,10 @@ def _ratios(result: dict) -> None:
         p = result[f"pipeline_{embedder}"]
         p["vs_original"] = p["images_per_s"] / original
         p["vs_ceiling"] = p["images_per_s"] / result["ceiling"][f"{embedder}_images_per_s"]
-    if "pipeline_forensic_scaled" in result:
-        small, big = result["pipeline_forensic"], result["pipeline_forensic_scaled"]
-        big["driver_rss_vs_small"] = big["peak_driver_rss_mb"] / small["peak_driver_rss_mb"]
-        big["worker_rss_vs_small"] = big["peak_worker_rss_mb"] / small["peak_worker_rss_mb"]
+    if "memory_scaling" in result:
+        small, big = (result["memory_scaling"][k] for k in sorted(result["memory_scaling"], key=int))
+        result["memory_ratio"] = {"driver": big["peak_driver_rss_mb"] / small["peak_driver_rss_mb"],
+                                  "worker": big["peak_worker_rss_mb"] / small["peak_worker_rss_mb"]}
 
 
 def _print(r: dict) -> None:
@@ -190,32 +195,28 @@ def _print(r: dict) -> None:
               f"x{p['vs_original']:.2f} original, {100 * p['vs_ceiling']:.0f}% of ceiling "
               f"({r['ceiling'][f'{name}_images_per_s']:.2f}/s); first row {p['first_row_s']:.1f} s; "
               f"peak RSS driver {p['peak_driver_rss_mb']:.0f} MB, worker {p['peak_worker_rss_mb']:.0f} MB")
-    if "pipeline_forensic_scaled" in r:
-        b = r["pipeline_forensic_scaled"]
-        print(f"pipeline forensic on {b['images']} images: {b['images_per_s']:.2f} images/s; peak RSS driver "
-              f"{b['peak_driver_rss_mb']:.0f} MB (x{b['driver_rss_vs_small']:.2f}), worker "
-              f"{b['peak_worker_rss_mb']:.0f} MB (x{b['worker_rss_vs_small']:.2f})")
+    for n, p in r.get("memory_scaling", {}).items():
+        print(f"pipeline forensic on {n:>5} images: {p['images_per_s']:6.2f} images/s; peak RSS driver "
+              f"{p['peak_driver_rss_mb']:.0f} MB, worker {p['peak_worker_rss_mb']:.0f} MB")
+    if "memory_ratio" in r:
+        print(f"peak memory, largest/smallest corpus: driver x{r['memory_ratio']['driver']:.2f}, "
+              f"worker x{r['memory_ratio']['worker']:.2f}")
 
 
-def _sample(corpus: Path, target: Path, limit: int) -> list[Path]:
-    """The first `limit` images of each class folder in turn, copied into a fresh corpus."""
+def _photos(corpus: Path) -> list[Path]:
+    """The corpus's images, real and fake interleaved so any prefix holds both classes."""
     if not corpus.is_dir():
         raise SystemExit(f"no corpus at {corpus}: run `make demo` or `fakeface demo-data` first")
-    picked = []
-    for label in ("training_real", "training_fake"):
-        (target / label).mkdir(parents=True)
-        for path in sorted((corpus / label).glob("*.jpg"))[: limit // 2]:
-            picked.append(Path(shutil.copy(path, target / label / path.name)))
-    return picked
+    real, fake = (sorted((corpus / label).glob("*.jpg")) for label in ("training_real", "training_fake"))
+    return [p for pair in zip(real, fake) for p in pair]
 
 
-def _replicate(images: list[Path], target: Path, count: int) -> int:
+def _replicate(photos: list[Path], target: Path, count: int) -> list[Path]:
+    """`count` copies of `photos` in turn, under new names, in their class folders."""
     for label in ("training_real", "training_fake"):
         (target / label).mkdir(parents=True)
-    for i in range(count):
-        source = images[i % len(images)]
-        shutil.copy(source, target / source.parent.name / f"{i:06d}_{source.name}")
-    return count
+    return [Path(shutil.copy(source, target / source.parent.name / f"{i:06d}_{source.name}"))
+            for i, source in ((i, photos[i % len(photos)]) for i in range(count))]
 
 
 def _write_random_facenet(path: Path) -> None:

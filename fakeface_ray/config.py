@@ -39,7 +39,7 @@ class ExtractConfig:
     region_max_side: int = 640
     batch_size: int = 8
     device: str = "CPU:0"
-    num_cpus: float = 1.0
+    num_cpus: float = 0.5
     num_gpus: float = 0.0
     max_actors: int | None = None
 
@@ -53,7 +53,7 @@ class EmbedConfig:
     embedder: str = "auto"
     weights: str = "model/facenet_keras.h5"
     preprocess: str = "auto"
-    batch_size: int = 32
+    batch_size: int = 16
     num_cpus: float = 0.5
     num_gpus: float = 0.0
     max_actors: int | None = None

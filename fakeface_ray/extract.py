@@ -29,15 +29,19 @@ class FaceExtractor:
 
     Works as a Ray Data actor (`fn_constructor_kwargs`) and as a plain call. `detector` is any object
     with MTCNN's `detect_faces(list_of_rgb_arrays, **kwargs) -> list[list[dict]]`.
+
+    Args:
+        keep_regions: also emit the native-resolution face regions (the forensic embedder reads
+            them; FaceNet does not, and they are most of a batch's bytes).
     """
 
     def __init__(self, margin: float = 0.2, face_size: int = 160, min_face_size: int = 20,
                  region_max_side: int = 640, max_pixels: int = 60_000_000, device: str = "CPU:0",
-                 num_threads: int | None = None, detector: Any = None):
+                 num_threads: int | None = None, detector: Any = None, keep_regions: bool = True):
         self.margin = margin
         self.face_size = face_size
         self.min_face_size = min_face_size
-        self.region_max_side = region_max_side
+        self.region_max_side = region_max_side if keep_regions else 0
         self.max_pixels = max_pixels
         self.detector = detector if detector is not None else load_detector(device, num_threads)
 
@@ -62,6 +66,9 @@ class FaceExtractor:
             images[i] = decoded.image
         for i, found in self._detect(images, out).items():
             self._fill(out, i, images[i], found)
+        # Regions were allocated at the largest possible side; ship only what this batch uses.
+        h, w = out["region_shape"].max(axis=0) if n else (0, 0)
+        out["region"] = np.ascontiguousarray(out["region"][:, :h, :w])
         passthrough = {k: batch[k] for k in ("image_id", "uri", "label", "sha256")}
         return {**passthrough, **out}
 
@@ -97,6 +104,9 @@ class FaceExtractor:
         out["face_confidence"][i] = best.confidence
         out["keypoints"][i] = best.keypoints
         out["face"][i] = faces.crop_face(image, best.box, self.margin, self.face_size)
+        out["status"][i], out["error"][i] = OK, ""
+        if not self.region_max_side:
+            return
         region = faces.native_region(image, best, REGION_CONTEXT, self.region_max_side)
         h, w = region.pixels.shape[:2]
         out["region"][i, :h, :w] = region.pixels
@@ -104,7 +114,6 @@ class FaceExtractor:
         out["region_keypoints"][i] = region.keypoints
         out["region_origin"][i] = region.origin
         out["region_scale"][i] = region.scale
-        out["status"][i], out["error"][i] = OK, ""
 
 
 def _empty_columns(n: int, face_size: int, region_side: int) -> dict[str, np.ndarray]:

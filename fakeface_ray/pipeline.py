@@ -177,7 +177,7 @@ def build_dataset(listing: list[sources.Source], config: Config, embedder: str, 
         fn_constructor_kwargs=dict(
             margin=config.extract.margin, face_size=config.extract.face_size,
             min_face_size=config.extract.min_face_size, region_max_side=config.extract.region_max_side,
-            max_pixels=config.read.max_pixels,
+            max_pixels=config.read.max_pixels, keep_regions=embedder == "forensic",
             device="GPU:0" if plan.extract.num_gpus else config.extract.device,
             num_threads=max(1, math.ceil(plan.extract.num_cpus))),
     )

@@ -82,3 +82,12 @@ def test_native_region_holds_the_face_at_full_resolution(detector):
     assert np.array_equal(out["region"][0, :h, :w], decoded[y0:y0 + h, x0:x0 + w])
     shifted = out["keypoints"][0].reshape(5, 2) - [x0, y0]
     assert np.allclose(out["region_keypoints"][0].reshape(5, 2), shifted)
+
+
+def test_batches_carry_only_the_region_pixels_they_use(detector):
+    blobs = [jpeg_bytes(face_photo(i, side)) for i, side in ((5, 500), (9, 300))]
+    out = FaceExtractor(detector=detector)(_batch(blobs))
+    assert out["region"].shape[1:3] == tuple(out["region_shape"].max(axis=0)) != (640, 640)
+    without = FaceExtractor(detector=detector, keep_regions=False)(_batch(blobs))
+    assert without["status"].tolist() == ["ok", "ok"] and without["region"].shape == (2, 0, 0, 3)
+    assert np.array_equal(without["face"], out["face"]) and np.array_equal(without["face_box"], out["face_box"])

@@ -10,7 +10,7 @@ def _used(plan):
 
 def test_two_cpus_leave_room_for_reads():
     plan = plan_pools({"CPU": 2.0}, ExtractConfig(), EmbedConfig())
-    assert (plan.extract.max_size, plan.embed.max_size) == (1, 1)
+    assert (plan.extract.max_size, plan.embed.max_size) == (2, 1)
     assert _used(plan) + 2 * READ_TASK_CPUS <= 2.0
 
 
