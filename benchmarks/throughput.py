@@ -138,8 +138,10 @@ def pipeline(corpus_root: Path, out: Path, embedder: str, weights: Path) -> dict
 
     command = [sys.executable, "-m", "fakeface_ray.cli", "extract", "--infile", str(corpus_root / "real_and_fake_face"),
                "--out", str(out), "--set", f"embed.embedder={embedder}", "--set", f"embed.weights={weights}"]
+    log = out.parent / f"{out.name}.log"
     start = time.perf_counter()
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with log.open("wb") as sink:
+        process = subprocess.Popen(command, cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT)
     driver = psutil.Process(process.pid)
     peaks = {"driver": 0.0, "worker": 0.0}
     stop = threading.Event()
@@ -165,7 +167,8 @@ def pipeline(corpus_root: Path, out: Path, embedder: str, weights: Path) -> dict
     stop.set()
     sampler.join()
     if code != 0:
-        raise RuntimeError(f"fakeface extract failed with exit code {code}")
+        tail = log.read_text(errors="replace")[-4000:]
+        raise RuntimeError(f"fakeface extract failed with exit code {code}; its output ends:\n{tail}")
     run = json.loads((out / "run.json").read_text())
     return {"seconds": seconds, "images_per_s": run["n_inputs"] / seconds,
             "pipeline_seconds": run["timings"]["extract_embed_write_s"],

@@ -70,8 +70,12 @@ class TrainConfig:
     backend: str = "ray"
     n_jobs: int = -1
     min_fake_recall: float | None = None
+    classifier: str = "auto"
+    nystroem_components: int = 500
 
     def __post_init__(self) -> None:
+        if self.nystroem_components < 1:
+            raise ConfigError(f"train.nystroem_components must be positive, got {self.nystroem_components}")
         if not 0.0 < self.test_split < 1.0:
             raise ConfigError(f"train.test_split (--testsplit) must be between 0 and 1, got {self.test_split}")
         if self.cv_folds < 2:
@@ -115,6 +119,7 @@ CHOICES = {
     "embed.preprocess": ("auto", "prewhiten", "fixed"),
     "train.backend": ("ray", "loky"),
     "train.kernels": ("linear", "rbf"),
+    "train.classifier": ("auto", "svc", "linear", "sgd", "nystroem"),
 }
 
 

@@ -44,7 +44,9 @@ class FaceEmbedder:
         embed_regions: Any = getattr(self.model, "embed_regions", None)
         if embed_regions is None:
             return self.model.embed(batch["face"][rows])
-        regions = [batch["region"][i, : batch["region_shape"][i, 0], : batch["region_shape"][i, 1]]
+        # Per row: Ray Data hands batches joined from extract blocks of different region sizes
+        # as an object array of arrays, a single block as one padded array.
+        regions = [batch["region"][i][: batch["region_shape"][i, 0], : batch["region_shape"][i, 1]]
                    for i in rows]
         return embed_regions(regions, [batch["region_keypoints"][i] for i in rows],
                              origins=[tuple(batch["region_origin"][i]) for i in rows],

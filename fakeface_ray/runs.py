@@ -128,6 +128,7 @@ def run_train(config: Config, embeddings: str | Location) -> dict:
     metrics = report.compute_metrics(test.y, y_pred, scores)
     metrics.update({
         "embedder": data.embedder,
+        "classifier": result.classifier,
         "best_params": result.best_params,
         "cv_best_macro_f1": result.cv_best_score,
         "operating_point": point.to_dict(),
@@ -139,7 +140,8 @@ def run_train(config: Config, embeddings: str | Location) -> dict:
     train.save_model(result, out / "model", {"seed": config.seed, "test_split": config.train.test_split})
     timings.update({"train_s": trained - started})
     record.update({"metrics": {k: metrics[k] for k in ("macro_f1", "accuracy", "roc_auc")},
-                   "best_params": result.best_params, "embeddings": str(embeddings)})
+                   "classifier": result.classifier, "best_params": result.best_params,
+                   "embeddings": str(embeddings)})
     _write_record(out, record)
     build_report(out, config.report.samples_per_class)
     timings["report_s"] = time.perf_counter() - trained

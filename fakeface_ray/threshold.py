@@ -21,16 +21,27 @@ class OperatingPoint:
 
 def rates(y_true: np.ndarray, scores: np.ndarray, threshold: float) -> tuple[float, float, float]:
     """(fake recall, fake precision, macro F1) when `scores >= threshold` means fake (label 1)."""
-    pred = scores >= threshold
-    fake = y_true == 1
-    tp = float(np.sum(pred & fake))
-    fp = float(np.sum(pred & ~fake))
-    fn = float(np.sum(~pred & fake))
-    tn = float(np.sum(~pred & ~fake))
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    f1_fake = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
-    f1_real = 2 * tn / (2 * tn + fn + fp) if tn else 0.0
+    recall, precision, macro = rates_at(y_true, scores, np.array([threshold], dtype=float))
+    return float(recall[0]), float(precision[0]), float(macro[0])
+
+
+def rates_at(y_true: np.ndarray, scores: np.ndarray, thresholds: np.ndarray) -> tuple[np.ndarray, ...]:
+    """`rates` at every threshold at once, in O((N + T) log N): counts come from one sort."""
+    fake = np.asarray(y_true) == 1
+    order = np.argsort(scores, kind="stable")
+    ranked = np.asarray(scores, dtype=float)[order]
+    fakes_below = np.concatenate([[0], np.cumsum(fake[order])])  # fakes among the k lowest scores
+    below = np.searchsorted(ranked, thresholds, side="left")  # rows called real at each threshold
+    n, n_fake = len(ranked), int(fake.sum())
+    tp = (n_fake - fakes_below[below]).astype(float)
+    fp = (n - below) - tp
+    fn = n_fake - tp
+    tn = below - fn
+    with np.errstate(divide="ignore", invalid="ignore"):
+        recall = np.where(tp + fn > 0, tp / (tp + fn), 0.0)
+        precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
+        f1_fake = np.where(tp > 0, 2 * tp / (2 * tp + fp + fn), 0.0)
+        f1_real = np.where(tn > 0, 2 * tn / (2 * tn + fn + fp), 0.0)
     return recall, precision, (f1_fake + f1_real) / 2
 
 
@@ -46,7 +57,7 @@ def choose_threshold(y_true: np.ndarray, scores: np.ndarray, min_fake_recall: fl
     values = np.unique(scores)
     # Thresholds between neighbouring scores, plus one below all and the SVC's own 0.
     candidates = np.unique(np.concatenate([[values[0] - 1.0, 0.0], (values[:-1] + values[1:]) / 2, [values[-1] + 1.0]]))
-    table = np.array([rates(y_true, scores, t) for t in candidates])
+    table = np.column_stack(rates_at(y_true, scores, candidates))
     if min_fake_recall is None:
         best = np.flatnonzero(table[:, 2] == table[:, 2].max())
         # Among ties, the one nearest the SVC's own boundary.

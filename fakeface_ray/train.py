@@ -1,4 +1,4 @@
-"""Grid-search a scaler + SVC on the embeddings, in parallel through Ray's joblib backend."""
+"""Grid-search a scaler + classifier on the embeddings, in parallel through Ray's joblib backend."""
 
 from __future__ import annotations
 
@@ -16,9 +16,8 @@ from sklearn.base import clone
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_predict, train_test_split
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
-from sklearn.svm import SVC
 
+from . import classifiers
 from .config import TrainConfig
 from .schema import OK
 from .sources import CLASSES
@@ -49,6 +48,7 @@ class TrainResult:
     grid: list[dict]
     operating_point: OperatingPoint
     calibrated: CalibratedClassifierCV  # the same model, refit with sigmoid calibration for p_fake
+    classifier: str  # what `train.classifier` resolved to: svc, linear, sgd or nystroem
 
     def artifact(self) -> dict:
         """What `classifier.joblib` holds."""
@@ -77,15 +77,10 @@ def load_embeddings(path: str | Location) -> Embeddings:
     )
 
 
-def param_grid(config: TrainConfig) -> list[dict]:
-    """The GridSearchCV grid: one dict per kernel, `svc__` prefixed."""
-    grid = []
-    for kernel in config.kernels:
-        entry = {"svc__kernel": [kernel], "svc__C": list(config.c_grid)}
-        if kernel == "rbf":
-            entry["svc__gamma"] = list(config.gamma_grid)
-        grid.append(entry)
-    return grid
+def param_grid(config: TrainConfig, n_rows: int = 0, dims: int = 0) -> list[dict]:
+    """The GridSearchCV grid of the configured classifier for `n_rows` training rows of `dims`."""
+    kind = classifiers.resolve(config.classifier, n_rows)
+    return classifiers.build(kind, config, max(n_rows, 1), max(dims, 1), seed=0)[1]
 
 
 def check_labels(labels: list[str | None], test_split: float) -> None:
@@ -124,8 +119,8 @@ def fit(data: Embeddings, config: TrainConfig, seed: int) -> TrainResult:
     folds = min(config.cv_folds, int(np.bincount(train.y).min()))
     if folds < 2:
         raise TrainError("too few training images per class for cross-validation (need at least 2)")
-    model = Pipeline([("scaler", StandardScaler()), ("svc", SVC(random_state=seed))])
-    grid = param_grid(config)
+    kind = classifiers.resolve(config.classifier, len(train.y))
+    model, grid = classifiers.build(kind, config, len(train.y), train.x.shape[1], seed)
     search = GridSearchCV(model, grid, scoring=config.scoring, n_jobs=config.n_jobs, refit=True,
                           cv=StratifiedKFold(folds, shuffle=True, random_state=seed), error_score="raise")
     cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
@@ -137,9 +132,9 @@ def fit(data: Embeddings, config: TrainConfig, seed: int) -> TrainResult:
         calibrated = CalibratedClassifierCV(clone(search.best_estimator_), method="sigmoid", cv=cv)
         calibrated.fit(train.x, train.y)
     point = choose_threshold(train.y, oof, config.min_fake_recall)
-    best = {k.removeprefix("svc__"): v for k, v in search.best_params_.items()}
+    best = classifiers.plain_params(search.best_params_)
     return TrainResult(search.best_estimator_, best, float(search.best_score_), test, len(train.y), grid,
-                       point, calibrated)
+                       point, calibrated, kind)
 
 
 @contextlib.contextmanager
@@ -167,6 +162,7 @@ def save_model(result: TrainResult, folder: Location, extra: dict) -> Location:
         "positive_class": CLASSES[1],
         "embedder": result.test.embedder,
         "dims": int(result.test.x.shape[1]),
+        "classifier": result.classifier,
         "grid": result.grid,
         "best_params": result.best_params,
         "cv_best_score": result.cv_best_score,

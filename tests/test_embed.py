@@ -56,3 +56,40 @@ def test_all_rows_without_faces_still_write():
     batch["status"][:] = "no_face"
     table = FaceEmbedder(model=MeanColour())(batch)
     assert table.num_rows == 3 and table.column("embedding").null_count == 3
+
+
+class RegionMean:
+    """Reads native regions: the mean RGB of each region as given, to see which pixels arrive."""
+
+    name = "region-mean-3"
+    dims = 3
+
+    def embed(self, faces):
+        raise AssertionError("a region embedder gets regions")
+
+    def embed_regions(self, regions, keypoints, origins, scales):
+        return np.array([r.reshape(-1, 3).mean(axis=0) for r in regions], np.float32)
+
+
+def _with_regions(batch, sides):
+    """Regions of the given sides (pixels = 10 * row + 1), padded to the batch's largest, as extract emits them."""
+    pad = max(sides)
+    batch["region"] = np.zeros((len(sides), pad, pad, 3), np.uint8)
+    for i, side in enumerate(sides):
+        batch["region"][i, :side, :side] = 10 * i + 1
+    batch["region_shape"] = np.array([[s, s] for s in sides], np.int32)
+    batch["region_keypoints"] = np.zeros((len(sides), 10), np.float32)
+    batch["region_origin"] = np.zeros((len(sides), 2), np.int32)
+    batch["region_scale"] = np.ones(len(sides), np.float32)
+    return batch
+
+
+def test_regions_arrive_whole_whether_padded_or_joined_from_blocks_of_other_sizes():
+    padded = _with_regions(_extract_batch(), [40, 0, 25])
+    # Ray Data joins extract blocks whose regions were trimmed to different sizes into an object
+    # column of arrays; the same rows must give the same vectors.
+    joined = dict(padded, region=np.array([padded["region"][0][:40, :40], np.zeros((5, 5, 3), np.uint8),
+                                            padded["region"][2][:30, :30]] + [None], dtype=object)[:3])
+    for batch in (padded, joined):
+        rows = FaceEmbedder(model=RegionMean())(batch).to_pylist()
+        assert rows[0]["embedding"] == [1.0, 1.0, 1.0] and rows[2]["embedding"] == [21.0, 21.0, 21.0]

@@ -15,9 +15,31 @@ def _data(n_per_class: int, dims: int = 6, gap: float = 3.0, seed: int = 0) -> E
 
 
 def test_param_grid_has_gamma_only_for_rbf():
-    grid = train.param_grid(TrainConfig(c_grid=(0.5, 1, 2)))
-    assert grid == [{"svc__kernel": ["linear"], "svc__C": [0.5, 1, 2]},
-                    {"svc__kernel": ["rbf"], "svc__C": [0.5, 1, 2], "svc__gamma": ["scale", 0.01, 0.1]}]
+    grid = train.param_grid(TrainConfig(c_grid=(0.5, 1, 2)), n_rows=1000, dims=128)
+    assert grid == [{"clf__kernel": ["linear"], "clf__C": [0.5, 1, 2]},
+                    {"clf__kernel": ["rbf"], "clf__C": [0.5, 1, 2], "clf__gamma": ["scale", 0.01, 0.1]}]
+
+
+def test_auto_leaves_the_exact_svc_for_nystroem_above_the_measured_crossover():
+    from fakeface_ray.classifiers import EXACT_SVC_MAX_ROWS, resolve
+
+    assert resolve("auto", EXACT_SVC_MAX_ROWS) == "svc" and resolve("auto", EXACT_SVC_MAX_ROWS + 1) == "nystroem"
+    assert resolve("linear", 10) == "linear"
+    big = train.param_grid(TrainConfig(c_grid=(1.0,), gamma_grid=("scale", 0.1)), n_rows=10**6, dims=128)
+    assert big == [{"map__gamma": [1 / 128, 0.1], "clf__C": [1.0]}]
+    sgd = train.param_grid(TrainConfig(classifier="sgd", c_grid=(0.5, 2.0)), n_rows=1000, dims=128)
+    assert sgd == [{"clf__alpha": [1 / 500, 1 / 2000]}]
+
+
+@pytest.mark.parametrize("kind", ["linear", "sgd", "nystroem"])
+def test_every_scalable_classifier_trains_calibrates_and_thresholds(kind):
+    config = TrainConfig(backend="loky", n_jobs=2, c_grid=(0.1, 1.0), classifier=kind, nystroem_components=50)
+    result = train.fit(_data(40), config, seed=0)
+    assert result.classifier == kind
+    assert result.model.score(result.test.x, result.test.y) == 1.0
+    p_fake = result.calibrated.predict_proba(result.test.x)[:, 1]
+    assert ((p_fake > 0.5) == (result.test.y == 1)).all()
+    assert set(result.best_params) <= {"C", "alpha", "gamma"} and result.best_params
 
 
 def test_split_is_stratified_and_seeded():
@@ -47,7 +69,7 @@ def test_fit_learns_separable_data_with_loky():
     assert result.operating_point.rule == "max_macro_f1" and result.operating_point.macro_f1 == 1.0
     p_fake = result.calibrated.predict_proba(result.test.x)[:, 1]
     assert (p_fake[result.test.y == 1] > 0.5).all() and (p_fake[result.test.y == 0] < 0.5).all()
-    assert result.best_params["kernel"] in ("linear", "rbf")
+    assert result.best_params["kernel"] in ("linear", "rbf") and result.classifier == "svc"
     assert result.train_size == 64
 
 

@@ -1,0 +1,68 @@
+"""The classifiers `train` grid-searches, and the rule that picks one for a corpus's size.
+
+Exact kernel SVMs cost between N^2 and N^3 to fit; the others grow about linearly in N.
+`benchmarks/classifier_scale.py` measures where the exact SVC stops paying for itself.
+"""
+
+from __future__ import annotations
+
+from sklearn.kernel_approximation import Nystroem
+from sklearn.linear_model import SGDClassifier
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC, LinearSVC
+
+from .config import TrainConfig
+
+KINDS = ("svc", "linear", "sgd", "nystroem")
+# Training rows above which `auto` leaves the exact SVC for the Nystroem approximation: at 20k
+# rows the exact grid already takes minutes on 2 cores while Nystroem matches its macro F1
+# (benchmarks/results/classifier_scale.json).
+EXACT_SVC_MAX_ROWS = 20_000
+
+
+def resolve(kind: str, n_rows: int) -> str:
+    """The concrete classifier for `kind` (`auto` or one of KINDS) on `n_rows` training rows."""
+    if kind != "auto":
+        return kind
+    return "svc" if n_rows <= EXACT_SVC_MAX_ROWS else "nystroem"
+
+
+def build(kind: str, config: TrainConfig, n_rows: int, dims: int, seed: int) -> tuple[Pipeline, list[dict]]:
+    """A scaler + classifier pipeline and its GridSearchCV grid.
+
+    Args:
+        kind: one of KINDS (resolve `auto` first).
+        n_rows: training rows; SGD's `alpha` is `1 / (C * n_rows)`, the same penalty as the SVMs' C.
+        dims: embedding size; gamma `scale` is `1 / dims` on standardised inputs, as in SVC.
+    """
+    scaler = ("scaler", StandardScaler())
+    gammas = [1.0 / dims if g == "scale" else float(g) for g in config.gamma_grid]
+    if kind == "svc":
+        grid = []
+        for kernel in config.kernels:
+            entry = {"clf__kernel": [kernel], "clf__C": list(config.c_grid)}
+            if kernel == "rbf":
+                entry["clf__gamma"] = list(config.gamma_grid)
+            grid.append(entry)
+        return Pipeline([scaler, ("clf", SVC(random_state=seed))]), grid
+    if kind == "linear":
+        return Pipeline([scaler, ("clf", _linear_svc(seed))]), [{"clf__C": list(config.c_grid)}]
+    if kind == "sgd":
+        clf = SGDClassifier(loss="hinge", max_iter=50, tol=1e-4, random_state=seed)
+        return Pipeline([scaler, ("clf", clf)]), [{"clf__alpha": [1.0 / (c * n_rows) for c in config.c_grid]}]
+    if kind == "nystroem":
+        rbf = Nystroem(kernel="rbf", n_components=min(config.nystroem_components, n_rows), random_state=seed)
+        return (Pipeline([scaler, ("map", rbf), ("clf", _linear_svc(seed))]),
+                [{"map__gamma": gammas, "clf__C": list(config.c_grid)}])
+    raise ValueError(f"unknown classifier {kind!r}; expected auto or one of {', '.join(KINDS)}")
+
+
+def _linear_svc(seed: int) -> LinearSVC:
+    # dual="auto" solves the primal when rows outnumber features: linear in N.
+    return LinearSVC(dual="auto", max_iter=5000, random_state=seed)
+
+
+def plain_params(best_params: dict) -> dict:
+    """`clf__C` -> `C`, `map__gamma` -> `gamma`: the grid's names without their step."""
+    return {k.split("__", 1)[1]: v for k, v in best_params.items()}
