@@ -10,7 +10,12 @@ and the projection recorded instead. Then one cell through both ray and loky, to
 two joblib backends on this machine.
 
     .venv/bin/python benchmarks/classifier_scale.py [--sizes 2000,20000,200000] [--dims 128,512]
-        [--budget-s 240] [--json benchmarks/results/classifier_scale.json]
+        [--classifiers svc,linear,sgd,nystroem] [--nystroem-components 500] [--budget-s 600]
+        [--no-backends] [--merge]
+        [--json benchmarks/results/classifier_scale.json]
+
+`--merge` replaces the cells it measures in an existing JSON and keeps the others (e.g. to time
+one exact-SVC cell past the budget).
 """
 
 from __future__ import annotations
@@ -40,7 +45,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="2000,20000,200000")
     parser.add_argument("--dims", default="128,512")
-    parser.add_argument("--budget-s", type=float, default=240.0, help="skip cells projected to take longer")
+    parser.add_argument("--classifiers", default=",".join(KINDS))
+    parser.add_argument("--nystroem-components", type=int, default=500)
+    parser.add_argument("--no-backends", action="store_true", help="skip the ray vs loky comparison")
+    parser.add_argument("--merge", action="store_true", help="update the cells of an existing --json")
+    parser.add_argument("--budget-s", type=float, default=600.0, help="skip cells projected to take longer")
     parser.add_argument("--backend-cell", default="20000,128,nystroem",
                         help="N,D,classifier timed through both ray and loky")
     parser.add_argument("--json", default=str(ROOT / "benchmarks/results/classifier_scale.json"))
@@ -54,23 +63,32 @@ def main() -> None:
     dims_list = [int(v) for v in args.dims.split(",")]
     result: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
                     "date": time.strftime("%Y-%m-%d"), "grid": {"C": list(C_GRID), "gamma": list(GAMMAS)},
-                    "folds": 3, "cells": []}
+                    "folds": 3,
+                    "nystroem_components": args.nystroem_components, "cells": []}
+    if args.merge and Path(args.json).exists():
+        result = {**json.loads(Path(args.json).read_text()), "date": result["date"]}
     for dims in dims_list:
-        for kind in KINDS:
-            previous: list[tuple[int, float]] = []
+        for kind in args.classifiers.split(","):
             for n in sizes:
+                previous = sorted((c["n"], c["fit_s"]) for c in result["cells"]  # measured, smaller N
+                                  if (c["dims"], c["classifier"]) == (dims, kind) and "fit_s" in c and c["n"] < n)
                 projected = _project(previous, n, kind)
                 if projected is not None and projected > args.budget_s:
                     cell = {"n": n, "dims": dims, "classifier": kind, "skipped": True, "projected_fit_s": projected}
                 else:
-                    cell = {"n": n, "dims": dims, "classifier": kind, **grid_search(n, dims, kind, "ray")}
-                    previous.append((n, cell["fit_s"]))
+                    cell = {"n": n, "dims": dims, "classifier": kind,
+                            **grid_search(n, dims, kind, "ray", args.nystroem_components)}
+                same = (cell["n"], cell["dims"], cell["classifier"])
+                result["cells"] = [c for c in result["cells"] if (c["n"], c["dims"], c["classifier"]) != same]
                 result["cells"].append(cell)
                 _print_cell(cell)
-    n, dims, kind = args.backend_cell.split(",")
-    result["backends"] = {b: grid_search(int(n), int(dims), kind, b) for b in ("ray", "loky")}
-    for backend, cell in result["backends"].items():
-        print(f"backend {backend:<5} N={n} D={dims} {kind}: fit {cell['fit_s']:.1f} s")
+    result["cells"].sort(key=lambda c: (c["dims"], KINDS.index(c["classifier"]), c["n"]))
+    if not args.no_backends:
+        n, dims, kind = args.backend_cell.split(",")
+        result["backends"] = {"n": int(n), "dims": int(dims), "classifier": kind}
+        for backend in ("ray", "loky"):
+            result["backends"][backend] = grid_search(int(n), int(dims), kind, backend, args.nystroem_components)
+            print(f"backend {backend:<5} N={n} D={dims} {kind}: fit {result['backends'][backend]['fit_s']:.1f} s")
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(result, indent=2))
     print(f"written {args.json}")
@@ -84,14 +102,15 @@ def synthetic(n: int, dims: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]
     return x.astype(np.float32), y.astype(np.int64)
 
 
-def grid_search(n: int, dims: int, kind: str, backend: str) -> dict:
+def grid_search(n: int, dims: int, kind: str, backend: str, components: int = 500) -> dict:
     """Fit time (grid + refit) and held-out macro F1 of one classifier on synthetic data."""
     from fakeface_ray.classifiers import build
     from fakeface_ray.config import TrainConfig
 
     x, y = synthetic(n, dims)
     x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.2, stratify=y, random_state=0)
-    config = dataclasses.replace(TrainConfig(), c_grid=C_GRID, gamma_grid=GAMMAS, kernels=("rbf",))
+    config = dataclasses.replace(TrainConfig(), c_grid=C_GRID, gamma_grid=GAMMAS, kernels=("rbf",),
+                                 nystroem_components=components)
     model, grid = build(kind, config, len(y_train), dims, seed=0)
     search = GridSearchCV(model, grid, scoring="f1_macro", cv=StratifiedKFold(3, shuffle=True, random_state=0),
                           n_jobs=-1, refit=True)

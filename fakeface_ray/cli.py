@@ -248,7 +248,8 @@ def _summary(record: dict) -> None:
         click.echo(f"inputs     {record['n_inputs']}   " +
                    ", ".join(f"{k} {v}" for k, v in metrics["counts_by_status"].items()))
     click.echo(f"embedder   {metrics['embedder']}")
-    click.echo(f"best       {metrics['classifier']} {metrics['best_params']}  (cv macro F1 {metrics['cv_best_macro_f1']:.3f})")
+    click.echo(f"best       {metrics['classifier']} {metrics['best_params']}  "
+               f"(cv macro F1 {metrics['cv_best_macro_f1']:.3f})")
     click.echo(f"test       n={metrics['n_test']}  accuracy {metrics['accuracy']:.3f}  "
                f"ROC AUC {metrics['roc_auc'] if metrics['roc_auc'] is None else round(metrics['roc_auc'], 3)}")
     for name, row in metrics["per_class"].items():
