@@ -77,12 +77,6 @@ def load_embeddings(path: str | Location) -> Embeddings:
     )
 
 
-def param_grid(config: TrainConfig, n_rows: int = 0, dims: int = 0) -> list[dict]:
-    """The GridSearchCV grid of the configured classifier for `n_rows` training rows of `dims`."""
-    kind = classifiers.resolve(config.classifier, n_rows)
-    return classifiers.build(kind, config, max(n_rows, 1), max(dims, 1), seed=0)[1]
-
-
 def check_labels(labels: list[str | None], test_split: float) -> None:
     """Refuse labels that cannot give a stratified split with both classes on each side."""
     y = np.array([CLASSES.index(v) for v in labels if v in CLASSES], dtype=np.int64)

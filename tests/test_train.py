@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from fakeface_ray import train
+from fakeface_ray import classifiers, train
 from fakeface_ray.config import TrainConfig
 from fakeface_ray.train import Embeddings, TrainError
 
@@ -14,20 +14,23 @@ def _data(n_per_class: int, dims: int = 6, gap: float = 3.0, seed: int = 0) -> E
     return Embeddings(ids, ids, x.astype(np.float32), y, "test-6")
 
 
+def _grid(config: TrainConfig, n_rows: int, dims: int) -> list[dict]:
+    return classifiers.build(classifiers.resolve(config.classifier, n_rows), config, n_rows, dims, seed=0)[1]
+
+
 def test_param_grid_has_gamma_only_for_rbf():
-    grid = train.param_grid(TrainConfig(c_grid=(0.5, 1, 2)), n_rows=1000, dims=128)
+    grid = _grid(TrainConfig(c_grid=(0.5, 1, 2)), n_rows=1000, dims=128)
     assert grid == [{"clf__kernel": ["linear"], "clf__C": [0.5, 1, 2]},
                     {"clf__kernel": ["rbf"], "clf__C": [0.5, 1, 2], "clf__gamma": ["scale", 0.01, 0.1]}]
 
 
 def test_auto_leaves_the_exact_svc_for_nystroem_above_the_measured_crossover():
-    from fakeface_ray.classifiers import EXACT_SVC_MAX_ROWS, resolve
-
-    assert resolve("auto", EXACT_SVC_MAX_ROWS) == "svc" and resolve("auto", EXACT_SVC_MAX_ROWS + 1) == "nystroem"
-    assert resolve("linear", 10) == "linear"
-    big = train.param_grid(TrainConfig(c_grid=(1.0,), gamma_grid=("scale", 0.1)), n_rows=10**6, dims=128)
+    limit = classifiers.EXACT_SVC_MAX_ROWS
+    assert classifiers.resolve("auto", limit) == "svc" and classifiers.resolve("auto", limit + 1) == "nystroem"
+    assert classifiers.resolve("linear", 10) == "linear"
+    big = _grid(TrainConfig(c_grid=(1.0,), gamma_grid=("scale", 0.1)), n_rows=10**6, dims=128)
     assert big == [{"map__gamma": [1 / 128, 0.1], "clf__C": [1.0]}]
-    sgd = train.param_grid(TrainConfig(classifier="sgd", c_grid=(0.5, 2.0)), n_rows=1000, dims=128)
+    sgd = _grid(TrainConfig(classifier="sgd", c_grid=(0.5, 2.0)), n_rows=1000, dims=128)
     assert sgd == [{"clf__alpha": [1 / 500, 1 / 2000]}]
 
 
