@@ -24,9 +24,8 @@ WATCH = ("imaging.py:", "faces.py:", "extract.py:", "mtcnn/stages/", "mtcnn/mtcn
 
 
 def main() -> None:
-    import numpy as np
+    from throughput import read_batches  # this folder is on sys.path when the script runs
 
-    from fakeface_ray import sources
     from fakeface_ray.extract import FaceExtractor
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -38,10 +37,7 @@ def main() -> None:
     paths = sorted(Path(args.corpus).rglob("*.jpg"))[: args.images + 8]
     if len(paths) < args.images + 8:
         raise SystemExit(f"need {args.images + 8} images under {args.corpus}: run `make demo` first")
-    ids = np.array([str(p) for p in paths], dtype=object)
-    batches = [sources.read_files({"image_id": ids[i:i + 8], "uri": ids[i:i + 8],
-                                   "label": np.array([None] * len(ids[i:i + 8]), dtype=object)})
-               for i in range(0, len(ids), 8)]
+    batches = read_batches(paths)
     extractor = FaceExtractor(num_threads=1, keep_regions=False)
     extractor(batches[0])  # warm-up: TensorFlow traces each new input shape once
     profile = cProfile.Profile()

@@ -103,18 +103,12 @@ def original_loop(images: list[Path], weights: Path) -> dict:
 
 def ceiling(images: list[Path], weights: Path) -> dict:
     """Per-image cost of each stage alone, batched the way the pipeline batches, in one process."""
-    from fakeface_ray import sources
     from fakeface_ray.embed import FaceEmbedder
     from fakeface_ray.embedders.facenet import FaceNetEmbedder
     from fakeface_ray.extract import FaceExtractor
 
     extractor = FaceExtractor()
-    batches = []
-    ids = np.array([str(p) for p in images], dtype=object)
-    for start in range(0, len(images), 8):
-        chunk = {"image_id": ids[start:start + 8], "uri": ids[start:start + 8],
-                 "label": np.array([None] * len(ids[start:start + 8]), dtype=object)}
-        batches.append(sources.read_files(chunk))
+    batches = read_batches(images)
     extractor(batches[0])  # warm-up
     start = time.perf_counter()
     extracted = [extractor(b) for b in batches]
@@ -130,6 +124,16 @@ def ceiling(images: list[Path], weights: Path) -> dict:
         out[f"embed_{name}_s_per_image"] = embed_s
         out[f"{name}_images_per_s"] = 1.0 / (extract_s + embed_s)
     return out
+
+
+def read_batches(paths: list[Path], size: int = 8) -> list[dict]:
+    """The files read into extract-stage input batches of `size`, as the pipeline's read tasks emit them."""
+    from fakeface_ray import sources
+
+    ids = np.array([str(p) for p in paths], dtype=object)
+    return [sources.read_files({"image_id": ids[i:i + size], "uri": ids[i:i + size],
+                                "label": np.array([None] * len(ids[i:i + size]), dtype=object)})
+            for i in range(0, len(ids), size)]
 
 
 def pipeline(corpus_root: Path, out: Path, embedder: str, weights: Path) -> dict:
