@@ -5,13 +5,17 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 EXTRAS ?= cpu,test
 
-.PHONY: demo test setup clean
+.PHONY: demo test check setup clean
 
 demo: $(STAMP)
 	$(BIN)/fakeface demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The fast tier for your own loop: everything but the `slow` tests (MTCNN, TensorFlow, whole runs).
+check: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow"
 
 setup: $(STAMP)
 

@@ -1,7 +1,7 @@
 """Classifier at scale: grid-search fit time and macro F1 of the exact SVC and scalable alternatives.
 
 Synthetic embeddings (L2-normalised like FaceNet's, two classes made of several clusters each, so
-a curved boundary helps) at N rows and D dims. Each classifier is `fakeface_ray.classifiers.build`
+a curved boundary helps) at N rows and D dims. Each classifier is `fakeface_ray.learning.classifiers.build`
 (the product's own pipelines) grid-searched over C in {0.1, 1, 10}, RBF kernels at gamma = 1/D,
 with 3 stratified folds and a refit, through Ray's joblib backend on a local Ray; macro F1 is on
 a held-out 20%. A cell whose fit time, projected from the same classifier at the previous N with
@@ -35,8 +35,9 @@ from sklearn.datasets import make_classification
 from sklearn.metrics import f1_score
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, train_test_split
 
+from fakeface_ray.learning.classifiers import KINDS
+
 ROOT = Path(__file__).resolve().parents[1]
-KINDS = ("svc", "linear", "sgd", "nystroem")
 C_GRID = (0.1, 1.0, 10.0)
 GAMMAS = ("scale",)  # gamma = 1 / D on standardised inputs, SVC's own default
 
@@ -55,7 +56,7 @@ def main() -> None:
     parser.add_argument("--json", default=str(ROOT / "benchmarks/results/classifier_scale.json"))
     args = parser.parse_args()
 
-    from fakeface_ray.cluster import connect
+    from fakeface_ray.cluster.connect import connect
     from fakeface_ray.config import RayConfig
 
     connect(RayConfig())
@@ -104,7 +105,7 @@ def synthetic(n: int, dims: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]
 
 def grid_search(n: int, dims: int, kind: str, backend: str, components: int = 500) -> dict:
     """Fit time (grid + refit) and held-out macro F1 of one classifier on synthetic data."""
-    from fakeface_ray.classifiers import build
+    from fakeface_ray.learning.classifiers import build
     from fakeface_ray.config import TrainConfig
 
     x, y = synthetic(n, dims)

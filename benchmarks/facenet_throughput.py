@@ -27,8 +27,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
-    from fakeface_ray.embedders.facenet import FaceNetEmbedder, build_inception_resnet_v1, model_weights, preprocess
-    from fakeface_ray.embedders.facenet_weights import write_weight_file
+    from fakeface_ray.stages.embedders.facenet import FaceNetEmbedder, build_inception_resnet_v1, model_weights, preprocess
+    from fakeface_ray.stages.embedders.facenet_weights import write_weight_file
 
     weights = args.weights
     if weights is None:

@@ -21,8 +21,8 @@ PYEOF
 "$PY" - "$work" "$N" <<'PYEOF'
 import sys
 from fakeface_ray.demo import build_demo_corpus
-from fakeface_ray.embedders.facenet import build_inception_resnet_v1, model_weights
-from fakeface_ray.embedders.facenet_weights import write_weight_file
+from fakeface_ray.stages.embedders.facenet import build_inception_resnet_v1, model_weights
+from fakeface_ray.stages.embedders.facenet_weights import write_weight_file
 build_demo_corpus(sys.argv[1] + "/data", seed=0, variants=2, identities=int(sys.argv[2]))
 write_weight_file(sys.argv[1] + "/facenet.h5", model_weights(build_inception_resnet_v1(128)), "keras2-weights")
 PYEOF

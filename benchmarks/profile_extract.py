@@ -26,7 +26,8 @@ WATCH = ("imaging.py:", "faces.py:", "extract.py:", "mtcnn/stages/", "mtcnn/mtcn
 def main() -> None:
     from throughput import read_batches  # this folder is on sys.path when the script runs
 
-    from fakeface_ray.extract import FaceExtractor
+    from fakeface_ray.config import ExtractConfig
+    from fakeface_ray.stages.extract import FaceExtractor
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", default=str(ROOT / "data/demo/real_and_fake_face"))
@@ -38,7 +39,7 @@ def main() -> None:
     if len(paths) < args.images + 8:
         raise SystemExit(f"need {args.images + 8} images under {args.corpus}: run `make demo` first")
     batches = read_batches(paths)
-    extractor = FaceExtractor(num_threads=1, keep_regions=False)
+    extractor = FaceExtractor(ExtractConfig(), keep_regions=False, num_threads=1)
     extractor(batches[0])  # warm-up: TensorFlow traces each new input shape once
     profile = cProfile.Profile()
     profile.enable()

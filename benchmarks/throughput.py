@@ -80,7 +80,7 @@ def original_loop(images: list[Path], weights: Path) -> dict:
     from mtcnn import MTCNN
     from PIL import Image
 
-    from fakeface_ray.embedders.facenet import FaceNetEmbedder, preprocess
+    from fakeface_ray.stages.embedders.facenet import FaceNetEmbedder, preprocess
 
     detector = MTCNN()
     model = FaceNetEmbedder(weights).model
@@ -103,18 +103,20 @@ def original_loop(images: list[Path], weights: Path) -> dict:
 
 def ceiling(images: list[Path], weights: Path) -> dict:
     """Per-image cost of each stage alone, batched the way the pipeline batches, in one process."""
-    from fakeface_ray.embed import FaceEmbedder
-    from fakeface_ray.embedders.facenet import FaceNetEmbedder
-    from fakeface_ray.extract import FaceExtractor
+    from fakeface_ray.config import EmbedConfig, ExtractConfig
+    from fakeface_ray.stages.embed import FaceEmbedder
+    from fakeface_ray.stages.embedders.facenet import FaceNetEmbedder
+    from fakeface_ray.stages.extract import FaceExtractor
 
-    extractor = FaceExtractor()
+    extractor = FaceExtractor(ExtractConfig())
     batches = read_batches(images)
     extractor(batches[0])  # warm-up
     start = time.perf_counter()
     extracted = [extractor(b) for b in batches]
     extract_s = (time.perf_counter() - start) / len(images)
     out = {"extract_s_per_image": extract_s}
-    embedders = {"facenet": FaceEmbedder(model=FaceNetEmbedder(weights)), "forensic": FaceEmbedder("forensic")}
+    embedders = {"facenet": FaceEmbedder(EmbedConfig(), model=FaceNetEmbedder(weights)),
+                 "forensic": FaceEmbedder(EmbedConfig(embedder="forensic"))}
     for name, stage in embedders.items():
         stage(extracted[0])  # warm-up
         start = time.perf_counter()
@@ -128,7 +130,7 @@ def ceiling(images: list[Path], weights: Path) -> dict:
 
 def read_batches(paths: list[Path], size: int = 8) -> list[dict]:
     """The files read into extract-stage input batches of `size`, as the pipeline's read tasks emit them."""
-    from fakeface_ray import sources
+    from fakeface_ray.stages import sources
 
     ids = np.array([str(p) for p in paths], dtype=object)
     return [sources.read_files({"image_id": ids[i:i + size], "uri": ids[i:i + size],
@@ -227,8 +229,8 @@ def _replicate(photos: list[Path], target: Path, count: int) -> list[Path]:
 
 
 def _write_random_facenet(path: Path) -> None:
-    from fakeface_ray.embedders.facenet import build_inception_resnet_v1, model_weights
-    from fakeface_ray.embedders.facenet_weights import write_weight_file
+    from fakeface_ray.stages.embedders.facenet import build_inception_resnet_v1, model_weights
+    from fakeface_ray.stages.embedders.facenet_weights import write_weight_file
 
     write_weight_file(path, model_weights(build_inception_resnet_v1(128)), "keras2-full-model")
 

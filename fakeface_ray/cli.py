@@ -9,33 +9,26 @@ from pathlib import Path
 
 import click
 
-from .config import ConfigError, dump_config, load_config
+from .config import dump_config, load_config
+from .errors import RunError, UserError
 
 DEMO_DATA = "data/demo"
 DEMO_OUT = "runs/demo"
 
 
 def _user_errors(fn):
-    """Turn the library's user-facing errors into a one-line message and exit code 2."""
-    from .embedders import EmbedderError
-    from .pipeline import StalledError
-    from .resources import PlanError
-    from .runs import OutputExistsError, RunFailed
-    from .sources import SourceError
-    from .submission import SubmitError
-    from .train import TrainError
+    """Turn the library's errors into a one-line message: exit 2 for the user's, 1 for a failed run."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except (ConfigError, SourceError, TrainError, PlanError, EmbedderError, OutputExistsError,
-                SubmitError) as exc:
+        except UserError as exc:
             click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
-        except (RunFailed, StalledError) as exc:
+            sys.exit(exc.exit_code)
+        except RunError as exc:
             click.echo(f"failed: {exc}", err=True)
-            sys.exit(1)
+            sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted: committed parts are kept; rerun with --resume to finish", err=True)
             sys.exit(130)
@@ -110,10 +103,10 @@ def extract(infile, out, overwrite, resume, max_error_fraction, config_files, ov
 
     config = load_config(config_files, overrides, infile=infile, out=out, ray__address=address,
                          max_error_fraction=max_error_fraction)
-    record = run_extract(config, overwrite=overwrite, resume=resume)
-    click.echo(f"embeddings: {config.out}/embeddings  ({record['n_inputs']} rows, "
-               f"{record['embedder']})")
-    click.echo("status:     " + ", ".join(f"{k} {v}" for k, v in record["counts_by_status"].items()))
+    extracted = run_extract(config, overwrite=overwrite, resume=resume).extract
+    click.echo(f"embeddings: {config.out}/embeddings  ({extracted['n_inputs']} rows, "
+               f"{extracted['embedder']})")
+    click.echo("status:     " + ", ".join(f"{k} {v}" for k, v in extracted["counts_by_status"].items()))
 
 
 @cli.command()
@@ -165,8 +158,8 @@ def predict(model_dir, infile, out, overwrite, config_files, overrides, address)
 @_user_errors
 def submit(address, runtime_env, working_dir, no_wait, args) -> None:
     """Run `fakeface ARGS` on a Ray cluster as a Ray Job: `fakeface submit --address URL -- run ...`."""
-    from .submission import load_runtime_env
-    from .submission import submit as submit_job
+    from .cluster.jobs import load_runtime_env
+    from .cluster.jobs import submit as submit_job
 
     job_id, status = submit_job(address, list(args), load_runtime_env(runtime_env, working_dir),
                                 wait=not no_wait, echo=click.echo)
@@ -182,14 +175,9 @@ def submit(address, runtime_env, working_dir, no_wait, args) -> None:
 @_user_errors
 def report_command(run_dir, samples) -> None:
     """Rebuild RUN_DIR/report.html and the plots from a finished run."""
-    from .htmlreport import build_report
+    from .reporting.html import build_report
 
-    try:
-        page = build_report(run_dir, samples)
-    except FileNotFoundError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    click.echo(f"report: {page}")
+    click.echo(f"report: {build_report(run_dir, samples)}")
 
 
 @cli.command("check-weights")
@@ -197,14 +185,13 @@ def report_command(run_dir, samples) -> None:
 @_user_errors
 def check_weights(path) -> None:
     """Check a FaceNet weight file: layout, embedding size, parameters, sha256, and that it loads."""
-    from .pipeline import describe_weights
+    from .config import EmbedConfig
+    from .stages.embedders import describe_weights, load_embedder
 
     info = describe_weights(path)
     for key in ("path", "layout", "dims", "parameters", "sha256"):
         click.echo(f"{key:<11}{info[key]}")
-    from .embedders import load_embedder
-
-    embedder = load_embedder("facenet", weights=path)
+    embedder = load_embedder(EmbedConfig(embedder="facenet", weights=path))
     click.echo(f"{'loads':<11}yes: {embedder.name}, preprocessing {embedder.preprocess}")
 
 
@@ -239,13 +226,13 @@ def demo(out, data_dir, config_files, overrides, address) -> None:
     _summary(run_all(config, overwrite=True))
 
 
-def _summary(record: dict) -> None:
-    metrics = record["metrics_full"]
-    out = record["config"]["out"]
+def _summary(trained) -> None:
+    metrics, record = trained.metrics, trained.record
+    out = record.config["out"]
     click.echo("")
     click.echo("=" * 64)
-    if "n_inputs" in record:
-        click.echo(f"inputs     {record['n_inputs']}   " +
+    if "n_inputs" in record.extract:
+        click.echo(f"inputs     {record.extract['n_inputs']}   " +
                    ", ".join(f"{k} {v}" for k, v in metrics["counts_by_status"].items()))
     click.echo(f"embedder   {metrics['embedder']}")
     click.echo(f"best       {metrics['classifier']} {metrics['best_params']}  "
@@ -259,7 +246,7 @@ def _summary(record: dict) -> None:
     click.echo(f"threshold  {point['threshold']:.3f} ({point['rule']}; on CV folds: fake recall "
                f"{point['fake_recall']:.3f}, precision {point['fake_precision']:.3f})")
     click.echo(f"macro F1   {metrics['macro_f1']:.3f}   (original pipeline on Kaggle: 0.58)")
-    timings = record.get("timings", {})
+    timings = record.timings
     click.echo("timings    " + ", ".join(f"{k.removesuffix('_s')} {v:.1f}s" for k, v in timings.items()))
     click.echo(f"outputs    {out}/ (report.html, metrics.json, classification_report.txt, plots/, model/, run.json)")
     click.echo("=" * 64)

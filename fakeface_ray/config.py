@@ -8,12 +8,26 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
+from .errors import UserError
 
-class ConfigError(ValueError):
+# Every choice a config key offers, defined once; modules that act on a choice read it from here.
+EmbedderName = Literal["auto", "facenet", "forensic"]
+Preprocessing = Literal["auto", "prewhiten", "fixed"]
+JoblibBackend = Literal["ray", "loky"]
+Kernel = Literal["linear", "rbf"]
+ClassifierName = Literal["auto", "svc", "linear", "sgd", "nystroem"]
+
+
+def choices(vocabulary: Any) -> tuple[str, ...]:
+    """The values of a `Literal[...]` vocabulary, in order."""
+    return typing.get_args(vocabulary)
+
+
+class ConfigError(UserError):
     """A config file or override the user must fix."""
 
 
@@ -50,9 +64,9 @@ class ExtractConfig:
 
 @dataclass(frozen=True)
 class EmbedConfig:
-    embedder: str = "auto"
+    embedder: EmbedderName = "auto"
     weights: str = "model/facenet_keras.h5"
-    preprocess: str = "auto"
+    preprocess: Preprocessing = "auto"
     batch_size: int = 16
     num_cpus: float = 0.5
     num_gpus: float = 0.0
@@ -63,14 +77,14 @@ class EmbedConfig:
 class TrainConfig:
     test_split: float = 0.2
     cv_folds: int = 5
-    kernels: tuple[str, ...] = ("linear", "rbf")
+    kernels: tuple[Kernel, ...] = ("linear", "rbf")
     c_grid: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0, 100.0)
     gamma_grid: tuple[str | float, ...] = ("scale", 0.01, 0.1)
     scoring: str = "f1_macro"
-    backend: str = "ray"
+    backend: JoblibBackend = "ray"
     n_jobs: int = -1
     min_fake_recall: float | None = None
-    classifier: str = "auto"
+    classifier: ClassifierName = "auto"
     nystroem_components: int = 500
 
     def __post_init__(self) -> None:
@@ -112,15 +126,6 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (tuples as lists), ready for YAML or JSON."""
         return _plain(dataclasses.asdict(self))
-
-
-CHOICES = {
-    "embed.embedder": ("auto", "facenet", "forensic"),
-    "embed.preprocess": ("auto", "prewhiten", "fixed"),
-    "train.backend": ("ray", "loky"),
-    "train.kernels": ("linear", "rbf"),
-    "train.classifier": ("auto", "svc", "linear", "sgd", "nystroem"),
-}
 
 
 def load_config(files: typing.Sequence[str | Path] = (), overrides: typing.Sequence[str] = (),
@@ -225,7 +230,10 @@ def _coerce(tp: Any, value: Any, dotted: str) -> Any:
         if not isinstance(value, dict):
             raise ConfigError(f"'{dotted}' must be a mapping, got {value!r}")
         return {str(k): _coerce(args[1], v, f"{dotted}.{k}") for k, v in value.items()}
-    choices = CHOICES.get(dotted.split("[")[0])
+    if origin is Literal:
+        if value not in args:
+            raise ConfigError(f"'{dotted.split('[')[0]}' must be one of {', '.join(args)}; got {value!r}")
+        return value
     if tp is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"'{dotted}' must be true or false, got {value!r}")
@@ -241,8 +249,6 @@ def _coerce(tp: Any, value: Any, dotted: str) -> Any:
     if tp is str:
         if not isinstance(value, str):
             raise ConfigError(f"'{dotted}' must be a string, got {value!r}")
-        if choices and value not in choices:
-            raise ConfigError(f"'{dotted}' must be one of {', '.join(choices)}; got {value!r}")
         return value
     raise TypeError(f"unsupported config type {tp} for {dotted}")
 

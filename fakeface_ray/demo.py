@@ -125,7 +125,7 @@ def build_demo_corpus(out: str | Path, seed: int = 0, variants: int = 2, identit
         detector: MTCNN-like landmark detector; default `mtcnn.MTCNN` on the CPU.
     """
     if detector is None:
-        from .extract import load_detector
+        from .stages.extract import load_detector
 
         detector = load_detector()
     rng = np.random.default_rng(seed)

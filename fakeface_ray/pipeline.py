@@ -1,25 +1,33 @@
-"""The only module that builds Ray Data graphs: sources -> read -> extract -> embed -> Parquet."""
+"""The only module that builds Ray Data graphs: sources -> read -> extract -> embed [-> predict] -> Parquet."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import cluster, sink, sources
+from .cluster.connect import connect
+from .cluster.plan import Plan, PoolPlan, plan_pools
 from .config import Config
-from .embed import FaceEmbedder
-from .embedders import EmbedderError, resolve_embedder
-from .extract import FaceExtractor
-from .resources import Plan, PoolPlan, plan_pools
-from .storage import Location, location
+from .errors import RunError
+from .learning.artifact import ClassifierArtifact
+from .learning.predict import Predictor
+from .stages import sources
+from .stages.embed import FaceEmbedder
+from .stages.embedders import EmbedderError, describe_weights, resolve_embedder
+from .stages.extract import FaceExtractor
+from .storage import parts
+from .storage.locations import Location, location
+
+PREDICT_ACTOR_CPUS = 0.0  # scoring a block of rows takes milliseconds: no CPU is held back for it
 
 
 @dataclass
 class ExtractResult:
-    embeddings: Location
+    folder: Location  # where the rows went: `<out>/embeddings` or `<out>/predictions`
     n_inputs: int
     counts_by_status: dict[str, int]
     embedder: str  # as recorded in the rows, e.g. `forensic-v1`
@@ -30,60 +38,71 @@ class ExtractResult:
 
 
 def extract_embeddings(config: Config, out: str | Path | Location, listing: list[sources.Source],
-                       resume: bool = False, classifier: bytes | None = None,
-                       folder: str = "embeddings") -> ExtractResult:
-    """Write `<out>/<folder>/`: one Parquet row per listed file, committed part by part.
+                       resume: bool = False) -> ExtractResult:
+    """Write `<out>/embeddings/`: one Parquet row per listed file, committed part by part.
 
     Rows stream back from the embed actors (small: no pixels) and the driver commits each block as
     its own part file (temporary name, then move), so a run that dies keeps what it finished and
     never leaves a file that looks finished. `resume` skips inputs whose row is already committed
-    with the same sha256; rows of changed or vanished files are replaced or dropped. With
-    `classifier` (a verified `classifier.joblib`'s bytes) the actors also classify, and the rows
-    are predictions (see `classify`).
+    with the same sha256; rows of changed or vanished files are replaced or dropped.
     """
+    return _write_rows(config, location(out) / "embeddings", listing, resume=resume)
+
+
+def predict_images(config: Config, out: str | Path | Location, listing: list[sources.Source],
+                   artifact: ClassifierArtifact) -> ExtractResult:
+    """Write `<out>/predictions/`: the embed stage's rows, classified by the Predictor stage.
+
+    The caller checks that `artifact` reads the embeddings this config writes.
+    """
+    return _write_rows(config, location(out) / "predictions", listing, artifact=artifact)
+
+
+def _write_rows(config: Config, target: Location, listing: list[sources.Source], resume: bool = False,
+                artifact: ClassifierArtifact | None = None) -> ExtractResult:
     started = time.perf_counter()
     embedder, reason = resolve_embedder(config.embed.embedder, config.embed.weights)
     weights = describe_weights(config.embed.weights) if embedder == "facenet" else None
-    target = location(out) / folder
-    done = sink.committed_rows(target) if resume else {}
+    done = parts.committed_rows(target) if resume else {}
     print(f"[fakeface] {len(listing)} images under {config.infile}"
           + (f" ({len(done)} rows already written, resuming)" if done else "") + f"; {reason}", flush=True)
-    resources = cluster.connect(config.ray)
+    resources = connect(config.ray)
     plan = plan_pools(resources, config.extract, config.embed)
 
-    writer = sink.PartWriter(target)
-    dataset = build_dataset(listing, config, embedder, plan, done=done, classifier=classifier)
+    writer = parts.PartWriter(target)
+    dataset = build_dataset(listing, config, embedder, plan, done=done, artifact=artifact)
     first_row = _write_parts(dataset, writer, config.ray.stall_timeout_s)
     written = time.perf_counter()
     listed = {s.image_id for s in listing}
     if done:
-        redone = sink.read_parts(writer.parts, ["image_id"]).column("image_id").to_pylist() if writer.parts else []
-        sink.drop_rows(target, set(redone) | (set(done) - listed), keep_parts={p.path for p in writer.parts})
+        redone = parts.read_parts(writer.parts, ["image_id"]).column("image_id").to_pylist() if writer.parts else []
+        parts.drop_rows(target, set(redone) | (set(done) - listed), keep_parts={p.path for p in writer.parts})
 
     # One read of the written rows serves the exactly-once check, the embedder check and the counts.
-    table = sink.read_folder(target, ["image_id", "status"] + ([] if classifier else ["embedder"]))
+    # Prediction rows carry no embedder column: the caller matched the model to the embedder.
+    table = parts.read_folder(target, ["image_id", "status"] + (["embedder"] if artifact is None else []))
     ids = table.column("image_id").to_pylist()
     if len(ids) != len(listing) or set(ids) != listed:
         raise RuntimeError(f"{target} holds {len(ids)} rows ({len(set(ids))} distinct) for "
                            f"{len(listing)} inputs")
-    names = set(table.column("embedder").to_pylist()) if not classifier else {embedder}
+    names = set(table.column("embedder").to_pylist()) if artifact is None else {artifact.embedder}
     if len(names) > 1:
         raise EmbedderError(f"{target} mixes embedders {sorted(names)}: resume with the embedder of the "
                             "first run, or --overwrite")
-    sink.mark_complete(target, len(ids))
+    parts.mark_complete(target, len(ids))
     return ExtractResult(
-        embeddings=target, n_inputs=len(listing), counts_by_status=_count(table.column("status").to_pylist()),
+        folder=target, n_inputs=len(listing), counts_by_status=count_statuses(table.column("status").to_pylist()),
         embedder=names.pop(), embedder_reason=reason, plan=plan, weights=weights,
         timings={"extract_embed_write_s": written - started,
                  "first_row_s": (first_row - started) if first_row else None},
     )
 
 
-class StalledError(RuntimeError):
+class StalledError(RunError):
     """No rows arrived for `ray.stall_timeout_s`."""
 
 
-def _write_parts(dataset, writer: sink.PartWriter, stall_timeout_s: float) -> float | None:
+def _write_parts(dataset, writer: parts.PartWriter, stall_timeout_s: float) -> float | None:
     """Commit every block of `dataset` as a part; returns when the first one was committed.
 
     The blocks are drained in a thread while the main thread waits in short joins: Ctrl-C reaches
@@ -118,36 +137,13 @@ def _write_parts(dataset, writer: sink.PartWriter, stall_timeout_s: float) -> fl
     return written[0] if written else None
 
 
-def embedder_identity(config: Config) -> tuple[str, int]:
-    """The name and size the configured embedder writes (`forensic-v1`, 35; `facenet-128`, 128)."""
-    from .embedders.forensic import ForensicEmbedder
-
-    embedder, _ = resolve_embedder(config.embed.embedder, config.embed.weights)
-    if embedder == "forensic":
-        return ForensicEmbedder.name, ForensicEmbedder.dims
-    dims = describe_weights(config.embed.weights)["dims"]
-    return f"facenet-{dims}", dims
+def status_counts(folder: Location) -> dict[str, int]:
+    """Rows per status in an embeddings or predictions folder, sorted by status."""
+    return count_statuses(parts.read_folder(folder, ["status"]).column("status").to_pylist())
 
 
-def describe_weights(path: str) -> dict:
-    """Check a FaceNet weight file on the driver (clear errors before any actor starts)."""
-    from .embedders import EmbedderError
-    from .embedders.facenet_weights import WeightFileError, read_weight_file
-
-    try:
-        found = read_weight_file(path)
-    except WeightFileError as exc:
-        raise EmbedderError(str(exc)) from None
-    return {"path": str(found.path), "layout": found.layout, "dims": found.dims,
-            "parameters": found.n_parameters, "sha256": found.sha256}
-
-
-def status_counts(embeddings: Location) -> dict[str, int]:
-    """Rows per status in an embeddings folder, sorted by status."""
-    return _count(sink.read_folder(embeddings, ["status"]).column("status").to_pylist())
-
-
-def _count(statuses: list[str]) -> dict[str, int]:
+def count_statuses(statuses: list[str]) -> dict[str, int]:
+    """Rows per status, sorted by status."""
     counts: dict[str, int] = {}
     for status in statuses:
         counts[status] = counts.get(status, 0) + 1
@@ -155,12 +151,13 @@ def _count(statuses: list[str]) -> dict[str, int]:
 
 
 def build_dataset(listing: list[sources.Source], config: Config, embedder: str, plan: Plan,
-                  done: dict[str, str] | None = None, classifier: bytes | None = None):
-    """The lazy Ray Dataset: rows of the embeddings schema, one per listed file.
+                  done: dict[str, str] | None = None, artifact: ClassifierArtifact | None = None):
+    """The lazy Ray Dataset: rows of the embeddings schema (or predictions), one per listed file.
 
     Args:
+        embedder: the concrete embedder (`auto` resolved on the driver, so every actor agrees).
         done: image_id -> sha256 of rows already written; files with the same bytes are skipped.
-        classifier: bytes of a `classifier.joblib`; the embed actors then emit predictions.
+        artifact: a trained classifier; the Predictor stage then turns the rows into predictions.
     """
     import ray
 
@@ -172,24 +169,22 @@ def build_dataset(listing: list[sources.Source], config: Config, embedder: str, 
     ds = ds.map_batches(sources.read_files, batch_size=per_block, batch_format="numpy",
                         num_cpus=plan.read_cpus)
     ds = ds.map_batches(
-        FaceExtractor,
-        **_actor_pool(plan.extract),
-        fn_constructor_kwargs=dict(
-            margin=config.extract.margin, face_size=config.extract.face_size,
-            min_face_size=config.extract.min_face_size, region_max_side=config.extract.region_max_side,
-            max_pixels=config.read.max_pixels, keep_regions=embedder == "forensic",
-            device="GPU:0" if plan.extract.num_gpus else config.extract.device,
-            num_threads=max(1, math.ceil(plan.extract.num_cpus))),
+        FaceExtractor, **_actor_pool(plan.extract),
+        fn_constructor_kwargs=dict(config=config.extract, read=config.read, keep_regions=embedder == "forensic",
+                                   device="GPU:0" if plan.extract.num_gpus else None,
+                                   num_threads=max(1, math.ceil(plan.extract.num_cpus))),
     )
-    return ds.map_batches(
-        FaceEmbedder,
-        **_actor_pool(plan.embed),
-        fn_constructor_kwargs=dict(embedder=embedder, weights=config.embed.weights,
-                                   preprocess=config.embed.preprocess, batch_size=plan.embed.batch_size,
+    ds = ds.map_batches(
+        FaceEmbedder, **_actor_pool(plan.embed),
+        fn_constructor_kwargs=dict(config=dataclasses.replace(config.embed, embedder=embedder,
+                                                              batch_size=plan.embed.batch_size),
                                    device="GPU:0" if plan.embed.num_gpus else "CPU:0",
-                                   num_threads=max(1, math.ceil(plan.embed.num_cpus)),
-                                   classifier=classifier),
+                                   num_threads=max(1, math.ceil(plan.embed.num_cpus))),
     )
+    if artifact is None:
+        return ds
+    return ds.map_batches(Predictor, batch_size=None, batch_format="pyarrow", num_cpus=PREDICT_ACTOR_CPUS,
+                          compute=ray.data.ActorPoolStrategy(size=1), fn_constructor_kwargs=dict(artifact=artifact))
 
 
 def _actor_pool(pool: PoolPlan) -> dict:

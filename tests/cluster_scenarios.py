@@ -19,7 +19,7 @@ def _three_nodes(corpus: str, out: str, head_cpus: int = 1, overrides: tuple[str
     import ray
     from ray.cluster_utils import Cluster
 
-    from fakeface_ray import sources
+    from fakeface_ray.stages import sources
     from fakeface_ray.config import load_config
 
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": head_cpus})

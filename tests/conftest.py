@@ -1,8 +1,10 @@
-"""Shared fixtures: one local Ray per test session, one MTCNN detector."""
+"""Shared fixtures: one local Ray per test session, one MTCNN detector, one demo corpus."""
 
 from __future__ import annotations
 
 import os
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -20,7 +22,7 @@ def ray_session():
     """One local Ray for every test that needs it, with explicit CPUs."""
     import ray
 
-    from fakeface_ray.cluster import connect
+    from fakeface_ray.cluster.connect import connect
     from fakeface_ray.config import RayConfig
 
     connect(RayConfig(num_cpus=2))
@@ -31,6 +33,29 @@ def ray_session():
 @pytest.fixture(scope="session")
 def detector():
     """The real MTCNN detector, loaded once."""
-    from fakeface_ray.extract import load_detector
+    from fakeface_ray.stages.extract import load_detector
 
     return load_detector()
+
+
+@pytest.fixture(scope="session")
+def demo_corpus(tmp_path_factory, detector) -> Path:
+    """One small demo corpus (20 real, 20 fake 600x600 JPEGs) for every test that runs it through MTCNN.
+
+    Read-only: a test that changes files works on `copy_corpus(...)`.
+    """
+    from fakeface_ray import demo
+
+    out = tmp_path_factory.mktemp("demo-corpus")
+    demo.build_demo_corpus(out, seed=1, variants=1, identities=40, detector=detector)
+    return out / demo.CORPUS
+
+
+def copy_corpus(corpus: Path, to: Path, per_class: int | None = None) -> Path:
+    """A copy of `corpus` under `to`: the first `per_class` images of each class folder (all by default)."""
+    root = to / corpus.name
+    for folder in sorted(p for p in corpus.iterdir() if p.is_dir()):
+        (root / folder.name).mkdir(parents=True)
+        for image in sorted(folder.iterdir())[:per_class]:
+            shutil.copy2(image, root / folder.name / image.name)
+    return root

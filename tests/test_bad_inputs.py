@@ -8,7 +8,7 @@ import pyarrow.dataset as pads
 import pytest
 from PIL import Image
 
-from fakeface_ray import sources
+from fakeface_ray.stages import sources
 from fakeface_ray.config import load_config
 from fakeface_ray.pipeline import extract_embeddings
 
@@ -81,7 +81,7 @@ def test_each_file_is_one_row_with_a_specific_status(awkward, tmp_path, ray_sess
         result = extract_embeddings(config, tmp_path, listing)
     finally:
         shutil.rmtree(root / "training_fake" / "vanishing.jpg")
-    rows = {r["image_id"]: r for r in pads.dataset(str(result.embeddings), format="parquet").to_table().to_pylist()}
+    rows = {r["image_id"]: r for r in pads.dataset(str(result.folder), format="parquet").to_table().to_pylist()}
     assert len(rows) == len(listing) == 18
     status = {k.split("/")[1]: v["status"] for k, v in rows.items()}
     assert status == {

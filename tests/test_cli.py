@@ -76,7 +76,7 @@ def test_an_output_folder_holding_a_run_is_refused(tmp_path):
 def test_too_many_errors_fail_after_writing(tmp_path, monkeypatch):
     from fakeface_ray import runs
     from fakeface_ray.pipeline import ExtractResult
-    from fakeface_ray.resources import Plan, PoolPlan
+    from fakeface_ray.cluster.plan import Plan, PoolPlan
 
     _labelled(tmp_path / "in")
     pool = PoolPlan(1, 1, 1.0, 0.0, 8)

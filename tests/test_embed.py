@@ -1,8 +1,9 @@
 import numpy as np
 import pyarrow as pa
 
-from fakeface_ray.embed import FaceEmbedder
-from fakeface_ray.schema import embeddings_schema
+from fakeface_ray.config import EmbedConfig
+from fakeface_ray.stages.embed import FaceEmbedder
+from fakeface_ray.storage.schema import embeddings_schema
 
 
 class MeanColour:
@@ -38,7 +39,7 @@ def _extract_batch():
 
 
 def test_rows_keep_order_and_nulls_where_no_face():
-    table = FaceEmbedder(model=MeanColour())(_extract_batch())
+    table = FaceEmbedder(EmbedConfig(), model=MeanColour())(_extract_batch())
     assert isinstance(table, pa.Table)
     assert table.schema == embeddings_schema(3)
     rows = table.to_pylist()
@@ -54,7 +55,7 @@ def test_rows_keep_order_and_nulls_where_no_face():
 def test_all_rows_without_faces_still_write():
     batch = _extract_batch()
     batch["status"][:] = "no_face"
-    table = FaceEmbedder(model=MeanColour())(batch)
+    table = FaceEmbedder(EmbedConfig(), model=MeanColour())(batch)
     assert table.num_rows == 3 and table.column("embedding").null_count == 3
 
 
@@ -91,5 +92,5 @@ def test_regions_arrive_whole_whether_padded_or_joined_from_blocks_of_other_size
     joined = dict(padded, region=np.array([padded["region"][0][:40, :40], np.zeros((5, 5, 3), np.uint8),
                                             padded["region"][2][:30, :30]] + [None], dtype=object)[:3])
     for batch in (padded, joined):
-        rows = FaceEmbedder(model=RegionMean())(batch).to_pylist()
+        rows = FaceEmbedder(EmbedConfig(), model=RegionMean())(batch).to_pylist()
         assert rows[0]["embedding"] == [1.0, 1.0, 1.0] and rows[2]["embedding"] == [21.0, 21.0, 21.0]

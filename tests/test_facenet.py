@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
-from fakeface_ray.embedders import EmbedderError, load_embedder
-from fakeface_ray.embedders.facenet import FaceNetEmbedder, build_inception_resnet_v1, model_weights, preprocess
-from fakeface_ray.embedders.facenet_weights import WeightFileError, read_weight_file, write_weight_file
+from fakeface_ray.config import EmbedConfig
+from fakeface_ray.stages.embedders import EmbedderError, load_embedder
+from fakeface_ray.stages.embedders.facenet import FaceNetEmbedder, build_inception_resnet_v1, model_weights, preprocess
+from fakeface_ray.stages.embedders.facenet_weights import WeightFileError, read_weight_file, write_weight_file
 
 from .photos import face_photo
 
@@ -127,7 +128,7 @@ def test_truncated_missing_and_foreign_files_are_refused(reference, tmp_path):
     with pytest.raises(WeightFileError, match="notes.h5 is not a readable HDF5 file"):
         read_weight_file(tmp_path / "notes.h5")
     with pytest.raises(EmbedderError, match="not found: .*absent.h5.*model/README.md"):
-        load_embedder("facenet", weights=str(tmp_path / "absent.h5"))
+        load_embedder(EmbedConfig(embedder="facenet", weights=str(tmp_path / "absent.h5")))
 
 
 def test_preprocessing_keeps_rgb_order():

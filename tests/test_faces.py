@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from fakeface_ray import faces
-from fakeface_ray.faces import Detection
+from fakeface_ray.stages import faces
+from fakeface_ray.stages.faces import Detection
 
 
 def test_expand_box_adds_half_margin_per_side_and_clamps():

@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow.dataset as pads
 import pytest
 
-from fakeface_ray import demo, sources
+from fakeface_ray.stages import sources
 from fakeface_ray.config import load_config
 from fakeface_ray.pipeline import extract_embeddings
 from fakeface_ray.runs import run_extract, run_train
@@ -21,13 +21,6 @@ from fakeface_ray.runs import run_extract, run_train
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 ROOT = Path(__file__).parents[1]
 SMALL_BATCHES = ["extract.batch_size=2", "embed.batch_size=2", "read.files_per_block=2"]
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory, detector):
-    out = tmp_path_factory.mktemp("faults")
-    demo.build_demo_corpus(out, seed=2, variants=1, identities=40, detector=detector)
-    return out / demo.CORPUS
 
 
 def _rows(out: Path) -> list[dict]:
@@ -56,9 +49,9 @@ def _extractor_pids() -> list[int]:
     return [int(line.split()[0]) for line in ps.splitlines() if "MapBatches(FaceExtractor)" in line]
 
 
-def test_a_killed_extract_worker_loses_nothing(corpus, tmp_path, ray_session):
-    config = load_config(overrides=SMALL_BATCHES, infile=str(corpus), out=str(tmp_path))
-    listing = sources.list_sources(str(corpus), config.read.extensions)
+def test_a_killed_extract_worker_loses_nothing(demo_corpus, tmp_path, ray_session):
+    config = load_config(overrides=SMALL_BATCHES, infile=str(demo_corpus), out=str(tmp_path))
+    listing = sources.list_sources(str(demo_corpus), config.read.extensions)
     outcome = {}
     worker = threading.Thread(target=lambda: outcome.update(result=extract_embeddings(config, tmp_path, listing)))
     worker.start()
@@ -70,12 +63,12 @@ def test_a_killed_extract_worker_loses_nothing(corpus, tmp_path, ray_session):
     worker.join(timeout=600)
     assert "result" in outcome, "the run did not survive the killed worker"
     assert not set(pids) & set(_extractor_pids())  # the pool was rebuilt with new processes
-    _assert_exactly_once(tmp_path, corpus)
+    _assert_exactly_once(tmp_path, demo_corpus)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["sigint", "sigkill"])
-def test_an_interrupted_run_resumes_to_exactly_once(corpus, tmp_path, sig):
-    command = [sys.executable, "-m", "fakeface_ray.cli", "extract", "--infile", str(corpus), "--out", str(tmp_path)]
+def test_an_interrupted_run_resumes_to_exactly_once(demo_corpus, tmp_path, sig):
+    command = [sys.executable, "-m", "fakeface_ray.cli", "extract", "--infile", str(demo_corpus), "--out", str(tmp_path)]
     for item in SMALL_BATCHES:
         command += ["--set", item]
     first = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -94,7 +87,7 @@ def test_an_interrupted_run_resumes_to_exactly_once(corpus, tmp_path, sig):
     embeddings = tmp_path / "embeddings"
     assert not (embeddings / "_COMPLETE").exists() and not (tmp_path / "run.json").exists()
     before = len(_rows(tmp_path))
-    assert 0 < before < sum(1 for _ in corpus.rglob("*.jpg"))
+    assert 0 < before < sum(1 for _ in demo_corpus.rglob("*.jpg"))
 
     refused = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     assert refused.returncode == 2 and "interrupted run" in refused.stderr
@@ -102,37 +95,37 @@ def test_an_interrupted_run_resumes_to_exactly_once(corpus, tmp_path, sig):
     resumed = subprocess.run(command + ["--resume"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     assert f"({before} rows already written, resuming)" in resumed.stdout
-    _assert_exactly_once(tmp_path, corpus)
+    _assert_exactly_once(tmp_path, demo_corpus)
     assert (embeddings / "_COMPLETE").exists()
 
 
-def test_resume_replaces_rows_of_changed_files_and_drops_vanished_ones(corpus, tmp_path, ray_session):
+def test_resume_replaces_rows_of_changed_files_and_drops_vanished_ones(demo_corpus, tmp_path, ray_session):
     import shutil
 
     local = tmp_path / "corpus"
-    shutil.copytree(corpus, local)
+    shutil.copytree(demo_corpus, local)
     config = load_config(infile=str(local), out=str(tmp_path / "out"))
     run_extract(config)
     changed = sorted((local / "training_real").glob("*.jpg"))[0]
     vanished = sorted((local / "training_fake").glob("*.jpg"))[0]
     changed.write_bytes(vanished.read_bytes())
     vanished.unlink()
-    record = run_extract(config, resume=True)
+    record = run_extract(config, resume=True).to_dict()
     rows = {r["image_id"]: r for r in _rows(tmp_path / "out")}
     assert len(rows) == record["n_inputs"] == sum(1 for _ in local.rglob("*.jpg"))
     assert str(vanished.relative_to(local)) not in rows
     assert rows[str(changed.relative_to(local))]["sha256"] == sources.hashlib.sha256(changed.read_bytes()).hexdigest()
 
 
-def test_same_inputs_same_embeddings_and_metrics(corpus, tmp_path, ray_session):
+def test_same_inputs_same_embeddings_and_metrics(demo_corpus, tmp_path, ray_session):
     results = []
     for name in ("a", "b"):
-        config = load_config(overrides=["train.c_grid=[0.1, 1, 10]"], infile=str(corpus), out=str(tmp_path / name))
+        config = load_config(overrides=["train.c_grid=[0.1, 1, 10]"], infile=str(demo_corpus), out=str(tmp_path / name))
         run_extract(config)
-        record = run_train(config, tmp_path / name / "embeddings")
+        trained = run_train(config, tmp_path / name / "embeddings")
         table = pads.dataset(str(tmp_path / name / "embeddings"), format="parquet").to_table(
             columns=["image_id", "embedding"]).to_pylist()
-        results.append(({r["image_id"]: r["embedding"] for r in table}, record["metrics_full"]))
+        results.append(({r["image_id"]: r["embedding"] for r in table}, trained.metrics))
     (emb_a, metrics_a), (emb_b, metrics_b) = results
     assert emb_a.keys() == emb_b.keys()
     assert all(np.array_equal(np.array(emb_a[k], dtype=float), np.array(emb_b[k], dtype=float))
@@ -140,8 +133,8 @@ def test_same_inputs_same_embeddings_and_metrics(corpus, tmp_path, ray_session):
     assert metrics_a == metrics_b
 
 
-def test_losing_a_worker_node_mid_run_loses_nothing(corpus, tmp_path):
-    command = [sys.executable, "-m", "tests.cluster_scenarios", "node-loss", str(corpus), str(tmp_path)]
+def test_losing_a_worker_node_mid_run_loses_nothing(demo_corpus, tmp_path):
+    command = [sys.executable, "-m", "tests.cluster_scenarios", "node-loss", str(demo_corpus), str(tmp_path)]
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900, env=env)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
@@ -149,5 +142,5 @@ def test_losing_a_worker_node_mid_run_loses_nothing(corpus, tmp_path):
     result = json.loads(lines[-1].removeprefix("RESULT "))
     assert result["error"] is None, result
     assert result["removed_while_running"] and result["nodes_alive_after"] == 2
-    assert sum(result["counts"].values()) == result["n_inputs"] == sum(1 for _ in corpus.rglob("*.jpg"))
-    _assert_exactly_once(tmp_path, corpus)
+    assert sum(result["counts"].values()) == result["n_inputs"] == sum(1 for _ in demo_corpus.rglob("*.jpg"))
+    _assert_exactly_once(tmp_path, demo_corpus)

@@ -1,7 +1,8 @@
 import numpy as np
 
-from fakeface_ray.embedders import load_embedder, resolve_embedder
-from fakeface_ray.embedders.forensic import FEATURE_NAMES, ForensicEmbedder, region_features
+from fakeface_ray.config import EmbedConfig
+from fakeface_ray.stages.embedders import load_embedder, resolve_embedder
+from fakeface_ray.stages.embedders.forensic import FEATURE_NAMES, ForensicEmbedder, region_features
 
 from .photos import face_photo, jpeg_bytes
 
@@ -22,7 +23,7 @@ KEYPOINTS = np.array([110, 130, 210, 130, 160, 190, 120, 240, 200, 240], dtype=n
 
 
 def test_embed_shape_norm_and_determinism():
-    embedder = load_embedder("forensic")
+    embedder = load_embedder(EmbedConfig(embedder="forensic"))
     faces = np.stack([face_photo(i, 160) for i in range(3)])
     first, second = embedder.embed(faces), embedder.embed(faces)
     assert first.shape == (3, embedder.dims) and first.dtype == np.float32
@@ -58,4 +59,4 @@ def test_auto_falls_back_to_forensic_and_says_why(tmp_path):
     assert name == "forensic" and "no FaceNet weights" in reason
     (tmp_path / "w.h5").write_bytes(b"x")
     assert resolve_embedder("auto", str(tmp_path / "w.h5"))[0] == "facenet"
-    assert isinstance(load_embedder("auto", weights=str(tmp_path / "missing.h5")), ForensicEmbedder)
+    assert isinstance(load_embedder(EmbedConfig(weights=str(tmp_path / "missing.h5"))), ForensicEmbedder)

@@ -12,7 +12,7 @@ import pytest
 
 from fakeface_ray.config import load_config
 from fakeface_ray.runs import run_train
-from fakeface_ray.schema import to_table
+from fakeface_ray.storage.schema import to_table
 
 from .photos import face_photo, jpeg_bytes
 
@@ -71,8 +71,7 @@ def test_a_min_fake_recall_trades_precision_for_recall(trained, tmp_path):
     embeddings = trained / "embeddings"
     config = load_config(overrides=["train.backend=loky", "train.n_jobs=1", "train.c_grid=[0.1, 1]",
                                     "train.min_fake_recall=0.95"], out=str(tmp_path / "strict"))
-    record = run_train(config, str(embeddings))
-    strict = record["metrics_full"]["operating_point"]
+    strict = run_train(config, str(embeddings)).metrics["operating_point"]
     default = json.loads((trained / "metrics.json").read_text())["operating_point"]
     assert strict["rule"] == "min_fake_recall=0.95" and strict["fake_recall"] >= 0.95
     assert strict["threshold"] <= default["threshold"] and strict["fake_precision"] <= default["fake_precision"]
@@ -91,8 +90,16 @@ def test_report_renders_in_headless_chromium(trained, tmp_path):
     loaded = re.search(r'data-images-loaded="(\d+)/(\d+)"', dom)
     assert loaded, dom[:2000]
     assert int(loaded.group(1)) == int(loaded.group(2)) >= 7
-    metrics = json.loads((trained / "metrics.json").read_text())
-    shown = dict(re.findall(r'data-metric="([^"]+)">([^<]*)<', dom))
+    _assert_numbers_are_metrics_json(dom, json.loads((trained / "metrics.json").read_text()))
+
+
+def test_report_numbers_are_metrics_json_without_a_browser(trained):
+    _assert_numbers_are_metrics_json((trained / "report.html").read_text(),
+                                     json.loads((trained / "metrics.json").read_text()))
+
+
+def _assert_numbers_are_metrics_json(page: str, metrics: dict) -> None:
+    shown = dict(re.findall(r'data-metric="([^"]+)">([^<]*)<', page))
     for key in ("macro_f1", "accuracy", "roc_auc"):
         assert shown[key] == f"{metrics[key]:.3f}"
     for name in ("real", "fake"):
@@ -104,6 +111,8 @@ def test_report_renders_in_headless_chromium(trained, tmp_path):
         for j, pred in enumerate(matrix["labels"]):
             assert shown[f"confusion.{true}.{pred}"] == str(matrix["matrix"][i][j])
     assert shown["operating_point.threshold"] == f"{metrics['operating_point']['threshold']:.3f}"
+    for status, count in metrics["counts_by_status"].items():
+        assert shown[f"status.{status}"] == str(count)
 
 
 def test_report_command_rebuilds_from_a_finished_run(trained, tmp_path):

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fakeface_ray import imaging
-from fakeface_ray.imaging import decode_image
+from fakeface_ray.stages import imaging
+from fakeface_ray.stages.imaging import decode_image
+from fakeface_ray.storage.schema import Status
 
 from .photos import face_photo, jpeg_bytes
 
@@ -20,7 +21,7 @@ def _encode(img: Image.Image, fmt: str, **kwargs) -> bytes:
 
 def test_jpeg_decodes_to_rgb_uint8():
     decoded = decode_image(jpeg_bytes(face_photo(0, 64)), CAP)
-    assert decoded.status == imaging.OK
+    assert decoded.status == Status.OK
     assert decoded.image.shape == (64, 64, 3) and decoded.image.dtype == np.uint8
     assert (decoded.width, decoded.height) == (64, 64)
 
@@ -35,7 +36,7 @@ def test_any_mode_becomes_rgb(mode):
         img = base.convert(mode)
         data = _encode(img, "JPEG" if mode in ("L", "CMYK") else "PNG")
     decoded = decode_image(data, CAP)
-    assert decoded.status == imaging.OK, decoded.error
+    assert decoded.status == Status.OK, decoded.error
     assert decoded.image.shape == (48, 48, 3)
     # 16-bit samples are scaled, not clipped: the picture keeps its contrast.
     assert decoded.image.std() > 10
@@ -60,14 +61,14 @@ def test_animated_gif_uses_first_frame():
     buffer = io.BytesIO()
     frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:])
     decoded = decode_image(buffer.getvalue(), CAP)
-    assert decoded.status == imaging.OK
+    assert decoded.status == Status.OK
     assert decoded.image[0, 0, 0] > 200 and decoded.image[0, 0, 2] < 50
 
 
 @pytest.mark.parametrize("data, status", [
-    (b"", imaging.EMPTY),
-    (b"this is text, not a JPEG", imaging.UNSUPPORTED),
-    (b"%PDF-1.4\n1 0 obj\n<<>>\nendobj\n", imaging.UNSUPPORTED),
+    (b"", Status.EMPTY_FILE),
+    (b"this is text, not a JPEG", Status.UNSUPPORTED),
+    (b"%PDF-1.4\n1 0 obj\n<<>>\nendobj\n", Status.UNSUPPORTED),
 ])
 def test_non_images_get_a_status(data, status):
     decoded = decode_image(data, CAP)
@@ -77,12 +78,12 @@ def test_non_images_get_a_status(data, status):
 def test_truncated_jpeg_is_reported():
     data = jpeg_bytes(face_photo(3, 200))
     decoded = decode_image(data[: len(data) // 2], CAP)
-    assert decoded.status == imaging.TRUNCATED
+    assert decoded.status == Status.TRUNCATED
     assert "truncated" in decoded.error
 
 
 def test_pixel_cap_refuses_before_decoding():
     data = _encode(Image.new("L", (3000, 3000)), "PNG")
     decoded = decode_image(data, max_pixels=1_000_000)
-    assert decoded.status == imaging.TOO_LARGE
+    assert decoded.status == Status.TOO_LARGE
     assert (decoded.width, decoded.height) == (3000, 3000)

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import copy_corpus
+
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 ROOT = Path(__file__).parents[1]
 BIN = Path(sys.executable).parent
@@ -56,12 +58,8 @@ def head(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def small_corpus(tmp_path_factory, detector):
-    from fakeface_ray import demo
-
-    out = tmp_path_factory.mktemp("jobcorpus")
-    demo.build_demo_corpus(out, seed=4, variants=1, identities=12, detector=detector)
-    return out / demo.CORPUS
+def small_corpus(tmp_path_factory, demo_corpus):
+    return copy_corpus(demo_corpus, tmp_path_factory.mktemp("jobcorpus"), per_class=6)
 
 
 def _submit(address, env, *args):
@@ -99,7 +97,7 @@ def test_submit_without_a_head_is_a_clear_error(tmp_path):
 def test_a_local_run_starts_its_own_ray_beside_a_running_head(head):
     _, env = head
     env = {k: v for k, v in env.items() if k != "RAY_ADDRESS"}
-    code = ("from fakeface_ray.cluster import connect; from fakeface_ray.config import RayConfig; "
+    code = ("from fakeface_ray.cluster.connect import connect; from fakeface_ray.config import RayConfig; "
             "print('CPUS', connect(RayConfig(num_cpus=1))['CPU'])")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
     assert "CPUS 1.0" in done.stdout, done.stdout[-2000:] + done.stderr[-2000:]

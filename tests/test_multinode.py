@@ -8,17 +8,15 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import copy_corpus
+
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 ROOT = Path(__file__).parents[1]
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory, detector):
-    from fakeface_ray import demo
-
-    out = tmp_path_factory.mktemp("multinode")
-    demo.build_demo_corpus(out, seed=5, variants=1, identities=30, detector=detector)
-    return out / demo.CORPUS
+def corpus(tmp_path_factory, demo_corpus):
+    return copy_corpus(demo_corpus, tmp_path_factory.mktemp("multinode"), per_class=15)
 
 
 def test_extract_work_is_spread_over_nodes(corpus, tmp_path):

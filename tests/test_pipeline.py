@@ -6,19 +6,17 @@ import numpy as np
 import pyarrow.dataset as pads
 import pytest
 
-from fakeface_ray import demo
+from .conftest import copy_corpus
 from fakeface_ray.config import load_config
 from fakeface_ray.runs import run_all
-from fakeface_ray.schema import embeddings_schema
+from fakeface_ray.storage.schema import embeddings_schema
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory, detector):
-    out = tmp_path_factory.mktemp("corpus")
-    demo.build_demo_corpus(out, seed=1, variants=1, identities=20, detector=detector)
-    root = out / demo.CORPUS
+def corpus(tmp_path_factory, demo_corpus):
+    root = copy_corpus(demo_corpus, tmp_path_factory.mktemp("corpus"), per_class=10)
     (root / "training_real" / "notes.jpg").write_text("not an image")
     (root / "training_real" / "empty.jpg").write_bytes(b"")
     ramp = np.tile(np.linspace(0, 255, 200, dtype=np.uint8)[None, :, None], (200, 1, 3))
@@ -37,7 +35,7 @@ def finished(corpus, tmp_path_factory, ray_session):
 
 
 def test_run_writes_one_row_per_input_and_the_report(corpus, finished):
-    tmp_path, record = finished
+    tmp_path, trained = finished
     n_inputs = sum(1 for p in corpus.rglob("*") if p.is_file())
 
     table = pads.dataset(str(tmp_path / "run" / "embeddings"), format="parquet").to_table()
@@ -70,12 +68,12 @@ def test_run_writes_one_row_per_input_and_the_report(corpus, finished):
                  "plots/samples_real.png", "plots/samples_fake.png", "plots/confusion_matrix.png",
                  "plots/roc.png", "plots/precision_recall.png", "report.html", "test_predictions.parquet"):
         assert (tmp_path / "run" / name).is_file(), name
-    assert record["metrics"]["macro_f1"] == metrics["macro_f1"]
+    assert trained.record.to_dict()["metrics"]["macro_f1"] == trained.metrics["macro_f1"] == metrics["macro_f1"]
 
 
 def test_run_with_a_facenet_weight_file_and_uris(corpus, tmp_path, ray_session):
-    from fakeface_ray.embedders.facenet import build_inception_resnet_v1, model_weights
-    from fakeface_ray.embedders.facenet_weights import file_sha256, write_weight_file
+    from fakeface_ray.stages.embedders.facenet import build_inception_resnet_v1, model_weights
+    from fakeface_ray.stages.embedders.facenet_weights import file_sha256, write_weight_file
     from fakeface_ray.runs import run_extract
 
     model = build_inception_resnet_v1(128)
@@ -84,7 +82,7 @@ def test_run_with_a_facenet_weight_file_and_uris(corpus, tmp_path, ray_session):
     # Input and output as file:// URIs: the same code path as s3:// and gs://.
     config = load_config(overrides=["embed.embedder=auto", f"embed.weights={weights}"],
                          infile=f"file://{corpus}", out=f"file://{tmp_path}/run")
-    record = run_extract(config)
+    record = run_extract(config).to_dict()
     assert (tmp_path / "run" / "run.json").is_file() and (tmp_path / "run" / "embeddings" / "_COMPLETE").is_file()
     assert record["embedder"] == "facenet-128" and "FaceNet weights found" in record["embedder_reason"]
     assert record["weights"]["sha256"] == file_sha256(weights)
@@ -114,9 +112,9 @@ def test_local_ray_listens_on_loopback_without_a_dashboard(ray_session):
 
 
 def test_predict_scores_every_input_with_the_trained_model(corpus, finished, tmp_path, ray_session):
-    from fakeface_ray.classify import predictions_schema
+    from fakeface_ray.storage.schema import predictions_schema
     from fakeface_ray.runs import run_predict
-    from fakeface_ray.train import TrainError
+    from fakeface_ray.learning.train import TrainError
 
     run_dir, _ = finished
     config = load_config(infile=str(corpus), out=str(tmp_path / "pred"))
@@ -138,8 +136,8 @@ def test_predict_scores_every_input_with_the_trained_model(corpus, finished, tmp
     for r in trained:
         assert rows[r["image_id"]]["score"] == pytest.approx(r["score"], abs=1e-4)
 
-    from fakeface_ray.embedders.facenet import build_inception_resnet_v1, model_weights
-    from fakeface_ray.embedders.facenet_weights import write_weight_file
+    from fakeface_ray.stages.embedders.facenet import build_inception_resnet_v1, model_weights
+    from fakeface_ray.stages.embedders.facenet_weights import write_weight_file
 
     weights = tmp_path / "facenet_keras.h5"
     write_weight_file(weights, model_weights(build_inception_resnet_v1(128)), "keras2-weights")
@@ -174,7 +172,7 @@ def test_run_reads_and_writes_an_s3_compatible_store(corpus, s3_server, tmp_path
                 stream.write(path.read_bytes())
     config = load_config(overrides=["train.c_grid=[0.1, 1]", "train.gamma_grid=[scale]", "train.backend=loky"],
                          infile=f"s3://faces/corpus?{s3_server}", out=f"s3://faces/runs/x?{s3_server}")
-    record = run_all(config)
+    record = run_all(config).record.to_dict()
     assert record["n_inputs"] == sum(1 for p in corpus.rglob("*") if p.is_file())
     stored = {info.path.removeprefix("faces/runs/x/") for info in
               fs.get_file_info(pafs.FileSelector("faces/runs/x", recursive=True)) if info.type == pafs.FileType.File}

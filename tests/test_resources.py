@@ -1,7 +1,7 @@
 import pytest
 
 from fakeface_ray.config import EmbedConfig, ExtractConfig
-from fakeface_ray.resources import READ_TASK_CPUS, PlanError, plan_pools
+from fakeface_ray.cluster.plan import READ_TASK_CPUS, PlanError, plan_pools
 
 
 def _used(plan):

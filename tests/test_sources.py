@@ -1,7 +1,7 @@
 import pytest
 
-from fakeface_ray import sources
-from fakeface_ray.sources import SourceError, label_for, list_sources
+from fakeface_ray.stages import sources
+from fakeface_ray.stages.sources import SourceError, label_for, list_sources
 
 
 @pytest.mark.parametrize("image_id, label", [

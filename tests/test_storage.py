@@ -7,9 +7,10 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pytest
 
-from fakeface_ray import sink
-from fakeface_ray.sources import list_sources, read_bytes, to_uri
-from fakeface_ray.storage import Location, location
+from fakeface_ray.storage import parts
+from fakeface_ray.stages.sources import list_sources
+from fakeface_ray.storage.locations import read_bytes, to_uri
+from fakeface_ray.storage.locations import Location, location
 
 
 class Recording(pafs.FileSystemHandler):
@@ -46,31 +47,31 @@ class Recording(pafs.FileSystemHandler):
 def test_parts_and_files_are_written_under_temporary_names_then_moved(tmp_path):
     handler = Recording()
     out = Location(pafs.PyFileSystem(handler), str(tmp_path / "out"), "recording://out")
-    writer = sink.PartWriter(out / "embeddings")
+    writer = parts.PartWriter(out / "embeddings")
     table = pa.table({"image_id": ["a", "b"], "sha256": ["1", "2"], "status": ["ok", "no_face"]})
     writer.write(table)
     writer.write(table.slice(0, 0))  # empty: nothing written
-    sink.mark_complete(out / "embeddings", 2)
+    parts.mark_complete(out / "embeddings", 2)
     (out / "run.json").write_text("{}")
     assert all(posixpath.basename(p).startswith(".") and p.endswith(".tmp") for p in handler.opened)
     moved = [posixpath.basename(d) for _, d in handler.moves]
     assert len(moved) == 3 and moved[0].startswith("part-") and moved[1:] == ["_COMPLETE", "run.json"]
-    assert sink.committed_rows(out / "embeddings") == {"a": "1", "b": "2"}
-    assert sink.is_complete(out / "embeddings")
+    assert parts.committed_rows(out / "embeddings") == {"a": "1", "b": "2"}
+    assert parts.is_complete(out / "embeddings")
     names = sorted(p.name for p in (tmp_path / "out" / "embeddings").iterdir())
     assert len(names) == 2 and names[0] == "_COMPLETE" and names[1].startswith("part-")  # no temporaries
 
 
 def test_drop_rows_rewrites_only_the_parts_that_hold_them(tmp_path):
     folder = location(tmp_path / "emb")
-    writer = sink.PartWriter(folder)
+    writer = parts.PartWriter(folder)
     first = writer.write(pa.table({"image_id": ["a", "b"], "sha256": ["1", "2"]}))
     second = writer.write(pa.table({"image_id": ["c"], "sha256": ["3"]}))
     before = (tmp_path / "emb" / second.name).stat().st_mtime_ns
-    assert sink.drop_rows(folder, {"a", "zzz"}, keep_parts=set()) == 1
-    assert sink.committed_rows(folder) == {"b": "2", "c": "3"}
+    assert parts.drop_rows(folder, {"a", "zzz"}, keep_parts=set()) == 1
+    assert parts.committed_rows(folder) == {"b": "2", "c": "3"}
     assert (tmp_path / "emb" / second.name).stat().st_mtime_ns == before
-    assert sink.drop_rows(folder, {"b"}, keep_parts=set()) == 1
+    assert parts.drop_rows(folder, {"b"}, keep_parts=set()) == 1
     assert not (tmp_path / "emb" / first.name).exists()
 
 
@@ -85,8 +86,10 @@ def test_file_uri_locations_and_query_options_survive(tmp_path):
         "s3://bucket/faces/a.jpg?endpoint_override=localhost:9000&scheme=http"
     (tmp_path / "in" / "real").mkdir(parents=True)
     (tmp_path / "in" / "real" / "a.jpg").write_bytes(b"x")
+    (tmp_path / "in" / "real" / "no face #2.jpg").write_bytes(b"y")
     found = list_sources(f"file://{tmp_path}/in", (".jpg",))
-    assert read_bytes(found[0].uri) == b"x"
+    assert [read_bytes(s.uri) for s in found] == [b"x", b"y"]
+    assert found[1].uri == f"file://{tmp_path}/in/real/no%20face%20%232.jpg"
 
 
 def test_a_missing_location_is_absent_not_an_error(tmp_path):
@@ -108,8 +111,8 @@ class _StuckDataset:
 def test_a_run_that_stops_producing_rows_fails_and_keeps_what_it_wrote(tmp_path):
     from fakeface_ray.pipeline import StalledError, _write_parts
 
-    writer = sink.PartWriter(location(str(tmp_path)))
+    writer = parts.PartWriter(location(str(tmp_path)))
     with pytest.raises(StalledError, match="--resume"):
         _write_parts(_StuckDataset(), writer, stall_timeout_s=1.0)
-    assert [p.path for p in sink.committed_parts(location(str(tmp_path)))] == [p.path for p in writer.parts]
+    assert [p.path for p in parts.committed_parts(location(str(tmp_path)))] == [p.path for p in writer.parts]
     assert len(writer.parts) == 1

@@ -1,7 +1,7 @@
 import pytest
 
-from fakeface_ray import submission
-from fakeface_ray.submission import SubmitError, load_runtime_env
+from fakeface_ray.cluster import jobs as submission
+from fakeface_ray.cluster.jobs import SubmitError, load_runtime_env
 
 
 class SlowHead:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from fakeface_ray.threshold import choose_threshold, rates, rates_at
+from fakeface_ray.learning.threshold import choose_threshold, rates, rates_at
 
 Y = np.array([0, 0, 0, 0, 0, 1, 1, 1, 1, 1])
 S = np.array([-3.0, -2.0, -1.0, 0.5, 1.5, -0.5, 1.0, 2.0, 3.0, 4.0])

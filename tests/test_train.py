@@ -1,9 +1,10 @@
 import numpy as np
 import pytest
 
-from fakeface_ray import classifiers, train
+from fakeface_ray.learning import classifiers, train
 from fakeface_ray.config import TrainConfig
-from fakeface_ray.train import Embeddings, TrainError
+from fakeface_ray.learning.artifact import ARTIFACT_VERSION, ModelError, load_artifact, save_artifact
+from fakeface_ray.learning.train import Embeddings, TrainError
 
 
 def _data(n_per_class: int, dims: int = 6, gap: float = 3.0, seed: int = 0) -> Embeddings:
@@ -39,8 +40,8 @@ def test_every_scalable_classifier_trains_calibrates_and_thresholds(kind):
     config = TrainConfig(backend="loky", n_jobs=2, c_grid=(0.1, 1.0), classifier=kind, nystroem_components=50)
     result = train.fit(_data(40), config, seed=0)
     assert result.classifier == kind
-    assert result.model.score(result.test.x, result.test.y) == 1.0
-    p_fake = result.calibrated.predict_proba(result.test.x)[:, 1]
+    assert result.artifact.model.score(result.test.x, result.test.y) == 1.0
+    p_fake = result.artifact.p_fake(result.test.x)
     assert ((p_fake > 0.5) == (result.test.y == 1)).all()
     assert set(result.best_params) <= {"C", "alpha", "gamma"} and result.best_params
 
@@ -68,9 +69,9 @@ def test_one_class_or_tiny_splits_are_user_errors():
 
 def test_fit_learns_separable_data_with_loky():
     result = train.fit(_data(40), TrainConfig(backend="loky", n_jobs=2, c_grid=(0.1, 1.0)), seed=0)
-    assert result.model.score(result.test.x, result.test.y) == 1.0
+    assert result.artifact.model.score(result.test.x, result.test.y) == 1.0
     assert result.operating_point.rule == "max_macro_f1" and result.operating_point.macro_f1 == 1.0
-    p_fake = result.calibrated.predict_proba(result.test.x)[:, 1]
+    p_fake = result.artifact.p_fake(result.test.x)
     assert (p_fake[result.test.y == 1] > 0.5).all() and (p_fake[result.test.y == 0] < 0.5).all()
     assert result.best_params["kernel"] in ("linear", "rbf") and result.classifier == "svc"
     assert result.train_size == 64
@@ -79,7 +80,7 @@ def test_fit_learns_separable_data_with_loky():
 def test_load_embeddings_keeps_labelled_ok_rows(tmp_path):
     import pyarrow.parquet as pq
 
-    from fakeface_ray.schema import to_table
+    from fakeface_ray.storage.schema import to_table
 
     batch = {
         "image_id": np.array(["b", "a", "c", "d"], dtype=object),
@@ -105,16 +106,31 @@ def test_load_embeddings_keeps_labelled_ok_rows(tmp_path):
 
 def test_saved_model_loads_only_with_its_recorded_sha256(tmp_path):
     result = train.fit(_data(20), TrainConfig(backend="loky", n_jobs=1, c_grid=(1.0,), kernels=("linear",)), seed=0)
-    from fakeface_ray.storage import location
+    from fakeface_ray.storage.locations import location
 
-    train.save_model(result, location(tmp_path / "model"), {"seed": 0})
-    model, metadata = train.load_model(tmp_path / "model")
+    save_artifact(result.artifact, location(tmp_path / "model"), {"seed": 0})
+    artifact, metadata = load_artifact(tmp_path / "model")
     assert metadata["classes"] == ["real", "fake"]
-    assert metadata["operating_point"]["threshold"] == model["threshold"]
-    assert (model["svm"].predict(result.test.x) == result.model.predict(result.test.x)).all()
-    assert model["calibrated"].predict_proba(result.test.x).shape == (len(result.test.y), 2)
+    assert metadata["artifact_version"] == artifact.version == ARTIFACT_VERSION
+    assert (artifact.embedder, artifact.dims) == (metadata["embedder"], metadata["dims"]) == (result.test.embedder, 6)
+    assert artifact.threshold == result.artifact.threshold == result.operating_point.threshold
+    assert (artifact.scores(result.test.x) == result.artifact.scores(result.test.x)).all()
+    assert artifact.p_fake(result.test.x).shape == (len(result.test.y),)
     import joblib
 
     joblib.dump({"not": "the model"}, tmp_path / "model" / "classifier.joblib")
-    with pytest.raises(TrainError, match="does not match"):
-        train.load_model(tmp_path / "model")
+    with pytest.raises(ModelError, match="does not match"):
+        load_artifact(tmp_path / "model")
+
+
+def test_a_model_of_another_artifact_version_is_refused(tmp_path):
+    import json
+
+    result = train.fit(_data(20), TrainConfig(backend="loky", n_jobs=1, c_grid=(1.0,), kernels=("linear",)), seed=0)
+    from fakeface_ray.storage.locations import location
+
+    save_artifact(result.artifact, location(tmp_path / "model"), {})
+    metadata = json.loads((tmp_path / "model" / "metadata.json").read_text())
+    (tmp_path / "model" / "metadata.json").write_text(json.dumps({**metadata, "artifact_version": 0}))
+    with pytest.raises(ModelError, match="artifact version 0"):
+        load_artifact(tmp_path / "model")

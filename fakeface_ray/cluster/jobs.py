@@ -10,11 +10,13 @@ from typing import Callable
 
 import yaml
 
+from ..errors import UserError
+
 ENTRYPOINT = "python -m fakeface_ray.cli"
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
 
 
-class SubmitError(ValueError):
+class SubmitError(UserError):
     """The job could not be submitted (address, runtime env file)."""
 
 

@@ -5,17 +5,18 @@ from __future__ import annotations
 import hashlib
 import posixpath
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pyarrow.fs as pafs
 
-REAL, FAKE = "real", "fake"
-CLASSES = (REAL, FAKE)  # index = numeric label: 0 real, 1 fake (fake is the positive class)
+from ..errors import UserError
+from ..storage.locations import LocationError, read_bytes, resolve, to_uri
+from ..storage.schema import CLASSES, FAKE, REAL
+
 DEFAULT_CLASS_MAP = {"training_real": REAL, "real": REAL, "training_fake": FAKE, "fake": FAKE}
 
 
-class SourceError(ValueError):
+class SourceError(UserError):
     """The input location cannot be listed or holds no images."""
 
 
@@ -43,29 +44,6 @@ def label_for(image_id: str, class_map: dict[str, str] | None = None) -> str | N
     return None
 
 
-def resolve(location: str) -> tuple[pafs.FileSystem, str]:
-    """A pyarrow filesystem and the path inside it, for a local path or a URI."""
-    if "://" in location:
-        try:
-            return pafs.FileSystem.from_uri(location)
-        except (ValueError, OSError) as exc:
-            raise SourceError(f"cannot open {location}: {exc}") from None
-    return pafs.LocalFileSystem(), str(Path(location).expanduser().resolve())
-
-
-def to_uri(location: str, path: str) -> str:
-    """The URI that reaches `path` on the filesystem `location` lives on.
-
-    Query options of the location (`?endpoint_override=host:9000&scheme=http` for an
-    S3-compatible store) are kept, so every file URI opens the same filesystem.
-    """
-    if "://" in location:
-        scheme = location.split("://", 1)[0]
-        query = location.split("?", 1)[1] if "?" in location else ""
-        return f"{scheme}://{path}" + (f"?{query}" if query else "")
-    return path
-
-
 def list_sources(location: str, extensions: tuple[str, ...], class_map: dict[str, str] | None = None
                  ) -> list[Source]:
     """Every image file under `location`, sorted by image_id; hidden files and folders skipped."""
@@ -91,13 +69,6 @@ def list_sources(location: str, extensions: tuple[str, ...], class_map: dict[str
     return sorted(sources, key=lambda s: s.image_id)
 
 
-def read_bytes(uri: str) -> bytes:
-    """The file's bytes from a local path or URI."""
-    fs, path = resolve(uri) if "://" in uri else (pafs.LocalFileSystem(), uri)
-    with fs.open_input_stream(path) as stream:
-        return stream.readall()
-
-
 def read_files(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Ray Data stage: add `bytes`, `sha256` and `read_error` for each row's `uri`.
 
@@ -112,7 +83,7 @@ def read_files(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     for i, uri in enumerate(uris):
         try:
             blob = read_bytes(str(uri))
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, LocationError) as exc:
             data[i], digests[i], errors[i] = b"", "", f"cannot read file: {exc}"
             continue
         data[i], digests[i], errors[i] = blob, hashlib.sha256(blob).hexdigest(), ""

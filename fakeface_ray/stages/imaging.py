@@ -9,19 +9,13 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-OK = "ok"
-EMPTY = "empty_file"
-UNSUPPORTED = "unsupported"
-DECODE_ERROR = "decode_error"
-TRUNCATED = "truncated"
-TOO_LARGE = "too_large"
-READ_ERROR = "read_error"
+from ..storage.schema import Status
 
 
 @dataclass(frozen=True)
 class Decoded:
     image: np.ndarray | None  # HxWx3 uint8 RGB, upright
-    status: str
+    status: Status
     error: str | None = None
     width: int | None = None
     height: int | None = None
@@ -35,20 +29,20 @@ def decode_image(data: bytes, max_pixels: int) -> Decoded:
             before any pixel is decoded (decompression bombs).
     """
     if not data:
-        return Decoded(None, EMPTY, "file is empty (0 bytes)")
+        return Decoded(None, Status.EMPTY_FILE, "file is empty (0 bytes)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
-        return Decoded(None, UNSUPPORTED, "not an image format Pillow can read")
+        return Decoded(None, Status.UNSUPPORTED, "not an image format Pillow can read")
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        return Decoded(None, TOO_LARGE, f"refused before decoding: {exc}")
+        return Decoded(None, Status.TOO_LARGE, f"refused before decoding: {exc}")
     except Exception as exc:  # Pillow raises many types for malformed headers
-        return Decoded(None, DECODE_ERROR, f"cannot read header: {exc}")
+        return Decoded(None, Status.DECODE_ERROR, f"cannot read header: {exc}")
     width, height = img.size
     if width * height > max_pixels:
-        return Decoded(None, TOO_LARGE, f"{width}x{height} exceeds the {max_pixels}-pixel cap",
+        return Decoded(None, Status.TOO_LARGE, f"{width}x{height} exceeds the {max_pixels}-pixel cap",
                        width, height)
     try:
         img.seek(0)  # first frame of animations
@@ -56,11 +50,11 @@ def decode_image(data: bytes, max_pixels: int) -> Decoded:
         img = ImageOps.exif_transpose(img)
         rgb = to_rgb(img)
     except OSError as exc:
-        status = TRUNCATED if "truncated" in str(exc).lower() else DECODE_ERROR
+        status = Status.TRUNCATED if "truncated" in str(exc).lower() else Status.DECODE_ERROR
         return Decoded(None, status, f"cannot decode pixels: {exc}", width, height)
     except Exception as exc:
-        return Decoded(None, DECODE_ERROR, f"cannot decode pixels: {exc}", width, height)
-    return Decoded(rgb, OK, None, rgb.shape[1], rgb.shape[0])
+        return Decoded(None, Status.DECODE_ERROR, f"cannot decode pixels: {exc}", width, height)
+    return Decoded(rgb, Status.OK, None, rgb.shape[1], rgb.shape[0])
 
 
 def to_rgb(img: Image.Image) -> np.ndarray:

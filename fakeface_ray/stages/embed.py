@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
-import joblib
 import numpy as np
 import pyarrow as pa
 
-from .classify import predictions_table
+from ..config import EmbedConfig
+from ..storage.schema import Status, to_table
 from .embedders import Embedder, load_embedder
-from .schema import OK, to_table
 
 
 class FaceEmbedder:
@@ -19,26 +17,24 @@ class FaceEmbedder:
 
     Works as a Ray Data actor and as a plain call. Rows without a face keep a null embedding.
     Embedders with `embed_regions` get the native-resolution regions; others get the 160x160 crops.
-    With `classifier` (the bytes of a `classifier.joblib`, checked by the caller) the rows are
-    classified in the actor and the output is the predictions schema instead.
+
+    Args:
+        config: the `embed` section; its `embedder` must be concrete (the driver resolves `auto`).
+        model: an embedder to use instead of building one from `config` (tests pass tiny ones).
     """
 
-    def __init__(self, embedder: str = "forensic", weights: str | None = None, preprocess: str = "auto",
-                 batch_size: int = 32, device: str = "CPU:0", num_threads: int | None = None,
-                 model: Embedder | None = None, classifier: bytes | None = None):
-        self.model = model if model is not None else load_embedder(
-            embedder, weights=weights, preprocess=preprocess, batch_size=batch_size, device=device,
-            num_threads=num_threads)
-        self.classifier = joblib.load(io.BytesIO(classifier)) if classifier is not None else None
+    def __init__(self, config: EmbedConfig, *, device: str = "CPU:0", num_threads: int | None = None,
+                 model: Embedder | None = None):
+        self.model = model if model is not None else load_embedder(config, device=device,
+                                                                   num_threads=num_threads)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
         n = len(batch["image_id"])
         vectors = np.full((n, self.model.dims), np.nan, dtype=np.float32)
-        rows = np.flatnonzero(batch["status"] == OK)
+        rows = np.flatnonzero(batch["status"] == Status.OK)
         if len(rows):
             vectors[rows] = self._embed(batch, rows)
-        table = to_table(batch, vectors, self.model.name)
-        return predictions_table(table, self.classifier) if self.classifier is not None else table
+        return to_table(batch, vectors, self.model.name)
 
     def _embed(self, batch: dict[str, np.ndarray], rows: np.ndarray) -> np.ndarray:
         embed_regions: Any = getattr(self.model, "embed_regions", None)

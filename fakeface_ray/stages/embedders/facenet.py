@@ -12,11 +12,12 @@ from typing import Any
 
 import numpy as np
 
-from ..devices import configure_tensorflow
+from ...cluster.devices import configure_tensorflow
+from ...config import Preprocessing, choices
 from ..faces import l2_normalize, prewhiten
 from .facenet_weights import WeightFile, WeightFileError, read_weight_file
 
-PREPROCESSING = ("auto", "prewhiten", "fixed")
+PREPROCESSING = choices(Preprocessing)
 
 
 def build_inception_resnet_v1(dims: int = 128, input_size: int = 160) -> Any:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .config import EmbedConfig, ExtractConfig
+from ..config import EmbedConfig, ExtractConfig
+from ..errors import UserError
 
 READ_TASK_CPUS = 0.25  # reads are I/O; a quarter CPU lets them interleave with the actors
 
 
-class PlanError(ValueError):
+class PlanError(UserError):
     """The cluster cannot run the requested pools."""
 
 

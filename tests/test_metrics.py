@@ -3,7 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from fakeface_ray import report
+from fakeface_ray.learning.evaluate import compute_metrics, text_report
+from fakeface_ray.reporting.plots import plot_all
 
 
 def test_class_names_sit_on_their_own_numbers():
@@ -11,7 +12,7 @@ def test_class_names_sit_on_their_own_numbers():
     y_true = np.array([0, 0, 0, 0, 1, 1, 1, 1, 1, 1])
     y_pred = np.array([0, 0, 0, 0, 1, 1, 1, 0, 0, 0])
     scores = np.array([-2, -1.5, -1, -0.5, 2, 1.5, 1, 0.1, -0.1, -1.2])
-    m = report.compute_metrics(y_true, y_pred, scores)
+    m = compute_metrics(y_true, y_pred, scores).to_dict()
     assert m["per_class"]["real"] == {"precision": 4 / 7, "recall": 1.0, "f1": 2 * (4 / 7) / (4 / 7 + 1), "support": 4}
     assert m["per_class"]["fake"]["precision"] == 1.0
     assert m["per_class"]["fake"]["recall"] == 0.5
@@ -26,21 +27,21 @@ def test_class_names_sit_on_their_own_numbers():
 
 
 def test_text_report_labels_rows_by_class():
-    text = report.text_report(np.array([0, 1, 1]), np.array([0, 1, 0]))
+    text = text_report(np.array([0, 1, 1]), np.array([0, 1, 0]))
     lines = {line.split()[0]: line.split()[1:] for line in text.splitlines() if line.strip()[:4] in ("real", "fake")}
     assert lines["real"][-1] == "1" and lines["fake"][-1] == "2"
 
 
 def test_plots_are_written(tmp_path):
-    from fakeface_ray.storage import location
+    from fakeface_ray.storage.locations import location
 
     y = np.array([0, 0, 1, 1])
     scores = np.array([-1.0, -0.5, 0.5, 1.0])
-    m = report.compute_metrics(y, y, scores)
+    m = compute_metrics(y, y, scores).to_dict()
     m["operating_point"] = {"threshold": 0.0, "rule": "max_macro_f1"}
     thumbs = {"real": [(np.zeros((8, 8, 3), np.uint8), "a")], "fake": [(np.full((8, 8, 3), 255, np.uint8), "b")] * 5,
               "false_positive": []}
-    written = report.plot_all(location(tmp_path), m, y, scores, thumbs)
+    written = plot_all(location(tmp_path), m, y, scores, thumbs)
     names = sorted(p.name for p in written.values())
     assert names == ["confusion_matrix.png", "precision_recall.png", "roc.png", "samples_fake.png", "samples_real.png"]
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == names  # no temporary files left

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 
-from .config import RayConfig
+from ..config import RayConfig
 
 # Quiet TensorFlow's C++ start-up chatter in every worker; real errors still print.
 WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLE_ONEDNN_OPTS": "0"}

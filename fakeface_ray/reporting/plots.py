@@ -1,81 +1,16 @@
-"""Metrics, the classification report and plots, with class names bound to their numbers."""
+"""PNG plots of a finished run: sample grids, confusion matrix, ROC and precision-recall curves."""
 
 from __future__ import annotations
 
 import io
-import json
 from typing import Sequence
 
 import numpy as np
-from sklearn.metrics import (
-    accuracy_score,
-    classification_report,
-    confusion_matrix,
-    precision_recall_curve,
-    precision_recall_fscore_support,
-    roc_auc_score,
-    roc_curve,
-)
+from sklearn.metrics import precision_recall_curve, roc_curve
 
-from .sources import CLASSES
-from .storage import Location
-
-LABELS = list(range(len(CLASSES)))  # 0 real, 1 fake: every sklearn call gets these explicitly
-
-
-def compute_metrics(y_true: np.ndarray, y_pred: np.ndarray, scores: np.ndarray) -> dict:
-    """Per-class and macro scores; `scores` are decision values where larger means `fake`."""
-    precision, recall, f1, support = precision_recall_fscore_support(
-        y_true, y_pred, labels=LABELS, zero_division=0)
-    per_class = {
-        name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
-               "support": int(support[i])}
-        for i, name in enumerate(CLASSES)
-    }
-    both = len(np.unique(y_true)) == len(CLASSES)
-    return {
-        "macro_f1": float(np.mean(f1)),
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        "roc_auc": float(roc_auc_score(y_true, scores)) if both else None,
-        "positive_class": CLASSES[1],
-        "per_class": per_class,
-        "confusion_matrix": {
-            "rows": "true", "columns": "predicted", "labels": list(CLASSES),
-            "matrix": confusion_matrix(y_true, y_pred, labels=LABELS).tolist(),
-        },
-        "n_test": int(len(y_true)),
-    }
-
-
-def text_report(y_true: np.ndarray, y_pred: np.ndarray) -> str:
-    """scikit-learn's classification report with the class names in label order."""
-    return classification_report(y_true, y_pred, labels=LABELS, target_names=list(CLASSES),
-                                 digits=3, zero_division=0)
-
-
-def write_report(out: Location, metrics: dict, report_text: str) -> None:
-    """`metrics.json` and `classification_report.txt` under `out`."""
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
-    (out / "classification_report.txt").write_text(report_text)
-
-
-def write_test_predictions(out: Location, ids, uris, y_true, scores, p_fake, y_pred) -> None:
-    """`test_predictions.parquet`: the held-out images with label, score, p_fake and prediction."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    table = pa.table({
-        "image_id": pa.array(list(ids), pa.string()),
-        "uri": pa.array(list(uris), pa.string()),
-        "label": pa.array([CLASSES[i] for i in y_true], pa.string()),
-        "score": pa.array(np.asarray(scores, np.float32)),
-        "p_fake": pa.array(np.asarray(p_fake, np.float32)),
-        "pred": pa.array([CLASSES[i] for i in y_pred], pa.string()),
-    })
-    buffer = io.BytesIO()
-    pq.write_table(table, buffer)
-    (out / "test_predictions.parquet").write_bytes(buffer.getvalue())
-
+from ..learning.evaluate import LABELS
+from ..storage.locations import Location
+from ..storage.schema import CLASSES
 
 SAMPLE_GRIDS = ("real", "fake", "true_positive", "false_positive", "true_negative", "false_negative")
 

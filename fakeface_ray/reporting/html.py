@@ -10,25 +10,37 @@ import json
 import numpy as np
 import pyarrow.parquet as pq
 
-from . import imaging, report, sources
-from .storage import Location, location
+from ..errors import UserError
+from ..stages import imaging
+from ..storage.locations import Location, location, read_bytes
+from ..storage.schema import CLASSES
+from . import plots
 
 METRIC_ROWS = ("macro_f1", "accuracy", "roc_auc")
 
 
-def build_report(out: str | Location, per_class: int = 16) -> Location:
-    """Plots (PNG under plots/) and `report.html` from `metrics.json`, `run.json` and the test rows."""
+class ReportError(UserError):
+    """The folder holds no finished training to report on."""
+
+
+def build_report(out: str | Location, per_class: int = 16, run: dict | None = None) -> Location:
+    """Plots (PNG under plots/) and `report.html` from `metrics.json`, the test rows and the run record.
+
+    Args:
+        run: the run record; by default read from `out/run.json` (absent: the page leaves it out).
+    """
     out = location(out)
     if not (out / "metrics.json").exists() or not (out / "test_predictions.parquet").exists():
-        raise FileNotFoundError(f"{out} holds no finished training (metrics.json, test_predictions.parquet)")
+        raise ReportError(f"{out} holds no finished training (metrics.json, test_predictions.parquet)")
     metrics = json.loads((out / "metrics.json").read_text())
-    run = json.loads((out / "run.json").read_text()) if (out / "run.json").exists() else {}
+    if run is None:
+        run = json.loads((out / "run.json").read_text()) if (out / "run.json").exists() else {}
     table = pq.read_table(io.BytesIO((out / "test_predictions.parquet").read_bytes())).to_pylist()
-    y_true = np.array([sources.CLASSES.index(r["label"]) for r in table], dtype=np.int64)
+    y_true = np.array([CLASSES.index(r["label"]) for r in table], dtype=np.int64)
     scores = np.array([r["score"] for r in table], dtype=float)
-    plots = report.plot_all(out, metrics, y_true, scores, _samples(table, per_class))
+    written = plots.plot_all(out, metrics, y_true, scores, _samples(table, per_class))
     page = out / "report.html"
-    page.write_text(render(metrics, run, {name: loc.read_bytes() for name, loc in plots.items()}))
+    page.write_text(render(metrics, run, {name: loc.read_bytes() for name, loc in written.items()}))
     return page
 
 
@@ -93,7 +105,7 @@ window.addEventListener("load", () => {{
 
 def _samples(rows: list[dict], per_class: int) -> dict[str, list[tuple[np.ndarray, str]]]:
     """Thumbnails, read back from the files, for each class and each outcome of the test split."""
-    groups: dict[str, list[dict]] = {name: [] for name in report.SAMPLE_GRIDS}
+    groups: dict[str, list[dict]] = {name: [] for name in plots.SAMPLE_GRIDS}
     for r in rows:
         groups[r["label"]].append(r)
         right = r["pred"] == r["label"]
@@ -102,7 +114,7 @@ def _samples(rows: list[dict], per_class: int) -> dict[str, list[tuple[np.ndarra
     out: dict[str, list[tuple[np.ndarray, str]]] = {}
     for name, members in groups.items():
         # Outcome grids show the most confident cases first: the clearest successes and mistakes.
-        if name not in sources.CLASSES:
+        if name not in CLASSES:
             members = sorted(members, key=lambda r: -abs(r["score"]))
         out[name] = [(thumb, f"{r['image_id'].rsplit('/', 1)[-1][:22]}\nscore {r['score']:+.2f}")
                      for r in members[:per_class] if (thumb := _thumbnail(r["uri"])) is not None]
@@ -113,7 +125,7 @@ def _thumbnail(uri: str) -> np.ndarray | None:
     from PIL import Image
 
     try:
-        decoded = imaging.decode_image(sources.read_bytes(uri), max_pixels=10**9)
+        decoded = imaging.decode_image(read_bytes(uri), max_pixels=10**9)
     except OSError:
         return None  # the file moved since training: the grid shows the others
     if decoded.image is None:

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import io
-import json
-import platform
 from dataclasses import dataclass
 
 import joblib
@@ -15,17 +11,17 @@ import pyarrow.dataset as pads
 from sklearn.base import clone
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_predict, train_test_split
-from sklearn.pipeline import Pipeline
 
+from ..config import TrainConfig
+from ..errors import UserError
+from ..storage.locations import Location, location
+from ..storage.schema import CLASSES, Status
 from . import classifiers
-from .config import TrainConfig
-from .schema import OK
-from .sources import CLASSES
-from .storage import Location, location
+from .artifact import ClassifierArtifact
 from .threshold import OperatingPoint, choose_threshold
 
 
-class TrainError(ValueError):
+class TrainError(UserError):
     """The embeddings cannot support the requested training (too few rows, one class...)."""
 
 
@@ -40,19 +36,14 @@ class Embeddings:
 
 @dataclass
 class TrainResult:
-    model: Pipeline
+    artifact: ClassifierArtifact  # the refit best model, its calibrated twin and threshold
     best_params: dict
     cv_best_score: float
     test: Embeddings
     train_size: int
     grid: list[dict]
     operating_point: OperatingPoint
-    calibrated: CalibratedClassifierCV  # the same model, refit with sigmoid calibration for p_fake
     classifier: str  # what `train.classifier` resolved to: svc, linear, sgd or nystroem
-
-    def artifact(self) -> dict:
-        """What `classifier.joblib` holds."""
-        return {"svm": self.model, "calibrated": self.calibrated, "threshold": self.operating_point.threshold}
 
 
 def load_embeddings(path: str | Location) -> Embeddings:
@@ -61,7 +52,7 @@ def load_embeddings(path: str | Location) -> Embeddings:
     table = pads.dataset(folder.path, filesystem=folder.fs, format="parquet").to_table()
     status = np.array(table.column("status").to_pylist(), dtype=object)
     labels = np.array(table.column("label").to_pylist(), dtype=object)
-    keep = (status == OK) & np.isin(labels, CLASSES)
+    keep = (status == Status.OK) & np.isin(labels, CLASSES)
     table = table.filter(keep)
     order = np.argsort(np.array(table.column("image_id").to_pylist(), dtype=object), kind="stable")
     table = table.take(order)
@@ -126,9 +117,10 @@ def fit(data: Embeddings, config: TrainConfig, seed: int) -> TrainResult:
         calibrated = CalibratedClassifierCV(clone(search.best_estimator_), method="sigmoid", cv=cv)
         calibrated.fit(train.x, train.y)
     point = choose_threshold(train.y, oof, config.min_fake_recall)
-    best = classifiers.plain_params(search.best_params_)
-    return TrainResult(search.best_estimator_, best, float(search.best_score_), test, len(train.y), grid,
-                       point, calibrated, kind)
+    artifact = ClassifierArtifact(model=search.best_estimator_, calibrated=calibrated, threshold=point.threshold,
+                                  embedder=data.embedder, dims=int(data.x.shape[1]))
+    return TrainResult(artifact, classifiers.plain_params(search.best_params_), float(search.best_score_), test,
+                       len(train.y), grid, point, kind)
 
 
 @contextlib.contextmanager
@@ -140,56 +132,3 @@ def _joblib_backend(name: str):
         register_ray()
     with joblib.parallel_backend(name):
         yield
-
-
-def save_model(result: TrainResult, folder: Location, extra: dict) -> Location:
-    """Write `classifier.joblib` and `metadata.json` (with the pickle's sha256) under `folder`."""
-    import sklearn
-
-    buffer = io.BytesIO()
-    joblib.dump(result.artifact(), buffer)
-    pickled = buffer.getvalue()
-    path = folder / "classifier.joblib"
-    path.write_bytes(pickled)
-    metadata = {
-        "classes": list(CLASSES),
-        "positive_class": CLASSES[1],
-        "embedder": result.test.embedder,
-        "dims": int(result.test.x.shape[1]),
-        "classifier": result.classifier,
-        "grid": result.grid,
-        "best_params": result.best_params,
-        "cv_best_score": result.cv_best_score,
-        "operating_point": result.operating_point.to_dict(),
-        "sha256": hashlib.sha256(pickled).hexdigest(),
-        "versions": {"python": platform.python_version(), "scikit-learn": sklearn.__version__,
-                     "numpy": np.__version__, "joblib": joblib.__version__},
-        **extra,
-    }
-    (folder / "metadata.json").write_text(json.dumps(metadata, indent=2, default=str))
-    return path
-
-
-def read_model(folder: str | Location) -> tuple[bytes, dict]:
-    """The bytes of `classifier.joblib` and its metadata, after checking the recorded sha256."""
-    folder = location(folder)
-    if not (folder / "metadata.json").exists():
-        raise TrainError(f"no trained model in {folder} (metadata.json missing)")
-    metadata = json.loads((folder / "metadata.json").read_text())
-    path = folder / "classifier.joblib"
-    pickled = path.read_bytes()
-    digest = hashlib.sha256(pickled).hexdigest()
-    if digest != metadata.get("sha256"):
-        raise TrainError(f"{path}: sha256 {digest} does not match {metadata.get('sha256')} recorded in "
-                         "metadata.json; refusing to unpickle it")
-    return pickled, metadata
-
-
-def load_model(folder: str | Location) -> tuple[dict, dict]:
-    """The saved classifier (`svm`, `calibrated`, `threshold`) and its metadata.
-
-    Unpickled only if its sha256 matches the record. The check catches a swapped or corrupted
-    file; a pickle is still code, so load only your own runs.
-    """
-    pickled, metadata = read_model(folder)
-    return joblib.load(io.BytesIO(pickled)), metadata

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
-from .storage import Location
+from .locations import Location
 
 COMPLETE = "_COMPLETE"
 

@@ -12,9 +12,9 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC, LinearSVC
 
-from .config import TrainConfig
+from ..config import ClassifierName, TrainConfig, choices
 
-KINDS = ("svc", "linear", "sgd", "nystroem")
+KINDS = tuple(k for k in choices(ClassifierName) if k != "auto")
 # Training rows above which `auto` leaves the exact SVC for Nystroem. Measured on 2 cores
 # (benchmarks/results/classifier_scale.json, synthetic 128-d, a 3x3 grid): at 16k training rows the
 # exact RBF SVC takes 157 s and is the most accurate (macro F1 0.895 against 0.805 for Nystroem

@@ -11,10 +11,46 @@ import posixpath
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import pyarrow.fs as pafs
 
-from .sources import resolve
+from ..errors import UserError
+
+
+class LocationError(UserError):
+    """A path or URI that names no filesystem pyarrow can open."""
+
+
+def resolve(location: str) -> tuple[pafs.FileSystem, str]:
+    """A pyarrow filesystem and the path inside it, for a local path or a URI."""
+    if "://" in location:
+        try:
+            return pafs.FileSystem.from_uri(location)
+        except (ValueError, OSError) as exc:
+            raise LocationError(f"cannot open {location}: {exc}") from None
+    return pafs.LocalFileSystem(), str(Path(location).expanduser().resolve())
+
+
+def to_uri(location: str, path: str) -> str:
+    """The URI that reaches `path` on the filesystem `location` lives on.
+
+    Query options of the location (`?endpoint_override=host:9000&scheme=http` for an
+    S3-compatible store) are kept, so every file URI opens the same filesystem.
+    """
+    if "://" in location:
+        scheme = location.split("://", 1)[0]
+        query = location.split("?", 1)[1] if "?" in location else ""
+        # Percent-encoded: a space or `#` in a file name is a syntax error in a URI; pyarrow decodes it.
+        return f"{scheme}://{quote(path, safe='/')}" + (f"?{query}" if query else "")
+    return path
+
+
+def read_bytes(uri: str) -> bytes:
+    """The file's bytes from a local path or URI."""
+    fs, path = resolve(uri) if "://" in uri else (pafs.LocalFileSystem(), uri)
+    with fs.open_input_stream(path) as stream:
+        return stream.readall()
 
 
 @dataclass(frozen=True)

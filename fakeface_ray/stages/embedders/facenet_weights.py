@@ -14,11 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
+from . import EmbedderError
+
 BOTTLENECK = "Bottleneck"
 BOTTLENECK_INPUTS = 1792  # channels after the last Inception-ResNet block
 
 
-class WeightFileError(ValueError):
+class WeightFileError(EmbedderError):
     """A FaceNet weight file is missing, unreadable, or does not fit the model."""
 
 

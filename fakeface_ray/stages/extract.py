@@ -7,12 +7,11 @@ from typing import Any
 
 import numpy as np
 
+from ..cluster.devices import configure_tensorflow
+from ..config import ExtractConfig, ReadConfig
+from ..storage.schema import Status
 from . import faces, imaging
-from .devices import configure_tensorflow
-from .schema import NO_FACE, OK
 
-TOO_SMALL = "too_small"
-DETECT_ERROR = "detect_error"
 REGION_CONTEXT = 0.2  # margin around the box for the native region: skin around the parts
 
 
@@ -31,27 +30,27 @@ class FaceExtractor:
     with MTCNN's `detect_faces(list_of_rgb_arrays, **kwargs) -> list[list[dict]]`.
 
     Args:
+        config: the `extract` section (margin, face size, smallest face, region cap, device).
+        read: the `read` section, for the decoder's pixel cap.
         keep_regions: also emit the native-resolution face regions (the forensic embedder reads
             them; FaceNet does not, and they are most of a batch's bytes).
+        device: overrides `config.device` (the pipeline passes `GPU:0` to actors given a GPU).
     """
 
-    def __init__(self, margin: float = 0.2, face_size: int = 160, min_face_size: int = 20,
-                 region_max_side: int = 640, max_pixels: int = 60_000_000, device: str = "CPU:0",
-                 num_threads: int | None = None, detector: Any = None, keep_regions: bool = True):
-        self.margin = margin
-        self.face_size = face_size
-        self.min_face_size = min_face_size
-        self.region_max_side = region_max_side if keep_regions else 0
-        self.max_pixels = max_pixels
-        self.detector = detector if detector is not None else load_detector(device, num_threads)
+    def __init__(self, config: ExtractConfig, read: ReadConfig = ReadConfig(), *, keep_regions: bool = True,
+                 device: str | None = None, num_threads: int | None = None, detector: Any = None):
+        self.config = config
+        self.max_pixels = read.max_pixels
+        self.region_max_side = config.region_max_side if keep_regions else 0
+        self.detector = detector if detector is not None else load_detector(device or config.device, num_threads)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         n = len(batch["uri"])
-        out = _empty_columns(n, self.face_size, self.region_max_side)
+        out = _empty_columns(n, self.config.face_size, self.region_max_side)
         images: dict[int, np.ndarray] = {}
         for i in range(n):
             if batch["read_error"][i]:
-                out["status"][i], out["error"][i] = imaging.READ_ERROR, batch["read_error"][i]
+                out["status"][i], out["error"][i] = Status.READ_ERROR, batch["read_error"][i]
                 continue
             decoded = imaging.decode_image(batch["bytes"][i], self.max_pixels)
             out["status"][i], out["error"][i] = decoded.status, decoded.error or ""
@@ -59,9 +58,10 @@ class FaceExtractor:
             out["height"][i] = decoded.height if decoded.height is not None else -1
             if decoded.image is None:
                 continue
-            if min(decoded.image.shape[:2]) < self.min_face_size:
-                out["status"][i] = TOO_SMALL
-                out["error"][i] = f"{decoded.width}x{decoded.height} is smaller than a {self.min_face_size}px face"
+            if min(decoded.image.shape[:2]) < self.config.min_face_size:
+                out["status"][i] = Status.TOO_SMALL
+                out["error"][i] = (f"{decoded.width}x{decoded.height} is smaller than a "
+                                   f"{self.config.min_face_size}px face")
                 continue
             images[i] = decoded.image
         for i, found in self._detect(images, out).items():
@@ -80,7 +80,7 @@ class FaceExtractor:
         found: dict[int, list] = {}
         for rows in by_shape.values():
             try:
-                results = self.detector.detect_faces([images[i] for i in rows], min_face_size=self.min_face_size)
+                results = self.detector.detect_faces([images[i] for i in rows], min_face_size=self.config.min_face_size)
             except Exception:
                 results = None  # retry one by one so one bad image cannot sink its neighbours
             for k, i in enumerate(rows):
@@ -88,9 +88,9 @@ class FaceExtractor:
                     found[i] = results[k]
                     continue
                 try:
-                    found[i] = self.detector.detect_faces([images[i]], min_face_size=self.min_face_size)[0]
+                    found[i] = self.detector.detect_faces([images[i]], min_face_size=self.config.min_face_size)[0]
                 except Exception as exc:
-                    out["status"][i], out["error"][i] = DETECT_ERROR, f"face detector failed: {exc}"
+                    out["status"][i], out["error"][i] = Status.DETECT_ERROR, f"face detector failed: {exc}"
         return found
 
     def _fill(self, out: dict[str, np.ndarray], i: int, image: np.ndarray, found: list) -> None:
@@ -98,13 +98,13 @@ class FaceExtractor:
         out["n_faces"][i] = len(detections)
         best = faces.choose_face(detections)
         if best is None:
-            out["status"][i], out["error"][i] = NO_FACE, "no face found"
+            out["status"][i], out["error"][i] = Status.NO_FACE, "no face found"
             return
         out["face_box"][i] = best.box
         out["face_confidence"][i] = best.confidence
         out["keypoints"][i] = best.keypoints
-        out["face"][i] = faces.crop_face(image, best.box, self.margin, self.face_size)
-        out["status"][i], out["error"][i] = OK, ""
+        out["face"][i] = faces.crop_face(image, best.box, self.config.margin, self.config.face_size)
+        out["status"][i], out["error"][i] = Status.OK, ""
         if not self.region_max_side:
             return
         region = faces.native_region(image, best, REGION_CONTEXT, self.region_max_side)

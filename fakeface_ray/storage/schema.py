@@ -1,12 +1,37 @@
-"""The embeddings Parquet schema, and the conversion of a stage batch into a table of it."""
+"""The data contract: classes, row statuses, and the embeddings and predictions Parquet schemas."""
 
 from __future__ import annotations
+
+from enum import StrEnum
 
 import numpy as np
 import pyarrow as pa
 
-OK = "ok"
-NO_FACE = "no_face"
+REAL, FAKE = "real", "fake"
+CLASSES = (REAL, FAKE)  # index = numeric label: 0 real, 1 fake (fake is the positive class)
+
+
+class Status(StrEnum):
+    """What became of one input file; every row of every output carries one."""
+
+    OK = "ok"
+    NO_FACE = "no_face"
+    READ_ERROR = "read_error"
+    EMPTY_FILE = "empty_file"
+    UNSUPPORTED = "unsupported"
+    DECODE_ERROR = "decode_error"
+    TRUNCATED = "truncated"
+    TOO_LARGE = "too_large"
+    TOO_SMALL = "too_small"
+    DETECT_ERROR = "detect_error"
+
+    @property
+    def is_error(self) -> bool:
+        """Whether the row is a failure rather than an answer (`ok` and `no_face` are answers)."""
+        return self not in (Status.OK, Status.NO_FACE)
+
+
+PREDICTION_COLUMNS = ("image_id", "uri", "sha256", "status", "error", "n_faces", "face_box")
 
 
 def embeddings_schema(dims: int) -> pa.Schema:
@@ -38,7 +63,7 @@ def to_table(batch: dict[str, np.ndarray], embeddings: np.ndarray, embedder: str
     dims = embeddings.shape[1]
     status = batch["status"]
     has_face = np.isfinite(batch["face_confidence"])
-    has_embedding = np.isfinite(embeddings).all(axis=1) & (status == OK)
+    has_embedding = np.isfinite(embeddings).all(axis=1) & (status == Status.OK)
 
     def strings(name: str) -> pa.Array:
         return pa.array([text_or_none(v) for v in batch[name]], type=pa.string())
@@ -65,6 +90,16 @@ def to_table(batch: dict[str, np.ndarray], embeddings: np.ndarray, embedder: str
         "embedding": fixed(np.nan_to_num(embeddings.astype(np.float32)), has_embedding, pa.float32(), dims),
     }
     return pa.Table.from_pydict(columns, schema=embeddings_schema(dims))
+
+
+def predictions_schema() -> pa.Schema:
+    """One row per input file; `score`, `p_fake` and `pred` are null where there is no face."""
+    base = embeddings_schema(1)
+    return pa.schema([base.field(c) for c in PREDICTION_COLUMNS] + [
+        ("score", pa.float32()),  # decision value: larger means more likely fake
+        ("p_fake", pa.float32()),  # calibrated probability of `fake`
+        ("pred", pa.string()),  # `real` / `fake` at the trained threshold
+    ])
 
 
 def text_or_none(value: object) -> str | None:

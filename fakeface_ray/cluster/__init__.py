@@ -1,0 +1,1 @@
+"""Cluster: joining Ray, planning actor pools from its resources, TensorFlow devices, Ray Jobs."""

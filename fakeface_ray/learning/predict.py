@@ -1,0 +1,37 @@
+"""Predict stage: apply a trained classifier to rows of the embeddings schema."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+
+from ..storage.schema import CLASSES, PREDICTION_COLUMNS, predictions_schema
+from .artifact import ClassifierArtifact
+
+
+class Predictor:
+    """Maps a `pyarrow.Table` of embedding rows to one of prediction rows, one for one.
+
+    Works as a Ray Data actor after the embed stage and as a plain call. Rows without an
+    embedding (no face, errors) keep their status and get null `score`, `p_fake` and `pred`.
+    """
+
+    def __init__(self, artifact: ClassifierArtifact):
+        self.artifact = artifact
+
+    def __call__(self, rows: pa.Table) -> pa.Table:
+        n = rows.num_rows
+        score = np.full(n, np.nan, dtype=np.float32)
+        p_fake = np.full(n, np.nan, dtype=np.float32)
+        embedding = rows.column("embedding")
+        valid = np.asarray(embedding.is_valid())
+        if valid.any():
+            dims = rows.schema.field("embedding").type.list_size
+            x = embedding.filter(pa.array(valid)).combine_chunks().flatten().to_numpy().reshape(-1, dims)
+            score[valid] = self.artifact.scores(x)
+            p_fake[valid] = self.artifact.p_fake(x)
+        labels = self.artifact.labels(np.nan_to_num(score))
+        pred = [CLASSES[k] if ok else None for k, ok in zip(labels, valid)]
+        columns = [rows.column(c) for c in PREDICTION_COLUMNS] + [
+            pa.array(score, mask=~valid), pa.array(p_fake, mask=~valid), pa.array(pred, pa.string())]
+        return pa.Table.from_arrays(columns, schema=predictions_schema())

@@ -1,0 +1,1 @@
+"""Reporting: metrics files, plots and the HTML page of a finished run."""

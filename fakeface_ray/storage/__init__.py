@@ -1,0 +1,1 @@
+"""Storage: where outputs live (locations), the Parquet contract (schema), parts committed atomically."""

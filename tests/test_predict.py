@@ -1,0 +1,73 @@
+"""The Predictor stage and evaluate(): a trained artifact applied to rows, without Ray."""
+
+import numpy as np
+import pytest
+
+from fakeface_ray.config import TrainConfig
+from fakeface_ray.learning import train
+from fakeface_ray.learning.evaluate import compute_metrics, evaluate
+from fakeface_ray.learning.predict import Predictor
+from fakeface_ray.storage.schema import Status, predictions_schema, to_table
+
+
+def _separable(n_per_class: int = 20, dims: int = 4) -> train.Embeddings:
+    rng = np.random.default_rng(1)
+    x = np.concatenate([rng.normal(0, 1, (n_per_class, dims)), rng.normal(3, 1, (n_per_class, dims))])
+    ids = np.array([f"img{i:03d}" for i in range(2 * n_per_class)], dtype=object)
+    return train.Embeddings(ids, ids, x.astype(np.float32), np.repeat([0, 1], n_per_class), "test-4")
+
+
+@pytest.fixture(scope="module")
+def result():
+    config = TrainConfig(backend="loky", n_jobs=1, c_grid=(1.0,), kernels=("linear",))
+    return train.fit(_separable(), config, seed=0)
+
+
+def _rows(x: np.ndarray, statuses: list[str]):
+    n = len(statuses)
+    has_face = np.array([s == Status.OK for s in statuses])
+    batch = {
+        "image_id": np.array([f"r{i}" for i in range(n)], dtype=object),
+        "uri": np.array([f"/r{i}" for i in range(n)], dtype=object),
+        "label": np.full(n, None, dtype=object),
+        "sha256": np.array([f"{i:064d}" for i in range(n)], dtype=object),
+        "width": np.full(n, 600), "height": np.full(n, 600),
+        "status": np.array(statuses, dtype=object),
+        "error": np.array(["" if ok else "no face found" for ok in has_face], dtype=object),
+        "n_faces": has_face.astype(int),
+        "face_box": np.where(has_face[:, None], 10, -1) * np.ones((n, 4), int),
+        "face_confidence": np.where(has_face, 0.99, np.nan),
+        "keypoints": np.zeros((n, 10)),
+    }
+    vectors = np.where(has_face[:, None], x, np.nan).astype(np.float32)
+    return to_table(batch, vectors, "test-4")
+
+
+def test_predictor_scores_rows_with_a_face_and_keeps_the_others(result):
+    artifact = result.artifact
+    x = result.test.x[:4]
+    rows = _rows(x, [Status.OK, Status.NO_FACE, Status.OK, Status.OK])
+    out = Predictor(artifact)(rows)
+    assert out.schema == predictions_schema()
+    assert out.column("image_id").to_pylist() == rows.column("image_id").to_pylist()
+    got = out.to_pylist()
+    assert got[1]["status"] == "no_face" and got[1]["score"] is None and got[1]["pred"] is None
+    ok = [0, 2, 3]
+    np.testing.assert_allclose([got[i]["score"] for i in ok], artifact.scores(x[ok]), rtol=1e-6)
+    np.testing.assert_allclose([got[i]["p_fake"] for i in ok], artifact.p_fake(x[ok]), rtol=1e-6)
+    assert [got[i]["pred"] for i in ok] == [("fake" if s >= artifact.threshold else "real")
+                                            for s in artifact.scores(x[ok])]
+
+
+def test_predictor_on_rows_without_any_face(result):
+    out = Predictor(result.artifact)(_rows(np.zeros((2, 4)), [Status.NO_FACE, Status.DECODE_ERROR]))
+    assert out.num_rows == 2 and out.column("pred").null_count == 2
+
+
+def test_evaluate_matches_the_artifact_and_the_metrics(result):
+    evaluation = evaluate(result.artifact, result.test)
+    np.testing.assert_array_equal(evaluation.scores, result.artifact.scores(result.test.x))
+    np.testing.assert_array_equal(evaluation.y_pred, (evaluation.scores >= result.artifact.threshold).astype(int))
+    assert evaluation.metrics == compute_metrics(result.test.y, evaluation.y_pred, evaluation.scores)
+    assert evaluation.metrics.n_test == len(result.test.y) and evaluation.metrics.macro_f1 == 1.0
+    assert list(evaluation.ids) == list(result.test.ids)
