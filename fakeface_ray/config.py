@@ -20,6 +20,8 @@ Preprocessing = Literal["auto", "prewhiten", "fixed"]
 JoblibBackend = Literal["ray", "loky"]
 Kernel = Literal["linear", "rbf"]
 ClassifierName = Literal["auto", "svc", "linear", "sgd", "nystroem"]
+SynthDonor = Literal["self", "other", "retouch"]
+SynthBlend = Literal["alpha", "feather", "poisson"]
 
 
 def choices(vocabulary: Any) -> tuple[str, ...]:
@@ -74,6 +76,22 @@ class EmbedConfig:
 
 
 @dataclass(frozen=True)
+class SynthConfig:
+    variants: int = 4
+    jpeg_quality: tuple[int, ...] = (70, 96)
+    donors: tuple[SynthDonor, ...] = ("self", "other", "retouch")
+    blends: tuple[SynthBlend, ...] = ("alpha", "feather", "poisson")
+
+    def __post_init__(self) -> None:
+        if self.variants < 0:
+            raise ConfigError(f"synth.variants must be >= 0, got {self.variants}")
+        if len(self.jpeg_quality) != 2 or not 1 <= self.jpeg_quality[0] < self.jpeg_quality[1] <= 101:
+            raise ConfigError(f"synth.jpeg_quality must be [low, high) within 1..101, got {list(self.jpeg_quality)}")
+        if not self.donors or not self.blends:
+            raise ConfigError("synth.donors and synth.blends must each name at least one kind")
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     test_split: float = 0.2
     cv_folds: int = 5
@@ -116,6 +134,7 @@ class Config:
     read: ReadConfig = ReadConfig()
     extract: ExtractConfig = ExtractConfig()
     embed: EmbedConfig = EmbedConfig()
+    synth: SynthConfig = SynthConfig()
     train: TrainConfig = TrainConfig()
     report: ReportConfig = ReportConfig()
 

@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow.dataset as pads
 from sklearn.base import clone
 from sklearn.calibration import CalibratedClassifierCV
-from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_predict, train_test_split
+from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold, StratifiedKFold, cross_val_predict, train_test_split
 
 from ..config import TrainConfig
 from ..errors import UserError
@@ -32,6 +32,28 @@ class Embeddings:
     x: np.ndarray  # float32 [N, dims]
     y: np.ndarray  # int: index into CLASSES (0 real, 1 fake)
     embedder: str
+    parents: np.ndarray | None = None  # image_id of the real each synthetic row was made from
+
+    def groups(self) -> np.ndarray:
+        """Rows that must share a side of any split: each synthetic row with its parent."""
+        if self.parents is None:
+            return self.ids
+        return np.array([p if p is not None else i for i, p in zip(self.ids, self.parents)], dtype=object)
+
+    def take(self, rows: np.ndarray) -> Embeddings:
+        """The rows selected by an index or boolean array."""
+        parents = self.parents[rows] if self.parents is not None else None
+        return Embeddings(self.ids[rows], self.uris[rows], self.x[rows], self.y[rows], self.embedder, parents)
+
+
+def concat(first: Embeddings, second: Embeddings) -> Embeddings:
+    """The rows of both (same embedder); synthetic parents are kept, real rows get none."""
+    def parents(e: Embeddings) -> np.ndarray:
+        return e.parents if e.parents is not None else np.full(len(e.ids), None, dtype=object)
+
+    return Embeddings(np.concatenate([first.ids, second.ids]), np.concatenate([first.uris, second.uris]),
+                      np.concatenate([first.x, second.x]), np.concatenate([first.y, second.y]), first.embedder,
+                      np.concatenate([parents(first), parents(second)]))
 
 
 @dataclass
@@ -92,23 +114,41 @@ def split(data: Embeddings, test_split: float, seed: int) -> tuple[Embeddings, E
     index = np.arange(len(data.y))
     train_idx, test_idx = train_test_split(index, test_size=test_split, stratify=data.y, random_state=seed)
 
-    def take(idx: np.ndarray) -> Embeddings:
-        return Embeddings(data.ids[idx], data.uris[idx], data.x[idx], data.y[idx], data.embedder)
-
-    return take(np.sort(train_idx)), take(np.sort(test_idx))
+    return data.take(np.sort(train_idx)), data.take(np.sort(test_idx))
 
 
-def fit(data: Embeddings, config: TrainConfig, seed: int) -> TrainResult:
-    """Split, grid-search on the training part (macro F1, stratified folds), refit the best."""
+def fit(data: Embeddings, config: TrainConfig, seed: int, synthetic: Embeddings | None = None) -> TrainResult:
+    """Split, grid-search on the training part (macro F1, stratified folds), refit the best.
+
+    Args:
+        synthetic: synthetic fakes; those whose parent lands on the training side join it, the
+            others are dropped, so nothing made from a test image is ever trained on.
+    """
     train, test = split(data, config.test_split, seed)
+    if synthetic is not None:
+        train = with_synthetic(train, synthetic)
+    return tune(train, test, config, seed)
+
+
+def with_synthetic(train: Embeddings, synthetic: Embeddings) -> Embeddings:
+    """The training rows plus the synthetic rows made from them; the others are left out."""
+    return concat(train, synthetic.take(np.isin(synthetic.parents, train.ids)))
+
+
+def tune(train: Embeddings, test: Embeddings, config: TrainConfig, seed: int) -> TrainResult:
+    """Grid-search on `train` (macro F1, stratified folds), refit the best; `test` rides along."""
     folds = min(config.cv_folds, int(np.bincount(train.y).min()))
     if folds < 2:
         raise TrainError("too few training images per class for cross-validation (need at least 2)")
     kind = classifiers.resolve(config.classifier, len(train.y))
     model, grid = classifiers.build(kind, config, len(train.y), train.x.shape[1], seed)
-    search = GridSearchCV(model, grid, scoring=config.scoring, n_jobs=config.n_jobs, refit=True,
-                          cv=StratifiedKFold(folds, shuffle=True, random_state=seed), error_score="raise")
-    cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    # A synthetic fake and its parent always share a fold: CV must not score a fake whose real it trained on.
+    groups = train.groups()
+    splitter = (StratifiedKFold(folds, shuffle=True, random_state=seed) if len(set(groups)) == len(groups)
+                else StratifiedGroupKFold(folds, shuffle=True, random_state=seed))
+    cv = list(splitter.split(train.x, train.y, groups))
+    search = GridSearchCV(model, grid, scoring=config.scoring, n_jobs=config.n_jobs, refit=True, cv=cv,
+                          error_score="raise")
     with _joblib_backend(config.backend):
         search.fit(train.x, train.y)
         # Out-of-fold decision values of the chosen model: the threshold is set on these, never on test.
@@ -118,7 +158,7 @@ def fit(data: Embeddings, config: TrainConfig, seed: int) -> TrainResult:
         calibrated.fit(train.x, train.y)
     point = choose_threshold(train.y, oof, config.min_fake_recall)
     artifact = ClassifierArtifact(model=search.best_estimator_, calibrated=calibrated, threshold=point.threshold,
-                                  embedder=data.embedder, dims=int(data.x.shape[1]))
+                                  embedder=train.embedder, dims=int(train.x.shape[1]))
     return TrainResult(artifact, classifiers.plain_params(search.best_params_), float(search.best_score_), test,
                        len(train.y), grid, point, kind)
 

@@ -46,7 +46,7 @@ class FaceExtractor:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         n = len(batch["uri"])
-        out = _empty_columns(n, self.config.face_size, self.region_max_side)
+        out = empty_columns(n, self.config.face_size, self.region_max_side)
         images: dict[int, np.ndarray] = {}
         for i in range(n):
             if batch["read_error"][i]:
@@ -66,9 +66,7 @@ class FaceExtractor:
             images[i] = decoded.image
         for i, found in self._detect(images, out).items():
             self._fill(out, i, images[i], found)
-        # Regions were allocated at the largest possible side; ship only what this batch uses.
-        h, w = out["region_shape"].max(axis=0) if n else (0, 0)
-        out["region"] = np.ascontiguousarray(out["region"][:, :h, :w])
+        trim_regions(out)
         passthrough = {k: batch[k] for k in ("image_id", "uri", "label", "sha256")}
         return {**passthrough, **out}
 
@@ -100,23 +98,39 @@ class FaceExtractor:
         if best is None:
             out["status"][i], out["error"][i] = Status.NO_FACE, "no face found"
             return
-        out["face_box"][i] = best.box
-        out["face_confidence"][i] = best.confidence
-        out["keypoints"][i] = best.keypoints
-        out["face"][i] = faces.crop_face(image, best.box, self.config.margin, self.config.face_size)
-        out["status"][i], out["error"][i] = Status.OK, ""
-        if not self.region_max_side:
-            return
-        region = faces.native_region(image, best, REGION_CONTEXT, self.region_max_side)
-        h, w = region.pixels.shape[:2]
-        out["region"][i, :h, :w] = region.pixels
-        out["region_shape"][i] = (h, w)
-        out["region_keypoints"][i] = region.keypoints
-        out["region_origin"][i] = region.origin
-        out["region_scale"][i] = region.scale
+        fill_face(out, i, image, best, self.config, self.region_max_side)
 
 
-def _empty_columns(n: int, face_size: int, region_side: int) -> dict[str, np.ndarray]:
+def fill_face(out: dict[str, np.ndarray], i: int, image: np.ndarray, detection: faces.Detection,
+              config: ExtractConfig, region_max_side: int) -> None:
+    """Row `i` of `out` (from `empty_columns`): the face's box, landmarks, crop and native region.
+
+    Args:
+        region_max_side: 0 leaves the native region out.
+    """
+    out["face_box"][i] = detection.box
+    out["face_confidence"][i] = detection.confidence
+    out["keypoints"][i] = detection.keypoints
+    out["face"][i] = faces.crop_face(image, detection.box, config.margin, config.face_size)
+    out["status"][i], out["error"][i] = Status.OK, ""
+    if not region_max_side:
+        return
+    region = faces.native_region(image, detection, REGION_CONTEXT, region_max_side)
+    h, w = region.pixels.shape[:2]
+    out["region"][i, :h, :w] = region.pixels
+    out["region_shape"][i] = (h, w)
+    out["region_keypoints"][i] = region.keypoints
+    out["region_origin"][i] = region.origin
+    out["region_scale"][i] = region.scale
+
+
+def trim_regions(out: dict[str, np.ndarray]) -> None:
+    """Regions were allocated at the largest possible side; keep only what the batch uses."""
+    h, w = out["region_shape"].max(axis=0) if len(out["region_shape"]) else (0, 0)
+    out["region"] = np.ascontiguousarray(out["region"][:, :h, :w])
+
+
+def empty_columns(n: int, face_size: int, region_side: int) -> dict[str, np.ndarray]:
     """Columns for n rows with sentinels (-1, NaN, zeros) that `schema.to_table` turns into nulls."""
     return {
         "width": np.full(n, -1, dtype=np.int32),

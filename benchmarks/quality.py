@@ -1,0 +1,167 @@
+"""Cross-generator quality: train on one generator's fakes (and synthetic ones), test on the others.
+
+Each corpus of `benchmarks/corpora.py` (paste, poisson, swap, retouch; built from ../shared/faces)
+is extracted once through the pipeline. For every split seed, the source photos are split in two
+pools, so no photo (real, or the base of a fake) is on both sides: the classifier trains on the
+training pool's images of one corpus and is tested on the test pool's images of every corpus.
+
+Training sets, per embedder:
+- `labelled`: the corpus's labelled reals and fakes (what `fakeface run` does today);
+- `+synthetic`: the same, plus K synthetic fakes per training real (fakeface_ray.stages.synth);
+- `synthetic only`: the training reals and their synthetic fakes, no labelled fake at all.
+
+Each cell is macro F1 and ROC AUC as mean +- std over the seeds. A shortcut check (a classifier on
+global image statistics alone) runs on every corpus; it must stay near chance.
+
+    python benchmarks/corpora.py --out runs/corpora
+    python benchmarks/quality.py --corpora runs/corpora --work runs/quality
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pyarrow.dataset as pads
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from fakeface_ray.config import EmbedConfig, ExtractConfig, SynthConfig, TrainConfig, load_config  # noqa: E402
+from fakeface_ray.learning.evaluate import evaluate  # noqa: E402
+from fakeface_ray.learning.train import Embeddings, concat, tune  # noqa: E402
+from fakeface_ray.stages.embed import FaceEmbedder  # noqa: E402
+from fakeface_ray.stages.synth import FakeSynthesizer, choose_donors  # noqa: E402
+from fakeface_ray.storage.locations import read_bytes  # noqa: E402
+from fakeface_ray.storage.schema import CLASSES  # noqa: E402
+
+TRAINING = ("labelled", "+synthetic", "synthetic only")
+
+
+def extract(corpus: Path, out: Path, embedder: str) -> list[dict]:
+    """Rows of the corpus's embeddings (extracting them first unless already complete)."""
+    from fakeface_ray.runs import run_extract
+
+    if not (out / "embeddings" / "_COMPLETE").exists():
+        config = load_config(overrides=[f"embed.embedder={embedder}"], infile=str(corpus), out=str(out))
+        run_extract(config, overwrite=True)
+    columns = ["image_id", "uri", "label", "status", "face_box", "face_confidence", "keypoints", "embedding"]
+    return pads.dataset(str(out / "embeddings"), format="parquet").to_table(columns=columns).to_pylist()
+
+
+def photos_of(corpus: Path) -> dict[str, str]:
+    """image_id -> source photo, from the corpus manifest."""
+    manifest = json.loads((corpus / "manifest.json").read_text())
+    return {m["file"]: m["photo"] for m in manifest["images"]}
+
+
+def as_embeddings(rows: list[dict], embedder: str) -> Embeddings:
+    ids = np.array([r["image_id"] for r in rows], dtype=object)
+    return Embeddings(ids, np.array([r["uri"] for r in rows], dtype=object),
+                      np.array([r["embedding"] for r in rows], dtype=np.float32).reshape(len(rows), -1),
+                      np.array([CLASSES.index(r["label"]) for r in rows], dtype=np.int64), embedder)
+
+
+def synthesize(reals: list[dict], variants: int, seed: int, embedder: FaceEmbedder) -> Embeddings:
+    """K synthetic fakes per real, with donors among these reals, embedded in this process."""
+    keypoints = np.array([r["keypoints"] for r in reals], dtype=np.float32)
+    donors = choose_donors(keypoints, seed)
+    batch = {
+        "image_id": np.array([r["image_id"] for r in reals], dtype=object),
+        "uri": np.array([r["uri"] for r in reals], dtype=object),
+        "bytes": np.array([read_bytes(r["uri"]) for r in reals], dtype=object),
+        "read_error": np.full(len(reals), "", dtype=object),
+        "face_box": np.array([r["face_box"] for r in reals], dtype=np.int32),
+        "face_confidence": np.array([r["face_confidence"] for r in reals], dtype=np.float32),
+        "keypoints": keypoints,
+        "donor_uri": np.array([reals[d]["uri"] for d in donors], dtype=object),
+        "donor_keypoints": keypoints[donors],
+    }
+    stage = FakeSynthesizer(replace(SynthConfig(), variants=variants), ExtractConfig(), seed=seed)
+    table = embedder(stage(batch)).to_pylist()
+    rows = [r for r in table if r["status"] == "ok"]
+    fakes = as_embeddings(rows, rows[0]["embedder"] if rows else "")
+    fakes.parents = np.array([r["image_id"].split("#synthetic-")[0] for r in rows], dtype=object)
+    return fakes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpora", default=str(ROOT / "runs/corpora"))
+    parser.add_argument("--work", default=str(ROOT / "runs/quality"))
+    parser.add_argument("--generators", default="paste,poisson,swap,retouch")
+    parser.add_argument("--embedder", default="forensic")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--variants", type=int, default=4)
+    parser.add_argument("--json", default=str(ROOT / "benchmarks/results/quality.json"))
+    args = parser.parse_args()
+
+    from fakeface_ray.cluster.connect import connect
+    from fakeface_ray.config import RayConfig
+
+    connect(RayConfig())
+    corpora, work = Path(args.corpora), Path(args.work)
+    generators = args.generators.split(",")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    rows, photos = {}, {}
+    for g in generators:
+        corpus = corpora / g / "real_and_fake_face"
+        rows[g] = [r for r in extract(corpus, work / g, args.embedder) if r["status"] == "ok"]
+        photos[g] = photos_of(corpus)
+        print(f"{g}: {len(rows[g])} usable rows", flush=True)
+    embed_stage = FaceEmbedder(EmbedConfig(embedder=args.embedder))
+    config = TrainConfig(backend="loky", n_jobs=2)
+    cells: dict[tuple[str, str, str], list[tuple[float, float]]] = {}
+    started = time.perf_counter()
+    for seed in seeds:
+        everything = sorted({p for g in generators for p in photos[g].values()})
+        rng = np.random.default_rng(seed)
+        train_pool = set(rng.choice(everything, size=len(everything) // 2, replace=False).tolist())
+        for g1 in generators:
+            train_rows = [r for r in rows[g1] if photos[g1][r["image_id"]] in train_pool]
+            labelled = as_embeddings(train_rows, args.embedder)
+            reals = [r for r in train_rows if r["label"] == "real"]
+            synthetic = synthesize(reals, args.variants, seed, embed_stage)
+            real_only = labelled.take(labelled.y == 0)
+            sets = {"labelled": labelled, "+synthetic": concat(labelled, synthetic),
+                    "synthetic only": concat(real_only, synthetic)}
+            for training, data in sets.items():
+                result = tune(data, data, config, seed)
+                for g2 in generators:
+                    test_rows = [r for r in rows[g2] if photos[g2][r["image_id"]] not in train_pool]
+                    metrics = evaluate(result.artifact, as_embeddings(test_rows, args.embedder)).metrics
+                    cells.setdefault((g1, training, g2), []).append((metrics.macro_f1, metrics.roc_auc))
+            print(f"seed {seed} {g1}: done ({time.perf_counter() - started:.0f} s)", flush=True)
+
+    table = {f"{g1} | {training} | {g2}": {
+        "macro_f1_mean": float(np.mean([v[0] for v in values])), "macro_f1_std": float(np.std([v[0] for v in values])),
+        "roc_auc_mean": float(np.mean([v[1] for v in values])), "roc_auc_std": float(np.std([v[1] for v in values])),
+        "seeds": len(values)} for (g1, training, g2), values in cells.items()}
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps({"embedder": args.embedder, "variants": args.variants, "seeds": seeds,
+                                           "cells": table}, indent=1))
+    print(markdown(table, generators))
+
+
+def markdown(table: dict, generators: list[str]) -> str:
+    """Rows: training corpus and set; columns: test corpus; cells: macro F1 / ROC AUC, mean +- std."""
+    lines = ["| trained on | training set | " + " | ".join(f"test: {g}" for g in generators) + " |",
+             "|---|---|" + "---|" * len(generators)]
+    for g1 in generators:
+        for training in TRAINING:
+            cells = []
+            for g2 in generators:
+                c = table[f"{g1} | {training} | {g2}"]
+                cells.append(f"{c['macro_f1_mean']:.2f} ± {c['macro_f1_std']:.2f} / "
+                             f"{c['roc_auc_mean']:.2f} ± {c['roc_auc_std']:.2f}")
+            lines.append(f"| {g1} | {training} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
