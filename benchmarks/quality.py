@@ -40,7 +40,6 @@ from fakeface_ray.stages.synth import FakeSynthesizer, choose_donors  # noqa: E4
 from fakeface_ray.storage.locations import read_bytes  # noqa: E402
 from fakeface_ray.storage.schema import CLASSES  # noqa: E402
 
-TRAINING = ("labelled", "+synthetic", "synthetic only")
 
 
 def extract(corpus: Path, out: Path, embedder: str) -> list[dict]:
@@ -90,6 +89,36 @@ def synthesize(reals: list[dict], variants: int, seed: int, embedder: FaceEmbedd
     return fakes
 
 
+def splice_features(seed: int, rows: dict[str, list[dict]], photos: dict[str, dict[str, str]], train_pool: set,
+                    epochs: int, work: Path) -> dict[str, np.ndarray]:
+    """splice-v1 features of every row, from a network trained on the training pool's real photos only.
+
+    The network never sees a labelled fake: it learns from reals and the fakes synthesised from
+    them, so every corpus is a generator it was not trained on.
+    """
+    from fakeface_ray.config import SpliceConfig
+    from fakeface_ray.learning.splice_training import TrainingImage, fit_splice, save_splice
+    from fakeface_ray.stages.embedders.splice import SpliceEmbedder
+    from fakeface_ray.stages.imaging import decode_image
+
+    reals, seen = [], set()
+    for g, corpus_rows in rows.items():
+        for r in corpus_rows:
+            photo = photos[g][r["image_id"]]
+            if r["label"] == "real" and photo in train_pool and photo not in seen:
+                seen.add(photo)
+                reals.append(TrainingImage(f"{g}/{r['image_id']}", r["uri"], tuple(r["keypoints"]), 0))
+    net, history = fit_splice(reals, replace(SpliceConfig(), epochs=epochs), SynthConfig(), seed)
+    save_splice(net, work / f"splice-seed{seed}", history, {"training_reals": len(reals)})
+    print(f"seed {seed}: splice net on {len(reals)} reals, history {history}", flush=True)
+    embedder = SpliceEmbedder(work, net=net)
+    features = {}
+    for g, corpus_rows in rows.items():
+        images = [decode_image(read_bytes(r["uri"]), 200_000_000).image for r in corpus_rows]
+        features[g] = embedder.embed_images(images, [np.asarray(r["keypoints"]) for r in corpus_rows])
+    return features
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpora", default=str(ROOT / "runs/corpora"))
@@ -98,6 +127,11 @@ def main() -> None:
     parser.add_argument("--embedder", default="forensic")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--variants", type=int, default=4)
+    parser.add_argument("--sets", default="labelled,+synthetic,synthetic only",
+                        help="training sets for the --embedder rows; empty for none")
+    parser.add_argument("--splice-epochs", type=int, default=0,
+                        help="also train splice-v1 per seed (this many epochs) and score splice-v1 and "
+                             "forensic-v1 + splice-v1")
     parser.add_argument("--json", default=str(ROOT / "benchmarks/results/quality.json"))
     args = parser.parse_args()
 
@@ -122,20 +156,49 @@ def main() -> None:
         everything = sorted({p for g in generators for p in photos[g].values()})
         rng = np.random.default_rng(seed)
         train_pool = set(rng.choice(everything, size=len(everything) // 2, replace=False).tolist())
-        for g1 in generators:
+        if args.splice_epochs:
+            spliced = splice_features(seed, rows, photos, train_pool, args.splice_epochs, work)
+            for g1 in generators:
+                picked = np.array([photos[g1][r["image_id"]] in train_pool for r in rows[g1]])
+                for name, x in (("splice-v1", spliced[g1]),
+                                ("forensic-v1 + splice-v1", np.hstack([as_embeddings(rows[g1], "f").x, spliced[g1]]))):
+                    data = as_embeddings(rows[g1], name)
+                    data.x = x
+                    result = tune(data.take(picked), data.take(picked), config, seed)
+                    for g2 in generators:
+                        test = as_embeddings(rows[g2], name)
+                        test.x = (spliced[g2] if name == "splice-v1"
+                                  else np.hstack([test.x, spliced[g2]]))
+                        held = np.array([photos[g2][r["image_id"]] not in train_pool for r in rows[g2]])
+                        metrics = evaluate(result.artifact, test.take(held)).metrics
+                        cells.setdefault((g1, f"{name}: labelled", g2), []).append((metrics.macro_f1, metrics.roc_auc))
+            # The network alone, trained on no labelled fake at all: its image logit is the score.
+            for g2 in generators:
+                held = np.array([photos[g2][r["image_id"]] not in train_pool for r in rows[g2]])
+                y = np.array([r["label"] == "fake" for r in rows[g2]])[held]
+                score = spliced[g2][held, :4].max(axis=1)
+                from fakeface_ray.learning.evaluate import compute_metrics
+
+                metrics = compute_metrics(y.astype(int), (score >= 0).astype(int), score)
+                cells.setdefault(("any", "splice-v1 network alone, synthetic only", g2), []).append(
+                    (metrics.macro_f1, metrics.roc_auc))
+        wanted = [w for w in args.sets.split(",") if w]
+        for g1 in generators if wanted else []:
             train_rows = [r for r in rows[g1] if photos[g1][r["image_id"]] in train_pool]
             labelled = as_embeddings(train_rows, args.embedder)
             reals = [r for r in train_rows if r["label"] == "real"]
-            synthetic = synthesize(reals, args.variants, seed, embed_stage)
-            real_only = labelled.take(labelled.y == 0)
-            sets = {"labelled": labelled, "+synthetic": concat(labelled, synthetic),
-                    "synthetic only": concat(real_only, synthetic)}
-            for training, data in sets.items():
+            sets = {"labelled": labelled}
+            if set(wanted) - {"labelled"}:
+                synthetic = synthesize(reals, args.variants, seed, embed_stage)
+                sets.update({"+synthetic": concat(labelled, synthetic),
+                             "synthetic only": concat(labelled.take(labelled.y == 0), synthetic)})
+            for training, data in ((t, d) for t, d in sets.items() if t in wanted):
                 result = tune(data, data, config, seed)
                 for g2 in generators:
                     test_rows = [r for r in rows[g2] if photos[g2][r["image_id"]] not in train_pool]
                     metrics = evaluate(result.artifact, as_embeddings(test_rows, args.embedder)).metrics
-                    cells.setdefault((g1, training, g2), []).append((metrics.macro_f1, metrics.roc_auc))
+                    cells.setdefault((g1, f"{args.embedder}-v1: {training}", g2), []).append(
+                        (metrics.macro_f1, metrics.roc_auc))
             print(f"seed {seed} {g1}: done ({time.perf_counter() - started:.0f} s)", flush=True)
 
     table = {f"{g1} | {training} | {g2}": {
@@ -152,14 +215,12 @@ def markdown(table: dict, generators: list[str]) -> str:
     """Rows: training corpus and set; columns: test corpus; cells: macro F1 / ROC AUC, mean +- std."""
     lines = ["| trained on | training set | " + " | ".join(f"test: {g}" for g in generators) + " |",
              "|---|---|" + "---|" * len(generators)]
-    for g1 in generators:
-        for training in TRAINING:
-            cells = []
-            for g2 in generators:
-                c = table[f"{g1} | {training} | {g2}"]
-                cells.append(f"{c['macro_f1_mean']:.2f} ± {c['macro_f1_std']:.2f} / "
-                             f"{c['roc_auc_mean']:.2f} ± {c['roc_auc_std']:.2f}")
-            lines.append(f"| {g1} | {training} | " + " | ".join(cells) + " |")
+    rows = sorted({tuple(k.split(" | ")[:2]) for k in table}, key=lambda r: (r[0] == "any", r[0], r[1]))
+    for g1, training in rows:
+        cells = [table[f"{g1} | {training} | {g2}"] for g2 in generators]
+        lines.append(f"| {g1} | {training} | " + " | ".join(
+            f"{c['macro_f1_mean']:.2f} ± {c['macro_f1_std']:.2f} / {c['roc_auc_mean']:.2f} ± {c['roc_auc_std']:.2f}"
+            for c in cells) + " |")
     return "\n".join(lines)
 
 

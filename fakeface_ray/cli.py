@@ -242,6 +242,12 @@ def _summary(trained) -> None:
     for name, row in metrics["per_class"].items():
         click.echo(f"  {name:<5}    precision {row['precision']:.3f}  recall {row['recall']:.3f}  "
                    f"f1 {row['f1']:.3f}  support {row['support']}")
+    synthetic = record.train.get("synthetic") or {}
+    if "fakes" in synthetic:
+        click.echo(f"synthetic  {synthetic['fakes']} fakes from {synthetic['parents']} training reals "
+                   f"({synthetic['variants']} each), training side only")
+    elif "skipped" in synthetic:
+        click.echo(f"synthetic  none: {synthetic['skipped']}")
     point = metrics["operating_point"]
     click.echo(f"threshold  {point['threshold']:.3f} ({point['rule']}; on CV folds: fake recall "
                f"{point['fake_recall']:.3f}, precision {point['fake_precision']:.3f})")

@@ -77,7 +77,7 @@ class EmbedConfig:
 
 @dataclass(frozen=True)
 class SynthConfig:
-    variants: int = 4
+    variants: int = 0
     jpeg_quality: tuple[int, ...] = (70, 96)
     donors: tuple[SynthDonor, ...] = ("self", "other", "retouch")
     blends: tuple[SynthBlend, ...] = ("alpha", "feather", "poisson")
@@ -89,6 +89,24 @@ class SynthConfig:
             raise ConfigError(f"synth.jpeg_quality must be [low, high) within 1..101, got {list(self.jpeg_quality)}")
         if not self.donors or not self.blends:
             raise ConfigError("synth.donors and synth.blends must each name at least one kind")
+
+
+@dataclass(frozen=True)
+class SpliceConfig:
+    epochs: int = 8
+    batch_size: int = 16
+    learning_rate: float = 1e-3
+    fake_fraction: float = 0.5
+    boundary_weight: float = 1.0
+    min_reals: int = 10
+    workers: int = 1
+    use_gpu: bool = False
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.workers < 1:
+            raise ConfigError("splice.epochs, splice.batch_size and splice.workers must be positive")
+        if not 0.0 < self.fake_fraction < 1.0:
+            raise ConfigError(f"splice.fake_fraction must be between 0 and 1, got {self.fake_fraction}")
 
 
 @dataclass(frozen=True)
@@ -135,6 +153,7 @@ class Config:
     extract: ExtractConfig = ExtractConfig()
     embed: EmbedConfig = EmbedConfig()
     synth: SynthConfig = SynthConfig()
+    splice: SpliceConfig = SpliceConfig()
     train: TrainConfig = TrainConfig()
     report: ReportConfig = ReportConfig()
 

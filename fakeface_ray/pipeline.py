@@ -19,6 +19,7 @@ from .stages import sources
 from .stages.embed import FaceEmbedder
 from .stages.embedders import EmbedderError, describe_weights, resolve_embedder
 from .stages.extract import FaceExtractor
+from .stages.synth import FakeSynthesizer
 from .storage import parts
 from .storage.locations import Location, location
 
@@ -98,6 +99,46 @@ def _write_rows(config: Config, target: Location, listing: list[sources.Source],
     )
 
 
+@dataclass
+class SynthResult:
+    folder: Location  # `<out>/synthetic`
+    n_parents: int
+    counts_by_status: dict[str, int]
+    seconds: float
+
+
+def synthesize_fakes(config: Config, out: str | Path | Location, parents: list[dict]) -> SynthResult:
+    """Write `<out>/synthetic/`: `synth.variants` embedded fakes for each parent (a training real).
+
+    Args:
+        parents: rows with `image_id`, `uri`, `face_box`, `face_confidence`, `keypoints`,
+            `donor_uri` and `donor_keypoints` (another training real; "" and NaN for none).
+    """
+    import ray
+
+    started = time.perf_counter()
+    target = location(out) / "synthetic"
+    target.delete()  # fakes are remade from the seed: a rerun never mixes two sets
+    embedder, _ = resolve_embedder(config.embed.embedder, config.embed.weights)
+    plan = plan_pools(connect(config.ray), config.extract, config.embed)
+    per_block = config.read.files_per_block
+    ds = ray.data.from_items(parents, override_num_blocks=max(1, math.ceil(len(parents) / per_block)))
+    ds = ds.map_batches(sources.read_files, batch_size=per_block, batch_format="numpy", num_cpus=plan.read_cpus)
+    ds = ds.map_batches(
+        FakeSynthesizer, **_actor_pool(plan.extract),
+        fn_constructor_kwargs=dict(config=config.synth, extract=config.extract, read=config.read,
+                                   keep_regions=embedder == "forensic", seed=config.seed))
+    ds = ds.map_batches(FaceEmbedder, **_actor_pool(plan.embed), fn_constructor_kwargs=_embed_kwargs(config, embedder, plan))
+    writer = parts.PartWriter(target)
+    _write_parts(ds, writer, config.ray.stall_timeout_s)
+    statuses = parts.read_folder(target, ["status"]).column("status").to_pylist() if writer.parts else []
+    if len(statuses) != len(parents) * config.synth.variants:
+        raise RuntimeError(f"{target} holds {len(statuses)} rows for {len(parents)} parents x "
+                           f"{config.synth.variants} variants")
+    parts.mark_complete(target, len(statuses))
+    return SynthResult(target, len(parents), count_statuses(statuses), time.perf_counter() - started)
+
+
 class StalledError(RunError):
     """No rows arrived for `ray.stall_timeout_s`."""
 
@@ -174,17 +215,17 @@ def build_dataset(listing: list[sources.Source], config: Config, embedder: str, 
                                    device="GPU:0" if plan.extract.num_gpus else None,
                                    num_threads=max(1, math.ceil(plan.extract.num_cpus))),
     )
-    ds = ds.map_batches(
-        FaceEmbedder, **_actor_pool(plan.embed),
-        fn_constructor_kwargs=dict(config=dataclasses.replace(config.embed, embedder=embedder,
-                                                              batch_size=plan.embed.batch_size),
-                                   device="GPU:0" if plan.embed.num_gpus else "CPU:0",
-                                   num_threads=max(1, math.ceil(plan.embed.num_cpus))),
-    )
+    ds = ds.map_batches(FaceEmbedder, **_actor_pool(plan.embed), fn_constructor_kwargs=_embed_kwargs(config, embedder, plan))
     if artifact is None:
         return ds
     return ds.map_batches(Predictor, batch_size=None, batch_format="pyarrow", num_cpus=PREDICT_ACTOR_CPUS,
                           compute=ray.data.ActorPoolStrategy(size=1), fn_constructor_kwargs=dict(artifact=artifact))
+
+
+def _embed_kwargs(config: Config, embedder: str, plan: Plan) -> dict:
+    """The embed actors' constructor arguments: the config section with the embedder resolved."""
+    return dict(config=dataclasses.replace(config.embed, embedder=embedder, batch_size=plan.embed.batch_size),
+                device="GPU:0" if plan.embed.num_gpus else "CPU:0", num_threads=max(1, math.ceil(plan.embed.num_cpus)))
 
 
 def _actor_pool(pool: PoolPlan) -> dict:

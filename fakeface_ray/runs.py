@@ -9,24 +9,27 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
 
+import numpy as np
 from .cluster.connect import connect
 from .config import Config
 from .errors import RunError, UserError
 from .learning.artifact import load_artifact, save_artifact
 from .learning.evaluate import evaluate
-from .learning.train import TrainError, check_labels, fit, load_embeddings
-from .pipeline import ExtractResult, extract_embeddings, predict_images, status_counts
+from .learning.train import Embeddings, TrainError, check_labels, fit, load_embeddings, split
+from .pipeline import ExtractResult, extract_embeddings, predict_images, status_counts, synthesize_fakes
 from .reporting.html import build_report
 from .reporting.metrics import metrics_document, write_metrics
 from .stages import sources
 from .stages.embedders import embedder_identity
+from .stages.synth import choose_donors
 from .storage import parts
 from .storage.locations import Location, location
 from .storage.schema import CLASSES, Status
 
 PACKAGES = ("fakeface-ray", "ray", "tensorflow-cpu", "tensorflow", "mtcnn", "scikit-learn", "numpy",
             "pyarrow", "pillow")
-OUTPUTS = ("embeddings", "model", "plots", "metrics.json", "classification_report.txt", "run.json",
+MIN_SYNTH_REALS = 2  # a donor needs another face
+OUTPUTS = ("embeddings", "synthetic", "model", "plots", "metrics.json", "classification_report.txt", "run.json",
            "test_predictions.parquet", "report.html")
 
 
@@ -69,7 +72,7 @@ class RunRecord:
         (out / "run.json").write_text(json.dumps(self.to_dict(), indent=2, default=str))
 
 
-TRAIN_KEYS = ("metrics", "classifier", "best_params", "embeddings")
+TRAIN_KEYS = ("metrics", "classifier", "best_params", "embeddings", "synthetic")
 
 
 @dataclass
@@ -141,7 +144,8 @@ def run_train(config: Config, embeddings: str | Location, record: RunRecord | No
     data = load_embeddings(embeddings)
     if config.train.backend == "ray":
         connect(config.ray)
-    result = fit(data, config.train, config.seed)
+    synthetic, synth_summary = _synthetic_fakes(config, out, embeddings, data)
+    result = fit(data, config.train, config.seed, synthetic)
     trained = time.perf_counter()
     evaluation = evaluate(result.artifact, result.test)
     metrics = metrics_document(evaluation, result,
@@ -153,7 +157,7 @@ def run_train(config: Config, embeddings: str | Location, record: RunRecord | No
         "seed": config.seed, "test_split": config.train.test_split})
     record.train = {"metrics": {k: metrics[k] for k in ("macro_f1", "accuracy", "roc_auc")},
                     "classifier": result.classifier, "best_params": result.best_params,
-                    "embeddings": str(embeddings)}
+                    "embeddings": str(embeddings), "synthetic": synth_summary}
     record.timings["train_s"] = trained - began
     build_report(out, config.report.samples_per_class, run=record.to_dict())
     record.timings["report_s"] = time.perf_counter() - trained
@@ -201,6 +205,33 @@ def run_predict(config: Config, model: str, overwrite: bool = False) -> dict:
     }
     (out / "predict.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def _synthetic_fakes(config: Config, out: Location, embeddings: Location, data: Embeddings
+                     ) -> tuple[Embeddings | None, dict]:
+    """`synth.variants` fakes of each real on the training side, embedded; and what was done.
+
+    Returns no fakes, with the reason, when synthesis is off or there are too few training reals.
+    """
+    if config.synth.variants == 0:
+        return None, {"variants": 0, "skipped": "synth.variants is 0"}
+    name, _ = embedder_identity(config.embed)
+    if name != data.embedder:
+        reason = f"the embeddings are {data.embedder} but this config embeds with {name}: trained without synthetic fakes"
+        return None, {"variants": config.synth.variants, "skipped": reason}
+    train_side, _ = split(data, config.train.test_split, config.seed)
+    reals = set(train_side.ids[train_side.y == 0].tolist())
+    if len(reals) < MIN_SYNTH_REALS:
+        reason = f"{len(reals)} training real(s), fewer than {MIN_SYNTH_REALS}: trained without synthetic fakes"
+        return None, {"variants": config.synth.variants, "skipped": reason}
+    columns = ["image_id", "uri", "face_box", "face_confidence", "keypoints"]
+    rows = [r for r in parts.read_folder(embeddings, columns).to_pylist() if r["image_id"] in reals]
+    donors = choose_donors(np.array([r["keypoints"] for r in rows], dtype=np.float32), config.seed)
+    parents = [{**r, "donor_uri": rows[d]["uri"], "donor_keypoints": rows[d]["keypoints"]} for r, d in zip(rows, donors)]
+    made = synthesize_fakes(config, out, parents)
+    synthetic = load_embeddings(made.folder)
+    return synthetic, {"variants": config.synth.variants, "parents": made.n_parents, "fakes": len(synthetic.ids),
+                       "counts_by_status": made.counts_by_status, "seconds": made.seconds}
 
 
 def _extract_summary(result: ExtractResult) -> dict[str, Any]:

@@ -8,26 +8,11 @@ from fakeface_ray.stages.embedders import EmbedderError, load_embedder
 from fakeface_ray.stages.embedders.facenet import FaceNetEmbedder, build_inception_resnet_v1, model_weights, preprocess
 from fakeface_ray.stages.embedders.facenet_weights import WeightFileError, read_weight_file, write_weight_file
 
+from .models import seed_weights
 from .photos import face_photo
 
 pytestmark = pytest.mark.slow
 LAYOUTS = ("keras2-full-model", "keras2-weights")
-
-
-def _randomise(model, seed):
-    """Random weights, with BatchNorm statistics a trained model could have."""
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        for variable in layer.weights:
-            short = variable.path.rsplit("/", 1)[-1]
-            shape = tuple(variable.shape)
-            if short == "moving_variance":
-                value = rng.uniform(0.5, 2.0, shape)
-            elif short in ("moving_mean", "beta", "bias"):
-                value = rng.normal(0, 0.1, shape)
-            else:
-                value = np.asarray(variable.numpy()) * rng.uniform(0.8, 1.2)
-            variable.assign(value.astype(np.float32))
 
 
 def _file_layers(model):
@@ -39,7 +24,7 @@ def _file_layers(model):
 @pytest.fixture(scope="module", params=[128, 512])
 def reference(request, tmp_path_factory):
     model = build_inception_resnet_v1(request.param)
-    _randomise(model, seed=request.param)
+    seed_weights(model, seed=request.param)
     folder = tmp_path_factory.mktemp(f"facenet{request.param}")
     files = {}
     for layout in LAYOUTS:

@@ -9,6 +9,7 @@ import pytest
 
 from fakeface_ray.stages.embedders.forensic import ForensicEmbedder
 
+from .models import seed_weights
 from .photos import face_photo
 
 # LFW face 0 at 400x400, landmarks placed by hand (no detector: MTCNN's own changes stay out).
@@ -34,21 +35,10 @@ def test_forensic_v1_vector_is_pinned():
 
 
 def _seeded_facenet():
-    """Inception-ResNet-v1 with every weight drawn from a seeded generator (Keras' own init is not seeded)."""
     from fakeface_ray.stages.embedders.facenet import build_inception_resnet_v1
 
     model = build_inception_resnet_v1(128)
-    rng = np.random.default_rng(7)
-    for variable in model.weights:
-        short = variable.path.rsplit("/", 1)[-1]
-        shape = tuple(variable.shape)
-        if short == "moving_variance":
-            value = rng.uniform(0.5, 2.0, shape)
-        elif short in ("moving_mean", "beta", "bias"):
-            value = rng.normal(0, 0.1, shape)
-        else:
-            value = rng.normal(0, 1 / np.sqrt(np.prod(shape[:-1])), shape)
-        variable.assign(value.astype(np.float32))
+    seed_weights(model, 7)
     return model
 
 

@@ -183,3 +183,22 @@ def test_run_reads_and_writes_an_s3_compatible_store(corpus, s3_server, tmp_path
     rows = pads.dataset("faces/runs/x/embeddings", filesystem=fs, format="parquet").to_table().to_pylist()
     assert len(rows) == record["n_inputs"]
     assert all(r["uri"].startswith("s3://faces/corpus/") and r["uri"].endswith(s3_server) for r in rows)
+
+
+def test_synthetic_fakes_join_the_training_side_only(finished, tmp_path):
+    import pyarrow.parquet as pq
+
+    from fakeface_ray.runs import run_train
+
+    run_dir, _ = finished
+    config = load_config(overrides=["synth.variants=1", "train.c_grid=[1]", "train.gamma_grid=[scale]",
+                                    "train.backend=loky"], out=str(tmp_path / "synth"))
+    trained = run_train(config, str(run_dir / "run" / "embeddings"))
+    summary = trained.record.train["synthetic"]
+    made = pads.dataset(str(tmp_path / "synth" / "synthetic"), format="parquet").to_table().to_pylist()
+    assert summary["parents"] == len(made) and summary["fakes"] == sum(r["status"] == "ok" for r in made) > 0
+    assert all(r["synthetic"] and r["label"] == "fake" and r["image_id"].startswith(r["parent_image_id"])
+               for r in made)
+    test_ids = set(pq.read_table(tmp_path / "synth" / "test_predictions.parquet").column("image_id").to_pylist())
+    assert not {r["parent_image_id"] for r in made} & test_ids  # nothing made from a test image
+    assert all(r["parent_image_id"].startswith("training_real/") for r in made)

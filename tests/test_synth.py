@@ -109,10 +109,12 @@ def test_the_synth_stage_gives_k_fakes_per_parent_whatever_the_batching():
     assert list(alone["sha256"]) == list(together["sha256"][2:4])
     assert together["face"].shape == (6, 160, 160, 3) and (together["region_shape"] > 0).all()
     assert all(len(d) == 64 for d in together["sha256"])
-    broken = _batch([3])
+    broken = _batch([3, 4])
     broken["read_error"][0] = "cannot read file: gone"
+    broken["keypoints"][1] = 0.0  # a degenerate detection: a row with a reason, not a crash
     out = stage(broken)
-    assert list(out["status"]) == ["decode_error", "decode_error"] and "gone" in out["error"][0]
+    assert list(out["status"]) == ["decode_error", "decode_error", "synth_error", "synth_error"]
+    assert "gone" in out["error"][0] and "landmarks" in out["error"][2]
 
 
 def _embeddings(n_real: int, n_fake: int) -> train.Embeddings:

@@ -40,6 +40,12 @@ class Embeddings:
             return self.ids
         return np.array([p if p is not None else i for i, p in zip(self.ids, self.parents)], dtype=object)
 
+    def labelled(self) -> np.ndarray:
+        """Boolean mask of the rows that are inputs, not synthetic fakes."""
+        if self.parents is None:
+            return np.ones(len(self.ids), dtype=bool)
+        return np.array([p is None for p in self.parents], dtype=bool)
+
     def take(self, rows: np.ndarray) -> Embeddings:
         """The rows selected by an index or boolean array."""
         parents = self.parents[rows] if self.parents is not None else None
@@ -69,7 +75,7 @@ class TrainResult:
 
 
 def load_embeddings(path: str | Location) -> Embeddings:
-    """Labelled rows with status ok from an embeddings Parquet folder (path or URI)."""
+    """Labelled rows with status ok from an embeddings (or synthetic) Parquet folder (path or URI)."""
     folder = location(path)
     table = pads.dataset(folder.path, filesystem=folder.fs, format="parquet").to_table()
     status = np.array(table.column("status").to_pylist(), dtype=object)
@@ -81,12 +87,15 @@ def load_embeddings(path: str | Location) -> Embeddings:
     dims = table.schema.field("embedding").type.list_size
     x = table.column("embedding").combine_chunks().flatten().to_numpy().reshape(-1, dims)
     names = set(table.column("embedder").to_pylist())
+    parents = (np.array(table.column("parent_image_id").to_pylist(), dtype=object)
+               if "parent_image_id" in table.schema.names else None)
     return Embeddings(
         ids=np.array(table.column("image_id").to_pylist(), dtype=object),
         uris=np.array(table.column("uri").to_pylist(), dtype=object),
         x=x.astype(np.float32),
         y=np.array([CLASSES.index(v) for v in table.column("label").to_pylist()], dtype=np.int64),
         embedder=",".join(sorted(names)),
+        parents=parents,
     )
 
 
@@ -144,9 +153,10 @@ def tune(train: Embeddings, test: Embeddings, config: TrainConfig, seed: int) ->
     model, grid = classifiers.build(kind, config, len(train.y), train.x.shape[1], seed)
     # A synthetic fake and its parent always share a fold: CV must not score a fake whose real it trained on.
     groups = train.groups()
-    splitter = (StratifiedKFold(folds, shuffle=True, random_state=seed) if len(set(groups)) == len(groups)
-                else StratifiedGroupKFold(folds, shuffle=True, random_state=seed))
-    cv = list(splitter.split(train.x, train.y, groups))
+    if len(set(groups)) == len(groups):
+        cv = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(train.x, train.y))
+    else:
+        cv = list(StratifiedGroupKFold(folds, shuffle=True, random_state=seed).split(train.x, train.y, groups))
     search = GridSearchCV(model, grid, scoring=config.scoring, n_jobs=config.n_jobs, refit=True, cv=cv,
                           error_score="raise")
     with _joblib_backend(config.backend):
@@ -156,7 +166,13 @@ def tune(train: Embeddings, test: Embeddings, config: TrainConfig, seed: int) ->
                                 method="decision_function", n_jobs=config.n_jobs)
         calibrated = CalibratedClassifierCV(clone(search.best_estimator_), method="sigmoid", cv=cv)
         calibrated.fit(train.x, train.y)
-    point = choose_threshold(train.y, oof, config.min_fake_recall)
+    # The threshold is set where the classes keep their real proportions: on the labelled rows when
+    # synthetic fakes (K per real) would otherwise drag it towards calling everything fake.
+    labelled = train.labelled()
+    if len(np.unique(train.y[labelled])) == len(CLASSES):
+        point = choose_threshold(train.y[labelled], oof[labelled], config.min_fake_recall)
+    else:
+        point = choose_threshold(train.y, oof, config.min_fake_recall)
     artifact = ClassifierArtifact(model=search.best_estimator_, calibrated=calibrated, threshold=point.threshold,
                                   embedder=train.embedder, dims=int(train.x.shape[1]))
     return TrainResult(artifact, classifiers.plain_params(search.best_params_), float(search.best_score_), test,

@@ -46,6 +46,14 @@ def landmarks(keypoints: np.ndarray) -> tuple[np.ndarray, ...]:
     return le, re, nose, (ml + mr) / 2, (mr - ml) / 2, max(float(np.linalg.norm(re - le)), 4.0)
 
 
+def usable_landmarks(keypoints: np.ndarray, min_eye_distance: float = 8.0) -> bool:
+    """Whether five landmarks can anchor a blend: finite, eyes apart, not all on one line."""
+    points = np.asarray(keypoints, np.float64).reshape(5, 2)
+    if not np.isfinite(points).all() or np.linalg.norm(points[1] - points[0]) < min_eye_distance:
+        return False
+    return np.linalg.matrix_rank(points - points.mean(0), tol=1.0) == 2
+
+
 def part_mask(keypoints: np.ndarray, part: str, shape: tuple[int, int]) -> np.ndarray:
     """Boolean mask of `part` (one of PARTS) in an image of `shape`, from the five landmarks."""
     le, re, nose, mouth, half, eye = landmarks(keypoints)

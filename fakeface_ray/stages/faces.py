@@ -92,3 +92,29 @@ def l2_normalize(x: np.ndarray, eps: float = 1e-10) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
     norm = np.linalg.norm(x, axis=-1, keepdims=True)
     return x / np.maximum(norm, eps)
+
+
+PATCH_PARTS = ("left_eye", "right_eye", "nose", "mouth")
+
+
+def patch_centres(keypoints: np.ndarray) -> np.ndarray:
+    """[4, 2] centres (x, y) of the part patches: each eye, the nose, the mouth's middle."""
+    le, re, nose, ml, mr = np.asarray(keypoints, dtype=np.float32).reshape(5, 2)
+    return np.stack([le, re, nose, (ml + mr) / 2])
+
+
+def part_patches(image: np.ndarray, keypoints: np.ndarray, size: int) -> np.ndarray:
+    """uint8 [4, size, size, C] native-resolution squares around each part (PATCH_PARTS order).
+
+    Never resampled: a patch that reaches past the image is padded by edge replication.
+    """
+    height, width = image.shape[:2]
+    half = size // 2
+    pad = ((size, size), (size, size)) + ((0, 0),) * (image.ndim - 2)
+    padded = np.pad(image, pad, mode="edge")
+    out = []
+    for x, y in patch_centres(keypoints):
+        cx = int(np.clip(round(float(x)), 0, width - 1)) + size
+        cy = int(np.clip(round(float(y)), 0, height - 1)) + size
+        out.append(padded[cy - half: cy - half + size, cx - half: cx - half + size])
+    return np.stack(out)

@@ -99,6 +99,9 @@ class FakeSynthesizer:
                 if image is None:
                     out["status"][i], out["error"][i] = Status.DECODE_ERROR, f"parent image: {error}"
                     continue
+                if not blends.usable_landmarks(detection.keypoints):
+                    out["status"][i], out["error"][i] = Status.SYNTH_ERROR, "landmarks too close or collinear"
+                    continue
                 fake = blends.synthesize(image, detection.keypoints, variant_rng(self.seed, parent, k),
                                          donor=donor, quality=tuple(self.config.jpeg_quality),
                                          donors=self.config.donors, blends=self.config.blends)
@@ -121,7 +124,7 @@ class FakeSynthesizer:
 
     def _donor(self, uri: str, keypoints: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         """Another training real to take parts from; None when there is none or it cannot be read."""
-        if not uri or not np.isfinite(np.asarray(keypoints, dtype=float)).all():
+        if not uri or not blends.usable_landmarks(np.asarray(keypoints, dtype=float)):
             return None
         try:
             decoded = imaging.decode_image(read_bytes(str(uri)), self.max_pixels)

@@ -24,6 +24,7 @@ class Status(StrEnum):
     TOO_LARGE = "too_large"
     TOO_SMALL = "too_small"
     DETECT_ERROR = "detect_error"
+    SYNTH_ERROR = "synth_error"  # a synthetic fake that could not be made from its parent
 
     @property
     def is_error(self) -> bool:
@@ -89,7 +90,17 @@ def to_table(batch: dict[str, np.ndarray], embeddings: np.ndarray, embedder: str
         "embedder": pa.array([embedder] * n, type=pa.string()),
         "embedding": fixed(np.nan_to_num(embeddings.astype(np.float32)), has_embedding, pa.float32(), dims),
     }
-    return pa.Table.from_pydict(columns, schema=embeddings_schema(dims))
+    if "parent_image_id" not in batch:
+        return pa.Table.from_pydict(columns, schema=embeddings_schema(dims))
+    columns.update(synthetic=pa.array(np.ones(n, dtype=bool)), parent_image_id=strings("parent_image_id"),
+                   recipe=strings("recipe"))
+    return pa.Table.from_pydict(columns, schema=synthetic_schema(dims))
+
+
+def synthetic_schema(dims: int) -> pa.Schema:
+    """Rows of synthetic fakes: the embeddings schema, the real they were made from, and how."""
+    return embeddings_schema(dims).append(pa.field("synthetic", pa.bool_())) \
+        .append(pa.field("parent_image_id", pa.string())).append(pa.field("recipe", pa.string()))
 
 
 def predictions_schema() -> pa.Schema:

@@ -1,0 +1,108 @@
+"""The splice-v1 network: patches, a few seconds of training, weights that round-trip, Ray Train."""
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fakeface_ray.config import SpliceConfig, SynthConfig
+from fakeface_ray.stages.embedders import EmbedderError
+from fakeface_ray.stages.faces import part_patches
+
+from .photos import face_photo, jpeg_bytes
+
+KEYPOINTS = (140, 165, 260, 165, 200, 235, 150, 300, 250, 300)
+
+
+def test_part_patches_are_native_and_padded_at_the_border():
+    image = np.random.default_rng(0).integers(0, 256, (50, 60, 3)).astype(np.uint8)
+    points = np.array([10, 10, 50, 10, 30, 25, 20, 45, 40, 45], dtype=np.float32)
+    patches = part_patches(image, points, 16)
+    assert patches.shape == (4, 16, 16, 3) and patches.dtype == np.uint8
+    np.testing.assert_array_equal(patches[0], image[2:18, 2:18])  # pixels untouched, never resampled
+    # The mouth patch (centre 30, 45) reaches 5 rows past the bottom: the last row is repeated.
+    np.testing.assert_array_equal(patches[3, :13], image[37:50, 22:38])
+    assert all(np.array_equal(patches[3, r], image[49, 22:38]) for r in range(13, 16))
+
+
+@pytest.fixture(scope="module")
+def reals(tmp_path_factory):
+    from fakeface_ray.learning.splice_training import TrainingImage
+
+    folder = tmp_path_factory.mktemp("reals")
+    images = []
+    for i in range(12):
+        path = folder / f"r{i}.jpg"
+        path.write_bytes(jpeg_bytes(face_photo(i, 400), 90))
+        images.append(TrainingImage(f"r{i}", str(path), KEYPOINTS, 0))
+    return images
+
+
+def test_too_few_reals_are_refused_with_the_reason(reals):
+    from fakeface_ray.learning.splice_training import SpliceTrainingError, check_training_set
+
+    with pytest.raises(SpliceTrainingError, match="3 usable training reals, fewer than splice.min_reals=10"):
+        check_training_set(reals[:3], SpliceConfig())
+
+
+def test_gpu_training_on_a_cluster_without_gpus_is_refused_up_front():
+    from fakeface_ray.learning.splice_training import SpliceTrainingError, check_resources
+
+    with pytest.raises(SpliceTrainingError, match="has 0 GPUs"):
+        check_resources(replace(SpliceConfig(), use_gpu=True), {"CPU": 16.0})
+    with pytest.raises(SpliceTrainingError, match="workers=4 needs a CPU each"):
+        check_resources(replace(SpliceConfig(), workers=4), {"CPU": 2.0})
+    check_resources(replace(SpliceConfig(), workers=2, use_gpu=True), {"CPU": 8.0, "GPU": 2.0})
+
+
+def test_epoch_examples_label_and_weight_each_kind(reals):
+    from fakeface_ray.learning.splice_training import TrainingImage, epoch_examples
+    from fakeface_ray.stages.embedders.splice import MAP, PATCH
+    from fakeface_ray.stages.imaging import decode_image
+
+    images = reals[:4] + [TrainingImage("f0", reals[4].uri, KEYPOINTS, 1)]
+    pixels = [decode_image(Path(i.uri).read_bytes(), 10**8).image for i in images]
+    config = replace(SpliceConfig(), fake_fraction=0.5)
+    x, y, b = epoch_examples(pixels, images, np.array([1, 0, 3, 2, -1]), config, SynthConfig(), seed=0, epoch=0)
+    assert x.shape == (5, 4, PATCH, PATCH, 3) and b.shape == (5, 4, MAP, MAP, 2)
+    assert y[4, 0] == 1 and b[4, ..., 1].max() == 0  # a labelled fake: no boundary weight
+    synthetic = [n for n in range(4) if y[n, 0] == 1]
+    assert all(b[n, ..., 0].max() > 0 for n in synthetic)  # its blend shows in some patch
+    assert all(b[n, ..., 0].max() == 0 and y[n, 0] == 0 for n in range(4) if n not in synthetic)
+    again = epoch_examples(pixels, images, np.array([1, 0, 3, 2, -1]), config, SynthConfig(), seed=0, epoch=0)
+    np.testing.assert_array_equal(again[0], x)
+
+
+@pytest.mark.slow
+def test_a_short_training_lowers_the_loss_and_the_weights_round_trip(reals, tmp_path):
+    from fakeface_ray.learning.splice_training import fit_splice, save_splice
+    from fakeface_ray.stages.embedders.splice import DIMS, SpliceEmbedder
+    from fakeface_ray.stages.imaging import decode_image
+
+    config = replace(SpliceConfig(), epochs=6, batch_size=8, learning_rate=3e-3)
+    net, history = fit_splice(reals, config, SynthConfig(), seed=0)
+    assert len(history) == 6 and history[-1]["loss"] < history[0]["loss"], history
+    metadata = save_splice(net, tmp_path, history, {"note": "test"})
+    assert len(metadata["sha256"]) == 64 and metadata["history"] == history
+    image = decode_image(Path(reals[0].uri).read_bytes(), 10**8).image
+    loaded = SpliceEmbedder(tmp_path).embed_images([image], [np.array(KEYPOINTS)])
+    direct = SpliceEmbedder(tmp_path, net=net).embed_images([image], [np.array(KEYPOINTS)])
+    assert loaded.shape == (1, DIMS)
+    np.testing.assert_allclose(loaded, direct, rtol=1e-5, atol=1e-5)
+    (tmp_path / "splice.weights.h5").write_bytes(b"not the weights")
+    with pytest.raises(EmbedderError, match="sha256"):
+        SpliceEmbedder(tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.ray
+def test_ray_train_with_two_workers_writes_verified_weights(reals, tmp_path, ray_session):
+    from fakeface_ray.learning.splice_training import train_splice
+    from fakeface_ray.stages.embedders.splice import SpliceModel
+
+    config = replace(SpliceConfig(), epochs=1, batch_size=4, workers=2)
+    metadata = train_splice(reals, config, SynthConfig(), seed=0, folder=tmp_path / "model",
+                            storage=tmp_path / "ray-train")
+    assert metadata["workers"] == 2 and metadata["training_reals"] == 12
+    assert SpliceModel(tmp_path / "model").verified().is_file()
