@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
@@ -21,7 +23,8 @@ from .reporting.metrics import metrics_document, write_metrics
 from .stages import sources
 from .stages.embedders import embedder_identity
 from .storage import parts
-from .storage.locations import Location, location
+from .storage.locations import Location, WriteError, location
+from .storage.lock import RunLock
 from .storage.schema import CLASSES, Status
 
 PACKAGES = ("fakeface-ray", "ray", "tensorflow-cpu", "tensorflow", "mtcnn", "scikit-learn", "numpy",
@@ -81,7 +84,10 @@ class TrainedRun:
 
 
 def prepare_output(out: Location, overwrite: bool = False, resume: bool = False) -> None:
-    """Create `out`. One that holds a run is refused unless `overwrite` (cleared) or `resume` (kept)."""
+    """Create `out`. One that holds a run is refused unless `overwrite` (cleared) or `resume` (kept).
+
+    The caller holds the run lock, so temporary files found here are left by runs that died: they go.
+    """
     if overwrite and resume:
         raise OutputExistsError("--overwrite and --resume exclude each other")
     embeddings = out / "embeddings"
@@ -94,10 +100,21 @@ def prepare_output(out: Location, overwrite: bool = False, resume: bool = False)
             raise OutputExistsError(f"{out} already holds {state}; pass --resume to continue it, "
                                     "--overwrite to replace it, or choose another --out")
     out.mkdir()
+    swept = out.sweep_temporaries()
+    if swept:
+        print(f"[fakeface] removed {len(swept)} temporary file(s) interrupted runs left in {out}", flush=True)
+
+
+@contextlib.contextmanager
+def locked(config: Config, break_lock: bool = False) -> Iterator[RunLock]:
+    """Hold the run lock on `config.out` for the block: released however the block ends."""
+    with RunLock(location(config.out), break_stale=break_lock, heartbeat_s=config.output.lock_heartbeat_s,
+                 stale_s=config.output.lock_stale_s) as lock:
+        yield lock
 
 
 def run_extract(config: Config, overwrite: bool = False, resume: bool = False,
-                listing: list[sources.Source] | None = None) -> RunRecord:
+                listing: sources.Listing | None = None, verify: bool = False, break_lock: bool = False) -> RunRecord:
     """Sources -> faces -> embeddings -> `<out>/embeddings/`; writes and returns `run.json`.
 
     Raises RunFailed, after writing everything, when more than `max_error_fraction` of the rows
@@ -105,17 +122,25 @@ def run_extract(config: Config, overwrite: bool = False, resume: bool = False,
 
     Args:
         listing: the inputs, when the caller has listed them already.
+        verify: with `resume`, re-hash inputs whose listing is unchanged instead of trusting it.
+        break_lock: take over a stale run lock on `config.out`.
     """
-    out = location(config.out)
     started = time.perf_counter()
     if listing is None:
         listing = sources.list_sources(config.infile, config.read.extensions, config.class_map)
     listed = time.perf_counter()
+    with locked(config, break_lock):
+        return _extract(config, listing, overwrite, resume, verify, {"list_sources_s": listed - started})
+
+
+def _extract(config: Config, listing: sources.Listing, overwrite: bool, resume: bool, verify: bool,
+             timings: dict) -> RunRecord:
+    out = location(config.out)
     prepare_output(out, overwrite=overwrite, resume=resume)
-    result = extract_embeddings(config, out, listing, resume=resume)
+    result = extract_embeddings(config, out, listing, resume=resume, verify=verify)
     record = RunRecord.start(config)
     record.extract = _extract_summary(result)
-    record.timings = {"list_sources_s": listed - started, **result.timings}
+    record.timings = {**timings, **result.timings}
     record.write(out)
     errors = sum(n for status, n in result.counts_by_status.items() if Status(status).is_error)
     if config.max_error_fraction is not None and errors > config.max_error_fraction * result.n_inputs:
@@ -125,15 +150,23 @@ def run_extract(config: Config, overwrite: bool = False, resume: bool = False,
 
 
 def run_train(config: Config, embeddings: str | Location, record: RunRecord | None = None,
-              started: float | None = None) -> TrainedRun:
+              started: float | None = None, break_lock: bool = False) -> TrainedRun:
     """Grid search, test metrics, report and plots from an embeddings folder into `config.out`.
 
     Args:
         record: the extract stage's record; by default the one in `out/run.json`, if any.
         started: `time.perf_counter()` at the start of a whole run, for its total time.
+        break_lock: take over a stale run lock on `config.out`.
     """
+    with locked(config, break_lock):
+        try:
+            return _train(config, location(embeddings), record, started)
+        except WriteError as exc:
+            raise exc.then("run train again") from None
+
+
+def _train(config: Config, embeddings: Location, record: RunRecord | None, started: float | None) -> TrainedRun:
     out = location(config.out)
-    embeddings = location(embeddings)
     out.mkdir()
     if record is None:
         record = RunRecord.read(out) if (out / "run.json").exists() else RunRecord.start(config)
@@ -163,16 +196,22 @@ def run_train(config: Config, embeddings: str | Location, record: RunRecord | No
     return TrainedRun(record, metrics)
 
 
-def run_all(config: Config, overwrite: bool = False, resume: bool = False) -> TrainedRun:
+def run_all(config: Config, overwrite: bool = False, resume: bool = False, verify: bool = False,
+            break_lock: bool = False) -> TrainedRun:
     """The whole pipeline into `config.out`; the labels are checked before anything is written."""
     started = time.perf_counter()
     listing = sources.list_sources(config.infile, config.read.extensions, config.class_map)
-    check_labels([s.label for s in listing], config.train.test_split)
-    record = run_extract(config, overwrite=overwrite, resume=resume, listing=listing)
-    return run_train(config, location(config.out) / "embeddings", record=record, started=started)
+    check_labels(listing.labels(), config.train.test_split)
+    listed = time.perf_counter()
+    with locked(config, break_lock):
+        record = _extract(config, listing, overwrite, resume, verify, {"list_sources_s": listed - started})
+        try:
+            return _train(config, location(config.out) / "embeddings", record, started)
+        except WriteError as exc:
+            raise exc.then("run train on the embeddings") from None
 
 
-def run_predict(config: Config, model: str, overwrite: bool = False) -> dict:
+def run_predict(config: Config, model: str, overwrite: bool = False, break_lock: bool = False) -> dict:
     """Classify every image under `config.infile` with a trained model into `<out>/predictions/`.
 
     The model must come from the same embedder (name and size) as this config gives.
@@ -184,11 +223,21 @@ def run_predict(config: Config, model: str, overwrite: bool = False) -> dict:
     if (artifact.embedder, artifact.dims) != (name, dims):
         raise TrainError(f"the model in {model} was trained on {artifact.embedder} ({artifact.dims} dims) but "
                          f"this run embeds with {name} ({dims} dims); set embed.embedder / embed.weights to match")
+    with locked(config, break_lock):
+        try:
+            return _predict(config, out, listing, artifact, model, name, overwrite)
+        except WriteError as exc:
+            raise exc.then("run predict again with --overwrite") from None
+
+
+def _predict(config: Config, out: Location, listing: sources.Listing, artifact, model: str, name: str,
+             overwrite: bool) -> dict:
     predictions = out / "predictions"
     if predictions.exists():
         if not overwrite:
             raise OutputExistsError(f"{predictions} exists; pass --overwrite or choose another --out")
         predictions.delete()
+    out.sweep_temporaries()
     started = time.perf_counter()
     result = predict_images(config, out, listing, artifact)
     elapsed = time.perf_counter() - started
@@ -210,8 +259,10 @@ def _extract_summary(result: ExtractResult) -> dict[str, Any]:
         "weights": result.weights,
         "n_inputs": result.n_inputs,
         "counts_by_status": result.counts_by_status,
-        "plan": {"read_cpus": result.plan.read_cpus, "extract": vars(result.plan.extract),
-                 "embed": vars(result.plan.embed)},
+        "work": result.work,
+        "plan": None if result.plan is None else {"read_cpus": result.plan.read_cpus,
+                                                  "extract": vars(result.plan.extract),
+                                                  "embed": vars(result.plan.embed)},
     }
 
 
