@@ -256,6 +256,10 @@ def _summary(trained) -> None:
         click.echo(f"inputs     {record.extract['n_inputs']}   " +
                    ", ".join(f"{k} {v}" for k, v in metrics["counts_by_status"].items()))
     click.echo(f"embedder   {metrics['embedder']}")
+    duplicates = metrics["duplicates"]
+    click.echo(f"duplicates {duplicates['groups']} sets of identical files ({duplicates['rows']} rows"
+               + (f", {duplicates['mixed_labels']} with both labels" if duplicates["mixed_labels"] else "")
+               + "), each kept on one side of the split")
     click.echo(f"best       {metrics['classifier']} {metrics['best_params']}  "
                f"(cv macro F1 {metrics['cv_best_macro_f1']:.3f})")
     click.echo(f"test       n={metrics['n_test']}  accuracy {metrics['accuracy']:.3f}  "

@@ -72,7 +72,7 @@ class RunRecord:
         (out / "run.json").write_text(json.dumps(self.to_dict(), indent=2, default=str))
 
 
-TRAIN_KEYS = ("metrics", "classifier", "best_params", "embeddings")
+TRAIN_KEYS = ("metrics", "classifier", "best_params", "duplicates", "embeddings")
 
 
 @dataclass
@@ -186,7 +186,7 @@ def _train(config: Config, embeddings: Location, record: RunRecord | None, start
         "seed": config.seed, "test_split": config.train.test_split})
     record.train = {"metrics": {k: metrics[k] for k in ("macro_f1", "accuracy", "roc_auc")},
                     "classifier": result.classifier, "best_params": result.best_params,
-                    "embeddings": str(embeddings)}
+                    "duplicates": metrics["duplicates"], "embeddings": str(embeddings)}
     record.timings["train_s"] = trained - began
     build_report(out, config.report.samples_per_class, run=record.to_dict())
     record.timings["report_s"] = time.perf_counter() - trained
