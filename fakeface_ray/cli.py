@@ -45,9 +45,18 @@ def _min_recall_option(fn):
 def _output_options(fn):
     fn = click.option("--max-error-fraction", type=float, default=None,
                       help="Fail (after writing every row) if more than this fraction of rows are errors.")(fn)
-    fn = click.option("--resume", is_flag=True, help="Continue a run in --out: only missing or changed inputs.")(fn)
+    fn = click.option("--verify", is_flag=True,
+                      help="With --resume: re-hash inputs whose size and mtime are unchanged instead of trusting "
+                           "them (reads every input).")(fn)
+    fn = click.option("--resume", is_flag=True,
+                      help="Continue a run in --out: only new inputs and inputs whose size or mtime changed.")(fn)
     fn = click.option("--overwrite", is_flag=True, help="Replace a run in --out.")(fn)
-    return fn
+    return _break_lock_option(fn)
+
+
+def _break_lock_option(fn):
+    return click.option("--break-lock", is_flag=True,
+                        help="Take over a stale lock on --out (its run is gone); a live run's lock is never broken.")(fn)
 
 
 def _config_options(fn):
@@ -80,15 +89,16 @@ def show_config(config_files, overrides, address) -> None:
 @_output_options
 @_config_options
 @_user_errors
-def run(infile, testsplit, out, min_fake_recall, overwrite, resume, max_error_fraction, config_files, overrides,
-        address) -> None:
+def run(infile, testsplit, out, min_fake_recall, break_lock, overwrite, resume, verify, max_error_fraction,
+        config_files, overrides, address) -> None:
     """Extract, embed, train and report: the whole pipeline."""
     from .runs import run_all
 
     config = load_config(config_files, overrides, infile=infile, out=out, train__test_split=testsplit,
                          ray__address=address, max_error_fraction=max_error_fraction,
                          train__min_fake_recall=min_fake_recall)
-    _summary(run_all(config, overwrite=overwrite, resume=resume))
+    _summary(run_all(config, overwrite=overwrite, resume=_resume(resume, verify), verify=verify,
+                     break_lock=break_lock))
 
 
 @cli.command()
@@ -97,13 +107,15 @@ def run(infile, testsplit, out, min_fake_recall, overwrite, resume, max_error_fr
 @_output_options
 @_config_options
 @_user_errors
-def extract(infile, out, overwrite, resume, max_error_fraction, config_files, overrides, address) -> None:
+def extract(infile, out, break_lock, overwrite, resume, verify, max_error_fraction, config_files, overrides,
+            address) -> None:
     """Sources -> faces -> embeddings, written as Parquet to OUT/embeddings."""
     from .runs import run_extract
 
     config = load_config(config_files, overrides, infile=infile, out=out, ray__address=address,
                          max_error_fraction=max_error_fraction)
-    extracted = run_extract(config, overwrite=overwrite, resume=resume).extract
+    extracted = run_extract(config, overwrite=overwrite, resume=_resume(resume, verify), verify=verify,
+                            break_lock=break_lock).extract
     click.echo(f"embeddings: {config.out}/embeddings  ({extracted['n_inputs']} rows, "
                f"{extracted['embedder']})")
     click.echo("status:     " + ", ".join(f"{k} {v}" for k, v in extracted["counts_by_status"].items()))
@@ -115,15 +127,16 @@ def extract(infile, out, overwrite, resume, max_error_fraction, config_files, ov
 @click.option("--testsplit", type=float, default=None, help="Fraction held out for testing (default 0.2).")
 @click.option("--out", default=None, help="Output folder for the model, metrics and plots.")
 @_min_recall_option
+@_break_lock_option
 @_config_options
 @_user_errors
-def train(embeddings, testsplit, out, min_fake_recall, config_files, overrides, address) -> None:
+def train(embeddings, testsplit, out, min_fake_recall, break_lock, config_files, overrides, address) -> None:
     """Grid-search the SVM on embeddings and write the model, metrics and plots."""
     from .runs import run_train
 
     config = load_config(config_files, overrides, out=out, train__test_split=testsplit,
                          ray__address=address, train__min_fake_recall=min_fake_recall)
-    _summary(run_train(config, embeddings))
+    _summary(run_train(config, embeddings, break_lock=break_lock))
 
 
 @cli.command()
@@ -131,14 +144,15 @@ def train(embeddings, testsplit, out, min_fake_recall, config_files, overrides, 
 @click.option("--infile", required=True, help="Folder or URI of images to classify.")
 @click.option("--out", default=None, help="Output folder; predictions go to OUT/predictions.")
 @click.option("--overwrite", is_flag=True, help="Replace OUT/predictions.")
+@_break_lock_option
 @_config_options
 @_user_errors
-def predict(model_dir, infile, out, overwrite, config_files, overrides, address) -> None:
+def predict(model_dir, infile, out, overwrite, break_lock, config_files, overrides, address) -> None:
     """Classify images with a trained model: Parquet rows with score, p_fake and pred."""
     from .runs import run_predict
 
     config = load_config(config_files, overrides, infile=infile, out=out, ray__address=address)
-    summary = run_predict(config, model_dir, overwrite=overwrite)
+    summary = run_predict(config, model_dir, overwrite=overwrite, break_lock=break_lock)
     click.echo("")
     click.echo(f"predictions {config.out}/predictions  ({summary['n_inputs']} rows, {summary['embedder']}, "
                f"{summary['images_per_s']:.1f} images/s)")
@@ -211,9 +225,10 @@ def demo_data(out, seed, variants) -> None:
 @cli.command()
 @click.option("--out", default=DEMO_OUT, show_default=True, help="Output folder of the demo run.")
 @click.option("--data", "data_dir", default=DEMO_DATA, show_default=True, help="Demo corpus folder.")
+@_break_lock_option
 @_config_options
 @_user_errors
-def demo(out, data_dir, config_files, overrides, address) -> None:
+def demo(out, data_dir, break_lock, config_files, overrides, address) -> None:
     """Build the demo corpus if missing, then run the whole pipeline on it."""
     from .demo import CORPUS, build_demo_corpus, corpus_ready
     from .runs import run_all
@@ -223,7 +238,13 @@ def demo(out, data_dir, config_files, overrides, address) -> None:
     if not corpus_ready(data_dir):
         click.echo(f"[fakeface] building the demo corpus in {data_dir} ...")
         build_demo_corpus(data_dir, seed=config.seed)
-    _summary(run_all(config, overwrite=True))
+    _summary(run_all(config, overwrite=True, break_lock=break_lock))
+
+
+def _resume(resume: bool, verify: bool) -> bool:
+    if verify and not resume:
+        raise click.UsageError("--verify goes with --resume")
+    return resume
 
 
 def _summary(trained) -> None:
@@ -235,6 +256,10 @@ def _summary(trained) -> None:
         click.echo(f"inputs     {record.extract['n_inputs']}   " +
                    ", ".join(f"{k} {v}" for k, v in metrics["counts_by_status"].items()))
     click.echo(f"embedder   {metrics['embedder']}")
+    duplicates = metrics["duplicates"]
+    click.echo(f"duplicates {duplicates['groups']} sets of identical files ({duplicates['rows']} rows"
+               + (f", {duplicates['mixed_labels']} with both labels" if duplicates["mixed_labels"] else "")
+               + "), each kept on one side of the split")
     click.echo(f"best       {metrics['classifier']} {metrics['best_params']}  "
                f"(cv macro F1 {metrics['cv_best_macro_f1']:.3f})")
     click.echo(f"test       n={metrics['n_test']}  accuracy {metrics['accuracy']:.3f}  "

@@ -48,6 +48,26 @@ class ReadConfig:
 
 
 @dataclass(frozen=True)
+class OutputConfig:
+    part_rows: int = 50_000
+    part_bytes: int = 128 << 20
+    commit_interval_s: float = 60.0
+    row_group_rows: int = 50_000
+    lock_heartbeat_s: float = 60.0
+    lock_stale_s: float = 600.0
+
+    def __post_init__(self) -> None:
+        for name in ("part_rows", "part_bytes", "row_group_rows"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"output.{name} must be positive, got {getattr(self, name)}")
+        if self.commit_interval_s <= 0 or self.lock_heartbeat_s <= 0:
+            raise ConfigError("output.commit_interval_s and output.lock_heartbeat_s must be positive")
+        if self.lock_stale_s <= 2 * self.lock_heartbeat_s:
+            raise ConfigError(f"output.lock_stale_s ({self.lock_stale_s:g}) must exceed two heartbeats "
+                              f"(output.lock_heartbeat_s {self.lock_heartbeat_s:g}), or live runs look stale")
+
+
+@dataclass(frozen=True)
 class ExtractConfig:
     margin: float = 0.2
     face_size: int = 160
@@ -150,6 +170,7 @@ class Config:
     max_error_fraction: float | None = None
     ray: RayConfig = RayConfig()
     read: ReadConfig = ReadConfig()
+    output: OutputConfig = OutputConfig()
     extract: ExtractConfig = ExtractConfig()
     embed: EmbedConfig = EmbedConfig()
     synth: SynthConfig = SynthConfig()

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .cluster.connect import connect
 from .cluster.plan import Plan, PoolPlan, plan_pools
@@ -21,7 +26,7 @@ from .stages.embedders import EmbedderError, describe_weights, resolve_embedder
 from .stages.extract import FaceExtractor
 from .stages.synth import FakeSynthesizer
 from .storage import parts
-from .storage.locations import Location, location
+from .storage.locations import Location, WriteError, location
 
 PREDICT_ACTOR_CPUS = 0.0  # scoring a block of rows takes milliseconds: no CPU is held back for it
 
@@ -33,24 +38,31 @@ class ExtractResult:
     counts_by_status: dict[str, int]
     embedder: str  # as recorded in the rows, e.g. `forensic-v1`
     embedder_reason: str
-    plan: Plan
+    plan: Plan | None  # None when a resume found nothing to do and started no Ray
     weights: dict | None  # FaceNet weight file: path, layout, dims, parameters, sha256
     timings: dict[str, float] = field(default_factory=dict)
+    work: dict = field(default_factory=dict)  # inputs processed and skipped, parts, quarantined parts
 
 
-def extract_embeddings(config: Config, out: str | Path | Location, listing: list[sources.Source],
-                       resume: bool = False) -> ExtractResult:
+class ExactlyOnceError(RunError):
+    """The written folder does not hold exactly one row per input."""
+
+
+def extract_embeddings(config: Config, out: str | Path | Location, listing: sources.Listing,
+                       resume: bool = False, verify: bool = False) -> ExtractResult:
     """Write `<out>/embeddings/`: one Parquet row per listed file, committed part by part.
 
-    Rows stream back from the embed actors (small: no pixels) and the driver commits each block as
-    its own part file (temporary name, then move), so a run that dies keeps what it finished and
-    never leaves a file that looks finished. `resume` skips inputs whose row is already committed
-    with the same sha256; rows of changed or vanished files are replaced or dropped.
+    Rows stream back from the embed actors (small: no pixels) and the driver commits them in parts
+    (temporary name, then move; see `storage.parts`), so a run that dies keeps what it committed and
+    never leaves a file that looks finished. `resume` skips inputs whose row was made from the same
+    listing (size and mtime), without reading them; `verify` also re-hashes those and redoes the
+    ones whose bytes changed. Rows of changed inputs are replaced, rows of vanished ones dropped,
+    unreadable parts set aside in `_quarantine/` and their inputs redone.
     """
-    return _write_rows(config, location(out) / "embeddings", listing, resume=resume)
+    return _write_rows(config, location(out) / "embeddings", listing, resume=resume, verify=verify)
 
 
-def predict_images(config: Config, out: str | Path | Location, listing: list[sources.Source],
+def predict_images(config: Config, out: str | Path | Location, listing: sources.Listing,
                    artifact: ClassifierArtifact) -> ExtractResult:
     """Write `<out>/predictions/`: the embed stage's rows, classified by the Predictor stage.
 
@@ -59,43 +71,58 @@ def predict_images(config: Config, out: str | Path | Location, listing: list[sou
     return _write_rows(config, location(out) / "predictions", listing, artifact=artifact)
 
 
-def _write_rows(config: Config, target: Location, listing: list[sources.Source], resume: bool = False,
-                artifact: ClassifierArtifact | None = None) -> ExtractResult:
+def _write_rows(config: Config, target: Location, listing: sources.Listing, resume: bool = False,
+                verify: bool = False, artifact: ClassifierArtifact | None = None) -> ExtractResult:
     started = time.perf_counter()
     embedder, reason = resolve_embedder(config.embed.embedder, config.embed.weights)
     weights = describe_weights(config.embed.weights) if embedder == "facenet" else None
-    done = parts.committed_rows(target) if resume else {}
+    todo, work, vanished = listing.table, {}, None
+    if resume:
+        committed = parts.read_committed(target)
+        for part in committed.quarantined:
+            print(f"[fakeface] warning: {part.name} cannot be read; moved to {part}, its inputs are redone",
+                  file=sys.stderr, flush=True)
+        plan = parts.plan_resume(listing.table, committed.rows, verify)
+        todo, vanished = plan.todo, plan.vanished
+        work = {"rows_found": committed.rows.num_rows, "unchanged_skipped": plan.unchanged,
+                "duplicated_ids": plan.duplicated, "quarantined": [str(p) for p in committed.quarantined]}
+    work["to_process"] = todo.num_rows
     print(f"[fakeface] {len(listing)} images under {config.infile}"
-          + (f" ({len(done)} rows already written, resuming)" if done else "") + f"; {reason}", flush=True)
-    resources = connect(config.ray)
-    plan = plan_pools(resources, config.extract, config.embed)
-
-    writer = parts.PartWriter(target)
-    dataset = build_dataset(listing, config, embedder, plan, done=done, artifact=artifact)
-    first_row = _write_parts(dataset, writer, config.ray.stall_timeout_s)
+          + (f" ({work['rows_found']} rows already written, resuming); {todo.num_rows} to process" if resume else "")
+          + f"; {reason}", flush=True)
+    plan_used, first_row, written_parts = None, None, []
+    if todo.num_rows:
+        plan_used = plan_pools(connect(config.ray), config.extract, config.embed)
+        output = config.output
+        writer = parts.PartWriter(target, max_rows=output.part_rows, max_bytes=output.part_bytes,
+                                  commit_interval_s=output.commit_interval_s, row_group_rows=output.row_group_rows)
+        dataset = build_dataset(todo, config, embedder, plan_used, artifact=artifact)
+        first_row = _write_parts(dataset, writer, config.ray.stall_timeout_s)
+        written_parts = writer.parts
     written = time.perf_counter()
-    listed = {s.image_id for s in listing}
-    if done:
-        redone = parts.read_parts(writer.parts, ["image_id"]).column("image_id").to_pylist() if writer.parts else []
-        parts.drop_rows(target, set(redone) | (set(done) - listed), keep_parts={p.path for p in writer.parts})
+    if resume:
+        stale = [vanished] + ([parts.read_parts(written_parts, ["image_id"]).column("image_id").combine_chunks()]
+                              if written_parts else [])
+        work["rows_dropped"] = parts.drop_rows(target, pa.concat_arrays(stale),
+                                               keep_parts={p.path for p in written_parts},
+                                               row_group_rows=config.output.row_group_rows)
+    work["parts_written"] = len(written_parts)
 
     # One read of the written rows serves the exactly-once check, the embedder check and the counts.
     # Prediction rows carry no embedder column: the caller matched the model to the embedder.
     table = parts.read_folder(target, ["image_id", "status"] + (["embedder"] if artifact is None else []))
-    ids = table.column("image_id").to_pylist()
-    if len(ids) != len(listing) or set(ids) != listed:
-        raise RuntimeError(f"{target} holds {len(ids)} rows ({len(set(ids))} distinct) for "
-                           f"{len(listing)} inputs")
-    names = set(table.column("embedder").to_pylist()) if artifact is None else {artifact.embedder}
+    check_exactly_once(target, table.column("image_id"), listing.table.column("image_id"))
+    names = set(pc.unique(table.column("embedder")).to_pylist()) if artifact is None else {artifact.embedder}
     if len(names) > 1:
         raise EmbedderError(f"{target} mixes embedders {sorted(names)}: resume with the embedder of the "
                             "first run, or --overwrite")
-    parts.mark_complete(target, len(ids))
+    parts.mark_complete(target, table.num_rows)
     return ExtractResult(
-        folder=target, n_inputs=len(listing), counts_by_status=count_statuses(table.column("status").to_pylist()),
-        embedder=names.pop(), embedder_reason=reason, plan=plan, weights=weights,
+        folder=target, n_inputs=len(listing), counts_by_status=count_statuses(table.column("status")),
+        embedder=names.pop(), embedder_reason=reason, plan=plan_used, weights=weights,
         timings={"extract_embed_write_s": written - started,
                  "first_row_s": (first_row - started) if first_row else None},
+        work=work,
     )
 
 
@@ -129,7 +156,9 @@ def synthesize_fakes(config: Config, out: str | Path | Location, parents: list[d
         fn_constructor_kwargs=dict(config=config.synth, extract=config.extract, read=config.read,
                                    keep_regions=embedder == "forensic", seed=config.seed))
     ds = ds.map_batches(FaceEmbedder, **_actor_pool(plan.embed), fn_constructor_kwargs=_embed_kwargs(config, embedder, plan))
-    writer = parts.PartWriter(target)
+    output = config.output
+    writer = parts.PartWriter(target, max_rows=output.part_rows, max_bytes=output.part_bytes,
+                              commit_interval_s=output.commit_interval_s, row_group_rows=output.row_group_rows)
     _write_parts(ds, writer, config.ray.stall_timeout_s)
     statuses = parts.read_folder(target, ["status"]).column("status").to_pylist() if writer.parts else []
     if len(statuses) != len(parents) * config.synth.variants:
@@ -139,74 +168,88 @@ def synthesize_fakes(config: Config, out: str | Path | Location, parents: list[d
     return SynthResult(target, len(parents), count_statuses(statuses), time.perf_counter() - started)
 
 
+def check_exactly_once(target: Location, ids: pa.ChunkedArray, listed: pa.ChunkedArray) -> None:
+    """Raise ExactlyOnceError unless `ids` (the rows) are `listed` (the inputs), each once."""
+    distinct = pc.count_distinct(ids).as_py()
+    if len(ids) != len(listed) or distinct != len(ids) or not pc.all(pc.is_in(listed, value_set=ids)).as_py():
+        raise ExactlyOnceError(f"{target} holds {len(ids)} rows ({distinct} distinct) for {len(listed)} inputs; "
+                               "rerun with --resume to redo what is missing or doubled")
+
+
 class StalledError(RunError):
     """No rows arrived for `ray.stall_timeout_s`."""
 
 
 def _write_parts(dataset, writer: parts.PartWriter, stall_timeout_s: float) -> float | None:
-    """Commit every block of `dataset` as a part; returns when the first one was committed.
+    """Hand every block of `dataset` to `writer`; returns when the first one arrived.
 
     The blocks are drained in a thread while the main thread waits in short joins: Ctrl-C reaches
     a Python thread only between bytecodes, and Ray's queue wait would swallow it until the end.
-    The main thread also gives up when no block arrives for `stall_timeout_s`: Ray Data 2.60 does
-    not shrink an actor pool while it has pending actors, so a cluster that lost the capacity for
-    both pools waits forever instead of failing.
+    Between joins the main thread commits rows that have waited `commit_interval_s`, and gives up
+    when no block arrives for `stall_timeout_s`: Ray Data 2.60 does not shrink an actor pool while it
+    has pending actors, so a cluster that lost the capacity for both pools waits forever instead of
+    failing. However the run ends, rows already received are committed, unless writing itself failed.
     """
-    written: list[float] = []
+    arrived: list[float] = []
     failure: list[BaseException] = []
 
     def drain() -> None:
         try:
             for block in dataset.iter_batches(batch_format="pyarrow", batch_size=None, prefetch_batches=0):
                 writer.write(block)
-                written.append(time.perf_counter())
+                arrived.append(time.perf_counter())
         except BaseException as exc:  # handed to the main thread below
             failure.append(exc)
 
     worker = threading.Thread(target=drain, name="fakeface-parquet-writer", daemon=True)
     started = time.perf_counter()
     worker.start()
-    while worker.is_alive():
-        worker.join(timeout=0.5)
-        quiet = time.perf_counter() - (written[-1] if written else started)
-        if worker.is_alive() and quiet > stall_timeout_s:
-            raise StalledError(
-                f"no rows for {quiet:.0f} s ({len(writer.parts)} parts written); the cluster may have lost the "
-                "capacity its actor pools need. Rerun with --resume to carry on from the written parts")
-    if failure:
-        raise failure[0]
-    return written[0] if written else None
+    try:
+        while worker.is_alive():
+            worker.join(timeout=0.5)
+            writer.commit_if_due()
+            quiet = time.perf_counter() - (arrived[-1] if arrived else started)
+            if worker.is_alive() and quiet > stall_timeout_s:
+                raise StalledError(
+                    f"no rows for {quiet:.0f} s ({writer.rows_committed + writer.buffered_rows} rows committed); the "
+                    "cluster may have lost the capacity its actor pools need. Rerun with --resume to carry on")
+        if failure:
+            raise failure[0]
+    except BaseException as exc:
+        if not isinstance(exc, WriteError):
+            with contextlib.suppress(WriteError):
+                writer.close()
+        raise
+    writer.close()
+    return arrived[0] if arrived else None
 
 
 def status_counts(folder: Location) -> dict[str, int]:
     """Rows per status in an embeddings or predictions folder, sorted by status."""
-    return count_statuses(parts.read_folder(folder, ["status"]).column("status").to_pylist())
+    return count_statuses(parts.read_folder(folder, ["status"]).column("status"))
 
 
-def count_statuses(statuses: list[str]) -> dict[str, int]:
+def count_statuses(statuses: pa.ChunkedArray | list[str]) -> dict[str, int]:
     """Rows per status, sorted by status."""
-    counts: dict[str, int] = {}
-    for status in statuses:
-        counts[status] = counts.get(status, 0) + 1
-    return dict(sorted(counts.items()))
+    counts = pc.value_counts(pa.chunked_array([statuses]) if isinstance(statuses, list) else statuses)
+    return dict(sorted((v["values"], v["counts"]) for v in counts.to_pylist()))
 
 
-def build_dataset(listing: list[sources.Source], config: Config, embedder: str, plan: Plan,
-                  done: dict[str, str] | None = None, artifact: ClassifierArtifact | None = None):
-    """The lazy Ray Dataset: rows of the embeddings schema (or predictions), one per listed file.
+def build_dataset(items: pa.Table, config: Config, embedder: str, plan: Plan,
+                  artifact: ClassifierArtifact | None = None):
+    """The lazy Ray Dataset: rows of the embeddings schema (or predictions), one per item.
 
     Args:
+        items: the inputs to process (`sources.LISTING_SCHEMA`), and `done_sha256` where a row of
+            the same bytes must not be redone (a `--verify` resume).
         embedder: the concrete embedder (`auto` resolved on the driver, so every actor agrees).
-        done: image_id -> sha256 of rows already written; files with the same bytes are skipped.
         artifact: a trained classifier; the Predictor stage then turns the rows into predictions.
     """
     import ray
 
-    done = done or {}
-    items = [{"image_id": s.image_id, "uri": s.uri, "label": s.label, "done_sha256": done.get(s.image_id, "")}
-             for s in listing]
     per_block = config.read.files_per_block
-    ds = ray.data.from_items(items, override_num_blocks=max(1, math.ceil(len(items) / per_block)))
+    # One block per read task, as slices of the listing: no Python object per input on the driver.
+    ds = ray.data.from_arrow([items.slice(i, per_block) for i in range(0, items.num_rows, per_block)])
     ds = ds.map_batches(sources.read_files, batch_size=per_block, batch_format="numpy",
                         num_cpus=plan.read_cpus)
     ds = ds.map_batches(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
@@ -23,7 +25,8 @@ from .stages import sources
 from .stages.embedders import embedder_identity
 from .stages.synth import choose_donors
 from .storage import parts
-from .storage.locations import Location, location
+from .storage.locations import Location, WriteError, location
+from .storage.lock import RunLock
 from .storage.schema import CLASSES, Status
 
 PACKAGES = ("fakeface-ray", "ray", "tensorflow-cpu", "tensorflow", "mtcnn", "scikit-learn", "numpy",
@@ -72,7 +75,7 @@ class RunRecord:
         (out / "run.json").write_text(json.dumps(self.to_dict(), indent=2, default=str))
 
 
-TRAIN_KEYS = ("metrics", "classifier", "best_params", "embeddings", "synthetic")
+TRAIN_KEYS = ("metrics", "classifier", "best_params", "duplicates", "embeddings", "synthetic")
 
 
 @dataclass
@@ -84,7 +87,10 @@ class TrainedRun:
 
 
 def prepare_output(out: Location, overwrite: bool = False, resume: bool = False) -> None:
-    """Create `out`. One that holds a run is refused unless `overwrite` (cleared) or `resume` (kept)."""
+    """Create `out`. One that holds a run is refused unless `overwrite` (cleared) or `resume` (kept).
+
+    The caller holds the run lock, so temporary files found here are left by runs that died: they go.
+    """
     if overwrite and resume:
         raise OutputExistsError("--overwrite and --resume exclude each other")
     embeddings = out / "embeddings"
@@ -97,10 +103,21 @@ def prepare_output(out: Location, overwrite: bool = False, resume: bool = False)
             raise OutputExistsError(f"{out} already holds {state}; pass --resume to continue it, "
                                     "--overwrite to replace it, or choose another --out")
     out.mkdir()
+    swept = out.sweep_temporaries()
+    if swept:
+        print(f"[fakeface] removed {len(swept)} temporary file(s) interrupted runs left in {out}", flush=True)
+
+
+@contextlib.contextmanager
+def locked(config: Config, break_lock: bool = False) -> Iterator[RunLock]:
+    """Hold the run lock on `config.out` for the block: released however the block ends."""
+    with RunLock(location(config.out), break_stale=break_lock, heartbeat_s=config.output.lock_heartbeat_s,
+                 stale_s=config.output.lock_stale_s) as lock:
+        yield lock
 
 
 def run_extract(config: Config, overwrite: bool = False, resume: bool = False,
-                listing: list[sources.Source] | None = None) -> RunRecord:
+                listing: sources.Listing | None = None, verify: bool = False, break_lock: bool = False) -> RunRecord:
     """Sources -> faces -> embeddings -> `<out>/embeddings/`; writes and returns `run.json`.
 
     Raises RunFailed, after writing everything, when more than `max_error_fraction` of the rows
@@ -108,17 +125,25 @@ def run_extract(config: Config, overwrite: bool = False, resume: bool = False,
 
     Args:
         listing: the inputs, when the caller has listed them already.
+        verify: with `resume`, re-hash inputs whose listing is unchanged instead of trusting it.
+        break_lock: take over a stale run lock on `config.out`.
     """
-    out = location(config.out)
     started = time.perf_counter()
     if listing is None:
         listing = sources.list_sources(config.infile, config.read.extensions, config.class_map)
     listed = time.perf_counter()
+    with locked(config, break_lock):
+        return _extract(config, listing, overwrite, resume, verify, {"list_sources_s": listed - started})
+
+
+def _extract(config: Config, listing: sources.Listing, overwrite: bool, resume: bool, verify: bool,
+             timings: dict) -> RunRecord:
+    out = location(config.out)
     prepare_output(out, overwrite=overwrite, resume=resume)
-    result = extract_embeddings(config, out, listing, resume=resume)
+    result = extract_embeddings(config, out, listing, resume=resume, verify=verify)
     record = RunRecord.start(config)
     record.extract = _extract_summary(result)
-    record.timings = {"list_sources_s": listed - started, **result.timings}
+    record.timings = {**timings, **result.timings}
     record.write(out)
     errors = sum(n for status, n in result.counts_by_status.items() if Status(status).is_error)
     if config.max_error_fraction is not None and errors > config.max_error_fraction * result.n_inputs:
@@ -128,15 +153,23 @@ def run_extract(config: Config, overwrite: bool = False, resume: bool = False,
 
 
 def run_train(config: Config, embeddings: str | Location, record: RunRecord | None = None,
-              started: float | None = None) -> TrainedRun:
+              started: float | None = None, break_lock: bool = False) -> TrainedRun:
     """Grid search, test metrics, report and plots from an embeddings folder into `config.out`.
 
     Args:
         record: the extract stage's record; by default the one in `out/run.json`, if any.
         started: `time.perf_counter()` at the start of a whole run, for its total time.
+        break_lock: take over a stale run lock on `config.out`.
     """
+    with locked(config, break_lock):
+        try:
+            return _train(config, location(embeddings), record, started)
+        except WriteError as exc:
+            raise exc.then("run train again") from None
+
+
+def _train(config: Config, embeddings: Location, record: RunRecord | None, started: float | None) -> TrainedRun:
     out = location(config.out)
-    embeddings = location(embeddings)
     out.mkdir()
     if record is None:
         record = RunRecord.read(out) if (out / "run.json").exists() else RunRecord.start(config)
@@ -157,7 +190,7 @@ def run_train(config: Config, embeddings: str | Location, record: RunRecord | No
         "seed": config.seed, "test_split": config.train.test_split})
     record.train = {"metrics": {k: metrics[k] for k in ("macro_f1", "accuracy", "roc_auc")},
                     "classifier": result.classifier, "best_params": result.best_params,
-                    "embeddings": str(embeddings), "synthetic": synth_summary}
+                    "duplicates": metrics["duplicates"], "embeddings": str(embeddings), "synthetic": synth_summary}
     record.timings["train_s"] = trained - began
     build_report(out, config.report.samples_per_class, run=record.to_dict())
     record.timings["report_s"] = time.perf_counter() - trained
@@ -167,16 +200,22 @@ def run_train(config: Config, embeddings: str | Location, record: RunRecord | No
     return TrainedRun(record, metrics)
 
 
-def run_all(config: Config, overwrite: bool = False, resume: bool = False) -> TrainedRun:
+def run_all(config: Config, overwrite: bool = False, resume: bool = False, verify: bool = False,
+            break_lock: bool = False) -> TrainedRun:
     """The whole pipeline into `config.out`; the labels are checked before anything is written."""
     started = time.perf_counter()
     listing = sources.list_sources(config.infile, config.read.extensions, config.class_map)
-    check_labels([s.label for s in listing], config.train.test_split)
-    record = run_extract(config, overwrite=overwrite, resume=resume, listing=listing)
-    return run_train(config, location(config.out) / "embeddings", record=record, started=started)
+    check_labels(listing.labels(), config.train.test_split)
+    listed = time.perf_counter()
+    with locked(config, break_lock):
+        record = _extract(config, listing, overwrite, resume, verify, {"list_sources_s": listed - started})
+        try:
+            return _train(config, location(config.out) / "embeddings", record, started)
+        except WriteError as exc:
+            raise exc.then("run train on the embeddings") from None
 
 
-def run_predict(config: Config, model: str, overwrite: bool = False) -> dict:
+def run_predict(config: Config, model: str, overwrite: bool = False, break_lock: bool = False) -> dict:
     """Classify every image under `config.infile` with a trained model into `<out>/predictions/`.
 
     The model must come from the same embedder (name and size) as this config gives.
@@ -188,11 +227,21 @@ def run_predict(config: Config, model: str, overwrite: bool = False) -> dict:
     if (artifact.embedder, artifact.dims) != (name, dims):
         raise TrainError(f"the model in {model} was trained on {artifact.embedder} ({artifact.dims} dims) but "
                          f"this run embeds with {name} ({dims} dims); set embed.embedder / embed.weights to match")
+    with locked(config, break_lock):
+        try:
+            return _predict(config, out, listing, artifact, model, name, overwrite)
+        except WriteError as exc:
+            raise exc.then("run predict again with --overwrite") from None
+
+
+def _predict(config: Config, out: Location, listing: sources.Listing, artifact, model: str, name: str,
+             overwrite: bool) -> dict:
     predictions = out / "predictions"
     if predictions.exists():
         if not overwrite:
             raise OutputExistsError(f"{predictions} exists; pass --overwrite or choose another --out")
         predictions.delete()
+    out.sweep_temporaries()
     started = time.perf_counter()
     result = predict_images(config, out, listing, artifact)
     elapsed = time.perf_counter() - started
@@ -241,8 +290,10 @@ def _extract_summary(result: ExtractResult) -> dict[str, Any]:
         "weights": result.weights,
         "n_inputs": result.n_inputs,
         "counts_by_status": result.counts_by_status,
-        "plan": {"read_cpus": result.plan.read_cpus, "extract": vars(result.plan.extract),
-                 "embed": vars(result.plan.embed)},
+        "work": result.work,
+        "plan": None if result.plan is None else {"read_cpus": result.plan.read_cpus,
+                                                  "extract": vars(result.plan.extract),
+                                                  "embed": vars(result.plan.embed)},
     }
 
 

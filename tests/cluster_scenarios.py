@@ -27,9 +27,10 @@ def _three_nodes(corpus: str, out: str, head_cpus: int = 1, overrides: tuple[str
     cluster.add_node(num_cpus=2)
     cluster.wait_for_nodes()
     ray.init(address=cluster.address)
-    # One CPU per extract actor (not the default half) keeps the pools small enough for this machine.
+    # One CPU per extract actor (not the default half) keeps the pools small enough for this machine;
+    # parts committed every second show up long before the run ends.
     config = load_config(overrides=["extract.batch_size=2", "embed.batch_size=2", "read.files_per_block=2",
-                                    "extract.num_cpus=1.0", *overrides],
+                                    "extract.num_cpus=1.0", "output.commit_interval_s=1", *overrides],
                          infile=corpus, out=out, ray__address=cluster.address)
     return cluster, worker, config, sources.list_sources(corpus, config.read.extensions)
 

@@ -20,7 +20,8 @@ from fakeface_ray.runs import run_extract, run_train
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 ROOT = Path(__file__).parents[1]
-SMALL_BATCHES = ["extract.batch_size=2", "embed.batch_size=2", "read.files_per_block=2"]
+# Small batches, and parts committed every second: the first part shows up long before the run ends.
+SMALL_BATCHES = ["extract.batch_size=2", "embed.batch_size=2", "read.files_per_block=2", "output.commit_interval_s=1"]
 
 
 def _rows(out: Path) -> list[dict]:
@@ -90,11 +91,19 @@ def test_an_interrupted_run_resumes_to_exactly_once(demo_corpus, tmp_path, sig):
     assert 0 < before < sum(1 for _ in demo_corpus.rglob("*.jpg"))
 
     refused = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
-    assert refused.returncode == 2 and "interrupted run" in refused.stderr
+    if sig == signal.SIGINT:  # Ctrl-C released the lock
+        assert refused.returncode == 2 and "interrupted run" in refused.stderr
+        resume = ["--resume"]
+    else:  # a killed driver leaves its lock: stale (its process is gone), broken only when asked
+        assert refused.returncode == 2 and "stale lock" in refused.stderr and "its process is gone" in refused.stderr
+        still = subprocess.run(command + ["--resume"], cwd=ROOT, capture_output=True, text=True)
+        assert still.returncode == 2 and "rerun with --break-lock" in still.stderr
+        resume = ["--resume", "--break-lock"]
 
-    resumed = subprocess.run(command + ["--resume"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(command + resume, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     assert f"({before} rows already written, resuming)" in resumed.stdout
+    assert not (tmp_path / "_LOCK").exists()
     _assert_exactly_once(tmp_path, demo_corpus)
     assert (embeddings / "_COMPLETE").exists()
 

@@ -34,7 +34,8 @@ def _embeddings(tmp_path, n_per_class=24, dims=8):
     n = len(rows)
     batch = {
         "image_id": np.array([r[0] for r in rows], dtype=object), "uri": np.array([r[1] for r in rows], dtype=object),
-        "label": np.array([r[2] for r in rows], dtype=object), "sha256": np.array(["0"] * n, dtype=object),
+        "label": np.array([r[2] for r in rows], dtype=object),
+        "sha256": np.array([f"{i:064x}" for i in range(n)], dtype=object),  # distinct: no duplicate groups
         "width": np.full(n, 64), "height": np.full(n, 64), "status": np.array(["ok"] * n, dtype=object),
         "error": np.array([""] * n, dtype=object), "n_faces": np.ones(n), "face_box": np.zeros((n, 4)),
         "face_confidence": np.full(n, 0.99), "keypoints": np.zeros((n, 10)),
@@ -125,3 +126,22 @@ def test_report_command_rebuilds_from_a_finished_run(trained, tmp_path):
     assert done.exit_code == 0 and (trained / "report.html").is_file()
     empty = CliRunner().invoke(cli, ["report", str(tmp_path)])
     assert empty.exit_code == 2 and "no finished training" in empty.output
+
+
+def test_report_refuses_cut_test_predictions_in_one_line(trained, tmp_path):
+    from click.testing import CliRunner
+
+    from fakeface_ray.cli import cli
+
+    copy = tmp_path / "run"
+    shutil.copytree(trained, copy)
+    rows = copy / "test_predictions.parquet"
+    rows.write_bytes(rows.read_bytes()[:200])
+    done = CliRunner().invoke(cli, ["report", str(copy)])
+    assert done.exit_code == 2 and "test_predictions.parquet cannot be read" in done.output
+    assert "run train again" in done.output and "Traceback" not in done.output
+
+
+def test_metrics_count_duplicate_groups(trained):
+    metrics = json.loads((trained / "metrics.json").read_text())
+    assert metrics["duplicates"] == {"groups": 0, "rows": 0, "mixed_labels": 0}

@@ -134,3 +134,79 @@ def test_a_model_of_another_artifact_version_is_refused(tmp_path):
     (tmp_path / "model" / "metadata.json").write_text(json.dumps({**metadata, "artifact_version": 0}))
     with pytest.raises(ModelError, match="artifact version 0"):
         load_artifact(tmp_path / "model")
+
+
+def _with_copies(seed: int = 0) -> Embeddings:
+    """60 rows per class in which some files appear two, three or four times (same sha256)."""
+    data = _data(60, seed=seed)
+    groups = np.arange(len(data.y))
+    rng = np.random.default_rng(seed)
+    for size in (2, 3, 4, 2, 3):
+        for label in (0, 1):
+            rows = rng.choice(np.flatnonzero((data.y == label) & (groups == np.arange(len(groups)))), size,
+                              replace=False)
+            groups[rows] = rows[0]
+    return Embeddings(data.ids, data.uris, data.x, data.y, data.embedder, groups)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_identical_bytes_land_on_one_side_of_the_split_and_of_every_fold(seed):
+    data = _with_copies()
+    train_part, test_part = train.split(data, 0.2, seed=seed)
+    assert not set(train_part.groups) & set(test_part.groups)
+    assert len(train_part.y) + len(test_part.y) == len(data.y)
+    assert abs(len(test_part.y) - 24) <= 4  # still about 20%, each class about 20% of its rows
+    assert all(abs(n - 12) <= 4 for n in np.bincount(test_part.y))
+    folds = train.grouped_folds(train_part, 5, seed)
+    seen = np.concatenate([validation for _, validation in folds])
+    assert sorted(seen) == list(range(len(train_part.y)))  # a partition, as cross_val_predict needs
+    for fit_rows, validation in folds:
+        assert not set(train_part.groups[fit_rows]) & set(train_part.groups[validation])
+        assert set(train_part.y[fit_rows]) == {0, 1}
+
+
+def test_duplicate_groups_are_counted_in_the_result():
+    data = _with_copies()
+    alone = np.flatnonzero(np.bincount(data.groups, minlength=len(data.y))[data.groups] == 1)
+    mixed = data.groups.copy()
+    real, fake = alone[data.y[alone] == 0][0], alone[data.y[alone] == 1][0]
+    mixed[fake] = mixed[real]  # one real and one fake file with the same bytes
+    found = train.find_duplicates(Embeddings(data.ids, data.uris, data.x, data.y, data.embedder, mixed))
+    assert found.to_dict() == {"groups": 11, "rows": 30, "mixed_labels": 1}
+    result = train.fit(data, TrainConfig(backend="loky", n_jobs=1, c_grid=(1.0,), kernels=("linear",)), seed=0)
+    assert result.duplicates.to_dict() == {"groups": 10, "rows": 28, "mixed_labels": 0}
+
+
+def _embeddings_folder(folder, ids, sha256s):
+    import pyarrow.parquet as pq
+
+    from fakeface_ray.storage.schema import to_table
+
+    n = len(ids)
+    batch = {"image_id": np.array(ids, dtype=object), "uri": np.array(ids, dtype=object),
+             "label": np.array(["real", "fake"] * (n // 2), dtype=object), "sha256": np.array(sha256s, dtype=object),
+             "width": np.full(n, 10), "height": np.full(n, 10), "status": np.array(["ok"] * n, dtype=object),
+             "error": np.array([""] * n, dtype=object), "n_faces": np.ones(n), "face_box": np.zeros((n, 4)),
+             "face_confidence": np.full(n, 0.9), "keypoints": np.zeros((n, 10))}
+    folder.mkdir(parents=True, exist_ok=True)
+    pq.write_table(to_table(batch, np.ones((n, 3), np.float32), "test-3"), folder / f"part-{len(list(folder.iterdir()))}.parquet")
+
+
+def test_load_embeddings_groups_identical_bytes_and_refuses_an_image_twice(tmp_path):
+    _embeddings_folder(tmp_path / "emb", ["a", "b", "c", "d"], ["s1", "s2", "s1", "s3"])
+    data = train.load_embeddings(tmp_path / "emb")
+    assert data.groups[0] == data.groups[2] and len(set(data.groups)) == 3
+    _embeddings_folder(tmp_path / "emb", ["a", "e"], ["s1", "s4"])  # `a` again, as two runs at once wrote it
+    with pytest.raises(TrainError, match="6 rows for 5 image_ids.*--resume"):
+        train.load_embeddings(tmp_path / "emb")
+
+
+def test_load_embeddings_refuses_a_folder_with_an_unreadable_part(tmp_path):
+    from fakeface_ray.storage.parts import DamagedPartsError
+
+    _embeddings_folder(tmp_path / "emb", ["a", "b"], ["s1", "s2"])
+    part = next((tmp_path / "emb").iterdir())
+    part.write_bytes(part.read_bytes()[:100])
+    with pytest.raises(DamagedPartsError, match="unreadable part.*--resume") as caught:
+        train.load_embeddings(tmp_path / "emb")
+    assert caught.value.exit_code == 2

@@ -8,6 +8,7 @@ import io
 import json
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import UserError
@@ -35,7 +36,11 @@ def build_report(out: str | Location, per_class: int = 16, run: dict | None = No
     metrics = json.loads((out / "metrics.json").read_text())
     if run is None:
         run = json.loads((out / "run.json").read_text()) if (out / "run.json").exists() else {}
-    table = pq.read_table(io.BytesIO((out / "test_predictions.parquet").read_bytes())).to_pylist()
+    try:
+        table = pq.read_table(io.BytesIO((out / "test_predictions.parquet").read_bytes())).to_pylist()
+    except pa.ArrowException as exc:
+        raise ReportError(f"{out / 'test_predictions.parquet'} cannot be read ({str(exc).splitlines()[0]}); "
+                          "run train again to rewrite it") from None
     y_true = np.array([CLASSES.index(r["label"]) for r in table], dtype=np.int64)
     scores = np.array([r["score"] for r in table], dtype=float)
     written = plots.plot_all(out, metrics, y_true, scores, _samples(table, per_class))

@@ -25,6 +25,8 @@ def metrics_document(evaluation: Evaluation, result: TrainResult, counts_by_stat
         "cv_best_macro_f1": result.cv_best_score,
         "operating_point": result.operating_point.to_dict(),
         "n_train": result.train_size,
+        # Sets of identical files (same sha256) among the labelled rows: each stayed on one side.
+        "duplicates": result.duplicates.to_dict(),
         "counts_by_status": counts_by_status,
     }
 

@@ -13,6 +13,8 @@ from ..storage.schema import Status
 from . import faces, imaging
 
 REGION_CONTEXT = 0.2  # margin around the box for the native region: skin around the parts
+# Columns handed on from the read stage as they are; the listing's two are absent when called alone.
+PASSTHROUGH = ("image_id", "uri", "label", "sha256", "file_size", "file_mtime_ns")
 
 
 def load_detector(device: str = "CPU:0", num_threads: int | None = None) -> Any:
@@ -67,7 +69,7 @@ class FaceExtractor:
         for i, found in self._detect(images, out).items():
             self._fill(out, i, images[i], found)
         trim_regions(out)
-        passthrough = {k: batch[k] for k in ("image_id", "uri", "label", "sha256")}
+        passthrough = {k: batch[k] for k in PASSTHROUGH if k in batch}
         return {**passthrough, **out}
 
     def _detect(self, images: dict[int, np.ndarray], out: dict[str, np.ndarray]) -> dict[int, list]:

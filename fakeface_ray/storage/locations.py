@@ -1,25 +1,64 @@
 """Output locations on any pyarrow filesystem: local folders, `file://`, `s3://`, `gs://`.
 
 Every file is written under a hidden temporary name and then moved into place, so a reader never
-sees half a file (on object stores the move is a copy, still of a complete object).
+sees half a file (on object stores the move is a copy, still of a complete object). On a local
+filesystem the file is fsynced before the rename and its folder after it, so a power loss leaves
+either the old file or the whole new one.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import fnmatch
+import os
 import posixpath
+import re
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import quote
 
 import pyarrow.fs as pafs
 
-from ..errors import UserError
+from ..errors import RunError, UserError
+
+# `.<name>.<8 hex>.tmp`: what `Location.staged` writes before the move; nothing else matches.
+TEMPORARY = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp$")
 
 
 class LocationError(UserError):
     """A path or URI that names no filesystem pyarrow can open."""
+
+
+class WriteError(RunError):
+    """The output could not be written: no space, read-only, permission denied, a refusing object store."""
+
+    def __init__(self, where: str, cause: str, remedy: str, then: str = "rerun with --resume"):
+        self.where, self.cause, self.remedy = where, cause, remedy
+        super().__init__(f"cannot write {where}: {cause}; {remedy}, then {then}")
+
+    @classmethod
+    def from_os(cls, where: str, exc: OSError) -> WriteError:
+        return cls(where, _cause(exc), REMEDIES.get(exc.errno or 0, "fix that"))
+
+    def then(self, step: str) -> WriteError:
+        """The same error with another next step (for commands that have no --resume)."""
+        return WriteError(self.where, self.cause, self.remedy, step)
+
+
+REMEDIES = {errno.ENOSPC: "free space", errno.EDQUOT: "free space", errno.EROFS: "make it writable",
+            errno.EACCES: "make it writable", errno.EPERM: "make it writable"}
+
+
+def _cause(exc: OSError) -> str:
+    """The reason, on one line: the errno's text, else the last detail pyarrow or the object store gave."""
+    if exc.errno:
+        return os.strerror(exc.errno)
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text.rsplit("Detail: ", 1)[-1]
 
 
 def resolve(location: str) -> tuple[pafs.FileSystem, str]:
@@ -78,16 +117,29 @@ class Location:
     def is_dir(self) -> bool:
         return self.fs.get_file_info(self.path).type == pafs.FileType.Directory
 
+    @property
+    def is_local(self) -> bool:
+        """On this machine's filesystem, where fsync and exclusive create exist."""
+        return isinstance(self.fs, pafs.LocalFileSystem)
+
     def mkdir(self) -> None:
-        self.fs.create_dir(self.path, recursive=True)
+        with self._writing():
+            self.fs.create_dir(self.path, recursive=True)
 
     def delete(self) -> None:
         """Remove a file or a whole folder; nothing if absent."""
-        info = self.fs.get_file_info(self.path)
-        if info.type == pafs.FileType.Directory:
-            self.fs.delete_dir(self.path)
-        elif info.type == pafs.FileType.File:
-            self.fs.delete_file(self.path)
+        with self._writing():
+            info = self.fs.get_file_info(self.path)
+            if info.type == pafs.FileType.Directory:
+                self.fs.delete_dir(self.path)
+            elif info.type == pafs.FileType.File:
+                self.fs.delete_file(self.path)
+
+    def move_to(self, target: Location) -> None:
+        """Rename this file to `target` (same filesystem), creating its folder."""
+        with self._writing():
+            self.fs.create_dir(posixpath.dirname(target.path), recursive=True)
+            self.fs.move(self.path, target.path)
 
     def read_bytes(self) -> bytes:
         with self.fs.open_input_stream(self.path) as stream:
@@ -96,14 +148,79 @@ class Location:
     def read_text(self) -> str:
         return self.read_bytes().decode()
 
-    def write_bytes(self, data: bytes) -> None:
+    def write_bytes(self, data: bytes, durable: bool = True) -> None:
         """Write under a hidden temporary name in the same folder, then move into place."""
-        parent = posixpath.dirname(self.path)
-        self.fs.create_dir(parent, recursive=True)
-        staging = posixpath.join(parent, f".{self.name}.{uuid.uuid4().hex[:8]}.tmp")
-        with self.fs.open_output_stream(staging) as stream:
+        with self.staged(durable) as stream:
             stream.write(data)
-        self.fs.move(staging, self.path)
+
+    @contextlib.contextmanager
+    def staged(self, durable: bool = True) -> Iterator[BinaryIO]:
+        """A stream to a hidden temporary file that becomes this file when the block ends.
+
+        Local files are fsynced before the rename and the folder after it (`durable`). On any
+        failure the temporary file is removed, and an OSError becomes a one-line WriteError.
+        """
+        parent = posixpath.dirname(self.path)
+        staging = posixpath.join(parent, f".{self.name}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            self.fs.create_dir(parent, recursive=True)
+            if self.is_local:
+                with open(staging, "xb") as stream:
+                    yield stream
+                    stream.flush()
+                    if durable:
+                        os.fsync(stream.fileno())
+                os.replace(staging, self.path)
+                if durable:
+                    _fsync_folder(parent)
+            else:
+                with self.fs.open_output_stream(staging) as stream:
+                    yield stream
+                self.fs.move(staging, self.path)
+        except BaseException as exc:
+            with contextlib.suppress(OSError):
+                self.fs.delete_file(staging)
+            if isinstance(exc, OSError):
+                raise WriteError.from_os(self.display, exc) from None
+            raise
+
+    def create_exclusive(self, data: bytes) -> bool:
+        """Create this local file with `data` unless it exists (O_EXCL: atomic); True if created."""
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            raise WriteError.from_os(self.display, exc) from None
+        try:
+            with os.fdopen(fd, "wb") as stream:
+                stream.write(data)
+                stream.flush()
+                os.fsync(stream.fileno())
+            _fsync_folder(posixpath.dirname(self.path))
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
+            raise WriteError.from_os(self.display, exc) from None
+        return True
+
+    def sweep_temporaries(self) -> list[Location]:
+        """Remove the temporary files interrupted writes left anywhere under this folder; returns them."""
+        if not self.is_dir():
+            return []
+        selector = pafs.FileSelector(self.path, recursive=True)
+        found = [self / posixpath.relpath(e.path, self.path) for e in self.fs.get_file_info(selector)
+                 if e.type == pafs.FileType.File and TEMPORARY.match(posixpath.basename(e.path))]
+        for temporary in found:
+            temporary.delete()
+        return found
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        try:
+            yield
+        except OSError as exc:
+            raise WriteError.from_os(self.display, exc) from None
 
     def write_text(self, text: str) -> None:
         self.write_bytes(text.encode())
@@ -115,6 +232,15 @@ class Location:
         entries = self.fs.get_file_info(pafs.FileSelector(self.path, recursive=False))
         names = sorted(posixpath.basename(e.path) for e in entries)
         return [self / n for n in names if fnmatch.fnmatch(n, pattern)]
+
+
+def _fsync_folder(path: str) -> None:
+    """Make a rename in `path` durable (the folder's entry, not only the file's bytes)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def location(where: str | Path | Location) -> Location:

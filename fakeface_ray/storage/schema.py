@@ -42,6 +42,8 @@ def embeddings_schema(dims: int) -> pa.Schema:
         ("uri", pa.string()),
         ("label", pa.string()),
         ("sha256", pa.string()),
+        ("file_size", pa.int64()),  # bytes, as listed: with file_mtime_ns what --resume compares
+        ("file_mtime_ns", pa.int64()),  # modification time as listed, ns since the epoch
         ("width", pa.int32()),
         ("height", pa.int32()),
         ("status", pa.string()),
@@ -59,6 +61,7 @@ def to_table(batch: dict[str, np.ndarray], embeddings: np.ndarray, embedder: str
     """Rows of the schema from an extract batch and its `[N, dims]` embeddings (NaN rows = null).
 
     Sentinels from the extract stage become nulls: -1 sizes and boxes, NaN confidences and points.
+    Batches without `file_size` / `file_mtime_ns` (a stage called on its own) get nulls there.
     """
     n = len(batch["image_id"])
     dims = embeddings.shape[1]
@@ -73,12 +76,18 @@ def to_table(batch: dict[str, np.ndarray], embeddings: np.ndarray, embedder: str
         flat = pa.array(np.ascontiguousarray(values).reshape(-1), type=type_)
         return pa.FixedSizeListArray.from_arrays(flat, width, mask=pa.array(~valid))
 
+    def listed(name: str) -> pa.Array:
+        values = np.asarray(batch.get(name, np.full(n, -1)), dtype=np.int64)
+        return pa.array(values, mask=values < 0)
+
     width, height = batch["width"].astype(np.int32), batch["height"].astype(np.int32)
     columns = {
         "image_id": strings("image_id"),
         "uri": strings("uri"),
         "label": strings("label"),
         "sha256": strings("sha256"),
+        "file_size": listed("file_size"),
+        "file_mtime_ns": listed("file_mtime_ns"),
         "width": pa.array(width, mask=width < 0),
         "height": pa.array(height, mask=height < 0),
         "status": strings("status"),

@@ -1,0 +1,93 @@
+"""What `--resume` redoes, decided from listings: skipped inputs are never opened."""
+
+import os
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pytest
+
+from fakeface_ray.config import load_config
+from fakeface_ray.stages.sources import LISTING_SCHEMA, Listing, list_sources
+from fakeface_ray.storage import parts
+from fakeface_ray.storage.locations import Location, location
+
+from .test_storage import Recording
+
+
+def _listing(rows) -> pa.Table:
+    """(image_id, size, mtime) -> a listing table."""
+    return pa.Table.from_pylist([{"image_id": i, "uri": f"/in/{i}", "label": "real", "file_size": size,
+                                  "file_mtime_ns": mtime} for i, size, mtime in rows], schema=LISTING_SCHEMA)
+
+
+def _committed(rows) -> pa.Table:
+    """(image_id, sha256, size, mtime) -> committed rows."""
+    schema = pa.schema([("image_id", pa.string()), ("sha256", pa.string()), ("file_size", pa.int64()),
+                        ("file_mtime_ns", pa.int64())])
+    return pa.Table.from_pylist([dict(zip(schema.names, r)) for r in rows], schema=schema)
+
+
+def _todo(plan) -> dict[str, str]:
+    return dict(zip(plan.todo.column("image_id").to_pylist(), plan.todo.column("done_sha256").to_pylist()))
+
+
+def test_resume_trusts_size_and_mtime_and_redoes_what_changed():
+    listing = _listing([("same", 10, 100), ("grown", 11, 100), ("touched", 10, 200), ("new", 5, 1),
+                        ("legacy", 7, 7), ("unreadable", 3, 3), ("twice", 4, 4)])
+    committed = _committed([("same", "s1", 10, 100), ("grown", "s2", 10, 100), ("touched", "s3", 10, 100),
+                            ("legacy", "s5", None, None), ("unreadable", None, 3, 3), ("gone", "s6", 1, 1),
+                            ("twice", "s7", 4, 4), ("twice", "s7", 4, 4)])
+    plan = parts.plan_resume(listing, committed)
+    # Changed listings and new inputs are redone whatever their bytes ("" = no sha256 to match);
+    # rows written before listings were recorded are kept if their bytes hash the same.
+    assert _todo(plan) == {"grown": "", "touched": "", "new": "", "legacy": "s5", "unreadable": "", "twice": ""}
+    assert plan.unchanged == 1 and plan.duplicated == 1
+    assert plan.vanished.to_pylist() == ["gone"]
+    assert plan.todo.column_names == LISTING_SCHEMA.names + ["done_sha256"]
+
+    verified = parts.plan_resume(listing, committed, verify=True)
+    assert _todo(verified) == {**_todo(plan), "same": "s1"}  # re-hashed: redone only if the bytes differ
+    assert verified.unchanged == 0
+
+
+def test_resume_of_a_finished_run_opens_no_input_and_starts_no_ray(tmp_path, monkeypatch):
+    from fakeface_ray import pipeline
+    from fakeface_ray.storage.schema import embeddings_schema
+
+    for i in range(5):
+        (tmp_path / "in" / "real").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "in" / "real" / f"{i}.png").write_bytes(b"x" * (i + 1))
+    recording = Recording()
+    inputs = Location(pafs.PyFileSystem(recording), str(tmp_path / "in"), str(tmp_path / "in"))
+    listing = list_sources(inputs, (".png",))
+    assert [s.file_size for s in listing] == [1, 2, 3, 4, 5]
+    assert [s.file_mtime_ns for s in listing] == [os.stat(tmp_path / "in" / "real" / f"{i}.png").st_mtime_ns
+                                                   for i in range(5)]
+    # What a finished run left: one row per input, made from this listing.
+    rows = listing.table.to_pylist()
+    table = pa.Table.from_pylist([{**r, "sha256": "0" * 64, "status": "too_small", "n_faces": 0,
+                                   "embedder": "forensic-v1"} for r in rows], schema=embeddings_schema(35))
+    parts.write_part(location(tmp_path / "out" / "embeddings") / "part-a-000000.parquet", table)
+
+    def no_ray(*args, **kwargs):
+        raise AssertionError("a resume with nothing to do started Ray")
+
+    monkeypatch.setattr(pipeline, "connect", no_ray)
+    config = load_config(infile=str(tmp_path / "in"), out=str(tmp_path / "out"))
+    result = pipeline.extract_embeddings(config, tmp_path / "out", list_sources(inputs, (".png",)), resume=True)
+    assert result.work["unchanged_skipped"] == 5 and result.work["to_process"] == 0 and result.plan is None
+    assert result.counts_by_status == {"too_small": 5}
+    assert recording.read == []  # listed twice, never opened
+    assert parts.is_complete(location(tmp_path / "out" / "embeddings"))
+
+
+def test_a_listing_is_columns_and_iterates_as_sources(tmp_path):
+    (tmp_path / "fake").mkdir()
+    (tmp_path / "fake" / "b.jpg").write_bytes(b"abc")
+    (tmp_path / "fake" / "a.jpg").write_bytes(b"ab")
+    listing = list_sources(str(tmp_path), (".jpg",))
+    assert isinstance(listing, Listing) and listing.table.schema == LISTING_SCHEMA
+    assert [(s.image_id, s.label, s.file_size) for s in listing] == [("fake/a.jpg", "fake", 2), ("fake/b.jpg", "fake", 3)]
+    assert listing[1].uri == str(tmp_path / "fake" / "b.jpg") and len(listing) == 2
+    with pytest.raises(IndexError):
+        listing[2]
