@@ -183,15 +183,17 @@ class StalledError(RunError):
 def _write_parts(dataset, writer: parts.PartWriter, stall_timeout_s: float) -> float | None:
     """Hand every block of `dataset` to `writer`; returns when the first one arrived.
 
-    The blocks are drained in a thread while the main thread waits in short joins: Ctrl-C reaches
-    a Python thread only between bytecodes, and Ray's queue wait would swallow it until the end.
-    Between joins the main thread commits rows that have waited `commit_interval_s`, and gives up
-    when no block arrives for `stall_timeout_s`: Ray Data 2.60 does not shrink an actor pool while it
-    has pending actors, so a cluster that lost the capacity for both pools waits forever instead of
-    failing. However the run ends, rows already received are committed, unless writing itself failed.
+    The blocks are drained in one thread and due checkpoints committed in another, while the main
+    thread only waits in short joins: Ctrl-C reaches a Python thread only between bytecodes, Ray's
+    queue wait would swallow it until the end, and one that landed inside a commit would leave the
+    writer half-way through it. The main thread gives up when no block arrives for
+    `stall_timeout_s`: Ray Data 2.60 does not shrink an actor pool while it has pending actors, so a
+    cluster that lost the capacity for both pools waits forever instead of failing. However the run
+    ends, rows already received are committed, unless writing itself failed.
     """
     arrived: list[float] = []
     failure: list[BaseException] = []
+    drained = threading.Event()
 
     def drain() -> None:
         try:
@@ -200,25 +202,37 @@ def _write_parts(dataset, writer: parts.PartWriter, stall_timeout_s: float) -> f
                 arrived.append(time.perf_counter())
         except BaseException as exc:  # handed to the main thread below
             failure.append(exc)
+        finally:
+            drained.set()
 
-    worker = threading.Thread(target=drain, name="fakeface-parquet-writer", daemon=True)
+    def commit_due() -> None:
+        try:
+            while not drained.wait(0.5):
+                writer.commit_if_due()
+        except BaseException as exc:  # handed to the main thread below
+            failure.append(exc)
+            drained.set()
+
+    threads = [threading.Thread(target=drain, name="fakeface-parquet-writer", daemon=True),
+               threading.Thread(target=commit_due, name="fakeface-part-committer", daemon=True)]
     started = time.perf_counter()
-    worker.start()
+    for thread in threads:
+        thread.start()
     try:
-        while worker.is_alive():
-            worker.join(timeout=0.5)
-            writer.commit_if_due()
+        while not drained.is_set():
+            drained.wait(0.5)
             quiet = time.perf_counter() - (arrived[-1] if arrived else started)
-            if worker.is_alive() and quiet > stall_timeout_s:
+            if not drained.is_set() and quiet > stall_timeout_s:
                 raise StalledError(
                     f"no rows for {quiet:.0f} s ({writer.rows_committed + writer.buffered_rows} rows committed); the "
                     "cluster may have lost the capacity its actor pools need. Rerun with --resume to carry on")
+        threads[1].join()
         if failure:
             raise failure[0]
     except BaseException as exc:
         if not isinstance(exc, WriteError):
             with contextlib.suppress(WriteError):
-                writer.close()
+                writer.close()  # waits for a commit in flight: the writer's lock
         raise
     writer.close()
     return arrived[0] if arrived else None

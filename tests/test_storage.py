@@ -1,7 +1,9 @@
 """Outputs on any pyarrow filesystem: every file appears whole, under its final name, once."""
 
 import posixpath
+import signal
 import threading
+import time
 
 import pyarrow as pa
 import pyarrow.fs as pafs
@@ -129,6 +131,32 @@ def test_a_run_that_stops_producing_rows_fails_and_keeps_what_it_wrote(tmp_path)
     # The row that arrived was still buffered: the failing run commits it before it gives up.
     assert [p.path for p in parts.committed_parts(location(str(tmp_path)))] == [p.path for p in writer.parts]
     assert len(writer.parts) == 1 and _ids(location(str(tmp_path))) == ["a"]
+
+
+class _SlowDataset:
+    """Yields a block every 0.7 s: rows wait past the commit interval between blocks."""
+
+    def iter_batches(self, **_):
+        for k in range(10):
+            yield pa.table({"image_id": [f"i{k:03d}"]})
+            time.sleep(0.7)
+
+
+def test_ctrl_c_never_lands_inside_a_commit_and_keeps_every_row_received(tmp_path, monkeypatch):
+    from fakeface_ray.pipeline import _write_parts
+
+    committers = []
+    commit = parts.write_part
+    monkeypatch.setattr(parts, "write_part", lambda *a, **k: (committers.append(threading.current_thread()),
+                                                                commit(*a, **k)))
+    writer = parts.PartWriter(location(str(tmp_path)), commit_interval_s=0.2)
+    threading.Timer(2.5, signal.raise_signal, [signal.SIGINT]).start()
+    with pytest.raises(KeyboardInterrupt):
+        _write_parts(_SlowDataset(), writer, stall_timeout_s=60.0)
+    # The main thread, where Python delivers Ctrl-C, commits at most the last part, after the interrupt.
+    assert len(committers) > 1 and threading.main_thread() not in committers[:-1]
+    ids = _ids(location(str(tmp_path)))
+    assert ids == sorted(set(ids)) and 0 < len(ids) < 10
 
 
 def _rows(start: int, n: int) -> pa.Table:
