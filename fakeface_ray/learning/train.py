@@ -18,6 +18,7 @@ from ..storage.locations import Location, location
 from ..storage.schema import CLASSES, Status
 from . import classifiers
 from .artifact import ClassifierArtifact
+from .backends import make_backend
 from .threshold import OperatingPoint, choose_threshold
 
 
@@ -126,9 +127,5 @@ def fit(data: Embeddings, config: TrainConfig, seed: int) -> TrainResult:
 @contextlib.contextmanager
 def _joblib_backend(name: str):
     """`ray`: joblib tasks on the Ray cluster (the caller connects first); `loky`: local processes."""
-    if name == "ray":
-        from ray.util.joblib import register_ray
-
-        register_ray()
-    with joblib.parallel_backend(name):
+    with joblib.parallel_backend(make_backend(name)):
         yield
