@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from .config import dump_config, load_config
+from .console import output
 from .errors import RunError, UserError
 
 DEMO_DATA = "data/demo"
@@ -17,23 +18,36 @@ DEMO_OUT = "runs/demo"
 
 
 def _user_errors(fn):
-    """Turn the library's errors into a one-line message: exit 2 for the user's, 1 for a failed run."""
+    """Turn errors into one line on the console: exit 2 for the user's, 1 for a failed run.
+
+    Once a command logs to a file (`console.output.capture`), any other exception (a Ray actor that
+    cannot start, a worker killed for memory, a bug) is one line too, naming the log with the
+    traceback; before that, or with --verbose, it propagates with its traceback as usual.
+    """
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except UserError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(exc.exit_code)
+            _exit(f"error: {exc}", exc.exit_code)
         except RunError as exc:
-            click.echo(f"failed: {exc}", err=True)
-            sys.exit(exc.exit_code)
+            _exit(f"failed: {exc}", exc.exit_code)
         except KeyboardInterrupt:
-            click.echo("interrupted: committed parts are kept; rerun with --resume to finish", err=True)
-            sys.exit(130)
+            _exit("interrupted: committed parts are kept; rerun with --resume to finish", 130)
+        except Exception as exc:
+            if output.log_path() is None:
+                raise
+            lines = [line for line in str(exc).splitlines() if line.strip()]
+            _exit(f"failed: {type(exc).__name__}: {lines[0][:300] if lines else 'no message'}", 1)
 
     return wrapper
+
+
+def _exit(message: str, code: int) -> None:
+    log = output.log_path()
+    output.echo(message + (f" (log: {log})" if log is not None else ""), err=True)
+    sys.exit(code)
 
 
 def _min_recall_option(fn):
@@ -48,6 +62,11 @@ def _output_options(fn):
     fn = click.option("--resume", is_flag=True, help="Continue a run in --out: only missing or changed inputs.")(fn)
     fn = click.option("--overwrite", is_flag=True, help="Replace a run in --out.")(fn)
     return fn
+
+
+def _verbose_option(fn):
+    return click.option("--verbose", "-v", is_flag=True,
+                        help="Show Ray's, TensorFlow's and joblib's own log lines (default: OUT/logs/driver.log).")(fn)
 
 
 def _config_options(fn):
@@ -78,35 +97,40 @@ def show_config(config_files, overrides, address) -> None:
 @click.option("--out", default=None, help="Output folder (default: runs/latest).")
 @_min_recall_option
 @_output_options
+@_verbose_option
 @_config_options
 @_user_errors
-def run(infile, testsplit, out, min_fake_recall, overwrite, resume, max_error_fraction, config_files, overrides,
-        address) -> None:
+def run(infile, testsplit, out, min_fake_recall, overwrite, resume, max_error_fraction, verbose, config_files,
+        overrides, address) -> None:
     """Extract, embed, train and report: the whole pipeline."""
     from .runs import run_all
 
     config = load_config(config_files, overrides, infile=infile, out=out, train__test_split=testsplit,
                          ray__address=address, max_error_fraction=max_error_fraction,
-                         train__min_fake_recall=min_fake_recall)
-    _summary(run_all(config, overwrite=overwrite, resume=resume))
+                         train__min_fake_recall=min_fake_recall, console__verbose=verbose or None)
+    with output.session(config.console):
+        _summary(run_all(config, overwrite=overwrite, resume=resume))
 
 
 @cli.command()
 @click.option("--infile", default=None, help="Folder or URI of images.")
 @click.option("--out", default=None, help="Output folder; embeddings go to OUT/embeddings.")
 @_output_options
+@_verbose_option
 @_config_options
 @_user_errors
-def extract(infile, out, overwrite, resume, max_error_fraction, config_files, overrides, address) -> None:
+def extract(infile, out, overwrite, resume, max_error_fraction, verbose, config_files, overrides, address) -> None:
     """Sources -> faces -> embeddings, written as Parquet to OUT/embeddings."""
     from .runs import run_extract
 
     config = load_config(config_files, overrides, infile=infile, out=out, ray__address=address,
-                         max_error_fraction=max_error_fraction)
-    extracted = run_extract(config, overwrite=overwrite, resume=resume).extract
-    click.echo(f"embeddings: {config.out}/embeddings  ({extracted['n_inputs']} rows, "
-               f"{extracted['embedder']})")
-    click.echo("status:     " + ", ".join(f"{k} {v}" for k, v in extracted["counts_by_status"].items()))
+                         max_error_fraction=max_error_fraction, console__verbose=verbose or None)
+    with output.session(config.console):
+        extracted = run_extract(config, overwrite=overwrite, resume=resume).extract
+        output.echo(f"embeddings: {config.out}/embeddings  ({extracted['n_inputs']} rows, "
+                    f"{extracted['embedder']})")
+        output.echo("status:     " + ", ".join(f"{k} {v}" for k, v in extracted["counts_by_status"].items()))
+        _logs_line()
 
 
 @cli.command()
@@ -115,15 +139,17 @@ def extract(infile, out, overwrite, resume, max_error_fraction, config_files, ov
 @click.option("--testsplit", type=float, default=None, help="Fraction held out for testing (default 0.2).")
 @click.option("--out", default=None, help="Output folder for the model, metrics and plots.")
 @_min_recall_option
+@_verbose_option
 @_config_options
 @_user_errors
-def train(embeddings, testsplit, out, min_fake_recall, config_files, overrides, address) -> None:
+def train(embeddings, testsplit, out, min_fake_recall, verbose, config_files, overrides, address) -> None:
     """Grid-search the SVM on embeddings and write the model, metrics and plots."""
     from .runs import run_train
 
-    config = load_config(config_files, overrides, out=out, train__test_split=testsplit,
-                         ray__address=address, train__min_fake_recall=min_fake_recall)
-    _summary(run_train(config, embeddings))
+    config = load_config(config_files, overrides, out=out, train__test_split=testsplit, ray__address=address,
+                         train__min_fake_recall=min_fake_recall, console__verbose=verbose or None)
+    with output.session(config.console):
+        _summary(run_train(config, embeddings))
 
 
 @cli.command()
@@ -131,19 +157,23 @@ def train(embeddings, testsplit, out, min_fake_recall, config_files, overrides, 
 @click.option("--infile", required=True, help="Folder or URI of images to classify.")
 @click.option("--out", default=None, help="Output folder; predictions go to OUT/predictions.")
 @click.option("--overwrite", is_flag=True, help="Replace OUT/predictions.")
+@_verbose_option
 @_config_options
 @_user_errors
-def predict(model_dir, infile, out, overwrite, config_files, overrides, address) -> None:
+def predict(model_dir, infile, out, overwrite, verbose, config_files, overrides, address) -> None:
     """Classify images with a trained model: Parquet rows with score, p_fake and pred."""
     from .runs import run_predict
 
-    config = load_config(config_files, overrides, infile=infile, out=out, ray__address=address)
-    summary = run_predict(config, model_dir, overwrite=overwrite)
-    click.echo("")
-    click.echo(f"predictions {config.out}/predictions  ({summary['n_inputs']} rows, {summary['embedder']}, "
-               f"{summary['images_per_s']:.1f} images/s)")
-    click.echo("prediction  " + ", ".join(f"{k} {v}" for k, v in summary["counts_by_prediction"].items()))
-    click.echo("status      " + ", ".join(f"{k} {v}" for k, v in summary["counts_by_status"].items()))
+    config = load_config(config_files, overrides, infile=infile, out=out, ray__address=address,
+                         console__verbose=verbose or None)
+    with output.session(config.console):
+        summary = run_predict(config, model_dir, overwrite=overwrite)
+        output.echo("")
+        output.echo(f"predictions {config.out}/predictions  ({summary['n_inputs']} rows, {summary['embedder']}, "
+                    f"{summary['images_per_s']:.1f} images/s)")
+        output.echo("prediction  " + ", ".join(f"{k} {v}" for k, v in summary["counts_by_prediction"].items()))
+        output.echo("status      " + ", ".join(f"{k} {v}" for k, v in summary["counts_by_status"].items()))
+        _logs_line()
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})
@@ -162,9 +192,9 @@ def submit(address, runtime_env, working_dir, no_wait, args) -> None:
     from .cluster.jobs import submit as submit_job
 
     job_id, status = submit_job(address, list(args), load_runtime_env(runtime_env, working_dir),
-                                wait=not no_wait, echo=click.echo)
+                                wait=not no_wait, echo=output.echo)
     out = next((b for a, b in zip(args, args[1:]) if a == "--out"), None)
-    click.echo(f"[fakeface] job {job_id}: {status}" + (f"; outputs in {out}" if out else ""))
+    output.echo(f"[fakeface] job {job_id}: {status}" + (f"; outputs in {out}" if out else ""))
     if not no_wait and status != "SUCCEEDED":
         sys.exit(1)
 
@@ -187,7 +217,9 @@ def check_weights(path) -> None:
     """Check a FaceNet weight file: layout, embedding size, parameters, sha256, and that it loads."""
     from .config import EmbedConfig
     from .stages.embedders import describe_weights, load_embedder
+    from .stages.requirements import require
 
+    require("h5py", "tensorflow")
     info = describe_weights(path)
     for key in ("path", "layout", "dims", "parameters", "sha256"):
         click.echo(f"{key:<11}{info[key]}")
@@ -199,10 +231,13 @@ def check_weights(path) -> None:
 @click.option("--out", default=DEMO_DATA, show_default=True, help="Where to write the corpus.")
 @click.option("--seed", default=0, show_default=True, help="Random seed; the corpus is deterministic.")
 @click.option("--variants", default=2, show_default=True, help="Images per identity.")
+@_user_errors
 def demo_data(out, seed, variants) -> None:
     """Generate the labelled demo corpus (Kaggle layout) from faces scikit-image ships."""
     from .demo import build_demo_corpus
+    from .stages.requirements import require
 
+    require("tensorflow", "mtcnn")  # the fakes are spliced on MTCNN's landmarks
     manifest = build_demo_corpus(out, seed=seed, variants=variants)
     labels = [m["label"] for m in manifest["images"]]
     click.echo(f"wrote {labels.count('real')} real and {labels.count('fake')} fake images to {out}")
@@ -211,45 +246,60 @@ def demo_data(out, seed, variants) -> None:
 @cli.command()
 @click.option("--out", default=DEMO_OUT, show_default=True, help="Output folder of the demo run.")
 @click.option("--data", "data_dir", default=DEMO_DATA, show_default=True, help="Demo corpus folder.")
+@_verbose_option
 @_config_options
 @_user_errors
-def demo(out, data_dir, config_files, overrides, address) -> None:
+def demo(out, data_dir, verbose, config_files, overrides, address) -> None:
     """Build the demo corpus if missing, then run the whole pipeline on it."""
     from .demo import CORPUS, build_demo_corpus, corpus_ready
-    from .runs import run_all
+    from .runs import capture_logs, run_all
+    from .stages.requirements import PIPELINE, require
+    from .storage.locations import location
 
     config = load_config(config_files, overrides, infile=str(Path(data_dir) / CORPUS), out=out,
-                   ray__address=address)
-    if not corpus_ready(data_dir):
-        click.echo(f"[fakeface] building the demo corpus in {data_dir} ...")
-        build_demo_corpus(data_dir, seed=config.seed)
-    _summary(run_all(config, overwrite=True))
+                         ray__address=address, console__verbose=verbose or None)
+    with output.session(config.console):
+        if not corpus_ready(data_dir):
+            require(*PIPELINE)
+            capture_logs(location(config.out))  # building the corpus runs MTCNN in this process
+            output.echo(f"[fakeface] building the demo corpus in {data_dir} ...")
+            build_demo_corpus(data_dir, seed=config.seed)
+        _summary(run_all(config, overwrite=True))
 
 
 def _summary(trained) -> None:
     metrics, record = trained.metrics, trained.record
     out = record.config["out"]
-    click.echo("")
-    click.echo("=" * 64)
+    echo = output.echo
+    echo("")
+    echo("=" * 64)
     if "n_inputs" in record.extract:
-        click.echo(f"inputs     {record.extract['n_inputs']}   " +
-                   ", ".join(f"{k} {v}" for k, v in metrics["counts_by_status"].items()))
-    click.echo(f"embedder   {metrics['embedder']}")
-    click.echo(f"best       {metrics['classifier']} {metrics['best_params']}  "
-               f"(cv macro F1 {metrics['cv_best_macro_f1']:.3f})")
-    click.echo(f"test       n={metrics['n_test']}  accuracy {metrics['accuracy']:.3f}  "
-               f"ROC AUC {metrics['roc_auc'] if metrics['roc_auc'] is None else round(metrics['roc_auc'], 3)}")
+        echo(f"inputs     {record.extract['n_inputs']}   " +
+             ", ".join(f"{k} {v}" for k, v in metrics["counts_by_status"].items()))
+    echo(f"embedder   {metrics['embedder']}")
+    echo(f"best       {metrics['classifier']} {metrics['best_params']}  "
+         f"(cv macro F1 {metrics['cv_best_macro_f1']:.3f})")
+    echo(f"test       n={metrics['n_test']}  accuracy {metrics['accuracy']:.3f}  "
+         f"ROC AUC {metrics['roc_auc'] if metrics['roc_auc'] is None else round(metrics['roc_auc'], 3)}")
     for name, row in metrics["per_class"].items():
-        click.echo(f"  {name:<5}    precision {row['precision']:.3f}  recall {row['recall']:.3f}  "
-                   f"f1 {row['f1']:.3f}  support {row['support']}")
+        echo(f"  {name:<5}    precision {row['precision']:.3f}  recall {row['recall']:.3f}  "
+             f"f1 {row['f1']:.3f}  support {row['support']}")
     point = metrics["operating_point"]
-    click.echo(f"threshold  {point['threshold']:.3f} ({point['rule']}; on CV folds: fake recall "
-               f"{point['fake_recall']:.3f}, precision {point['fake_precision']:.3f})")
-    click.echo(f"macro F1   {metrics['macro_f1']:.3f}   (original pipeline on Kaggle: 0.58)")
+    echo(f"threshold  {point['threshold']:.3f} ({point['rule']}; on CV folds: fake recall "
+         f"{point['fake_recall']:.3f}, precision {point['fake_precision']:.3f})")
+    echo(f"macro F1   {metrics['macro_f1']:.3f}   (original pipeline on Kaggle: 0.58)")
     timings = record.timings
-    click.echo("timings    " + ", ".join(f"{k.removesuffix('_s')} {v:.1f}s" for k, v in timings.items()))
-    click.echo(f"outputs    {out}/ (report.html, metrics.json, classification_report.txt, plots/, model/, run.json)")
-    click.echo("=" * 64)
+    echo("timings    " + ", ".join(f"{k.removesuffix('_s')} {v:.1f}s" for k, v in timings.items()))
+    echo(f"outputs    {out}/ (report.html, metrics.json, classification_report.txt, plots/, model/, run.json)")
+    _logs_line()
+    echo("=" * 64)
+
+
+def _logs_line() -> None:
+    log = output.log_path()
+    if log is not None:
+        ray_logs = log.parent / "ray"
+        output.echo(f"logs       {log}" + (f" (Ray's: {ray_logs})" if ray_logs.is_symlink() else ""))
 
 
 def main() -> None:

@@ -106,6 +106,16 @@ class ReportConfig:
 
 
 @dataclass(frozen=True)
+class ConsoleConfig:
+    verbose: bool = False
+    progress_interval_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.progress_interval_s <= 0:
+            raise ConfigError(f"console.progress_interval_s must be positive, got {self.progress_interval_s}")
+
+
+@dataclass(frozen=True)
 class Config:
     infile: str = "data/real_and_fake_face"
     out: str = "runs/latest"
@@ -118,6 +128,7 @@ class Config:
     embed: EmbedConfig = EmbedConfig()
     train: TrainConfig = TrainConfig()
     report: ReportConfig = ReportConfig()
+    console: ConsoleConfig = ConsoleConfig()
 
     def __post_init__(self) -> None:
         if self.max_error_fraction is not None and not 0.0 <= self.max_error_fraction <= 1.0:

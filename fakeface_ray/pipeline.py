@@ -12,6 +12,8 @@ from pathlib import Path
 from .cluster.connect import connect
 from .cluster.plan import Plan, PoolPlan, plan_pools
 from .config import Config
+from .console import output
+from .console.progress import Progress
 from .errors import RunError
 from .learning.artifact import ClassifierArtifact
 from .learning.predict import Predictor
@@ -21,6 +23,7 @@ from .stages.embedders import EmbedderError, describe_weights, resolve_embedder
 from .stages.extract import FaceExtractor
 from .storage import parts
 from .storage.locations import Location, location
+from .storage.schema import Status
 
 PREDICT_ACTOR_CPUS = 0.0  # scoring a block of rows takes milliseconds: no CPU is held back for it
 
@@ -64,16 +67,18 @@ def _write_rows(config: Config, target: Location, listing: list[sources.Source],
     embedder, reason = resolve_embedder(config.embed.embedder, config.embed.weights)
     weights = describe_weights(config.embed.weights) if embedder == "facenet" else None
     done = parts.committed_rows(target) if resume else {}
-    print(f"[fakeface] {len(listing)} images under {config.infile}"
-          + (f" ({len(done)} rows already written, resuming)" if done else "") + f"; {reason}", flush=True)
+    output.echo(f"[fakeface] {len(listing)} images under {config.infile}"
+                + (f" ({len(done)} rows already written, resuming)" if done else "") + f"; {reason}")
     resources = connect(config.ray)
     plan = plan_pools(resources, config.extract, config.embed)
 
     writer = parts.PartWriter(target)
     dataset = build_dataset(listing, config, embedder, plan, done=done, artifact=artifact)
-    first_row = _write_parts(dataset, writer, config.ray.stall_timeout_s)
-    written = time.perf_counter()
     listed = {s.image_id for s in listing}
+    label = "extract+embed" if artifact is None else "predict"
+    with Progress(label, len(listed - set(done)), "images", errors=True) as progress:
+        first_row = _write_parts(dataset, writer, config.ray.stall_timeout_s, progress)
+    written = time.perf_counter()
     if done:
         redone = parts.read_parts(writer.parts, ["image_id"]).column("image_id").to_pylist() if writer.parts else []
         parts.drop_rows(target, set(redone) | (set(done) - listed), keep_parts={p.path for p in writer.parts})
@@ -102,8 +107,10 @@ class StalledError(RunError):
     """No rows arrived for `ray.stall_timeout_s`."""
 
 
-def _write_parts(dataset, writer: parts.PartWriter, stall_timeout_s: float) -> float | None:
-    """Commit every block of `dataset` as a part; returns when the first one was committed.
+def _write_parts(dataset, writer: parts.PartWriter, stall_timeout_s: float,
+                 progress: Progress | None = None) -> float | None:
+    """Commit every block of `dataset` as a part (counting its rows and errors in `progress`);
+    returns when the first one was committed.
 
     The blocks are drained in a thread while the main thread waits in short joins: Ctrl-C reaches
     a Python thread only between bytecodes, and Ray's queue wait would swallow it until the end.
@@ -119,6 +126,9 @@ def _write_parts(dataset, writer: parts.PartWriter, stall_timeout_s: float) -> f
             for block in dataset.iter_batches(batch_format="pyarrow", batch_size=None, prefetch_batches=0):
                 writer.write(block)
                 written.append(time.perf_counter())
+                if progress is not None:
+                    statuses = block.column("status").to_pylist()
+                    progress.add(len(statuses), sum(Status(s).is_error for s in statuses))
         except BaseException as exc:  # handed to the main thread below
             failure.append(exc)
 
@@ -161,6 +171,9 @@ def build_dataset(listing: list[sources.Source], config: Config, embedder: str, 
     """
     import ray
 
+    # The driver shows its own progress (rows written, errors so far): Ray Data's bars and, where
+    # stdout is not a terminal, its block-level status dumps every few seconds, would repeat it.
+    ray.data.DataContext.get_current().enable_progress_bars = False
     done = done or {}
     items = [{"image_id": s.image_id, "uri": s.uri, "label": s.label, "done_sha256": done.get(s.image_id, "")}
              for s in listing]

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import json
 import platform
+import re
+import tempfile
 import time
 from dataclasses import dataclass, field
 from importlib import metadata
+from pathlib import Path
 from typing import Any
+
+import pyarrow.fs as pafs
 
 from .cluster.connect import connect
 from .config import Config
+from .console import output
 from .errors import RunError, UserError
 from .learning.artifact import load_artifact, save_artifact
 from .learning.evaluate import evaluate
@@ -20,6 +26,7 @@ from .reporting.html import build_report
 from .reporting.metrics import metrics_document, write_metrics
 from .stages import sources
 from .stages.embedders import embedder_identity
+from .stages.requirements import PIPELINE, require
 from .storage import parts
 from .storage.locations import Location, location
 from .storage.schema import CLASSES, Status
@@ -108,10 +115,12 @@ def run_extract(config: Config, overwrite: bool = False, resume: bool = False,
     """
     out = location(config.out)
     started = time.perf_counter()
+    require(*PIPELINE)
     if listing is None:
         listing = sources.list_sources(config.infile, config.read.extensions, config.class_map)
     listed = time.perf_counter()
     prepare_output(out, overwrite=overwrite, resume=resume)
+    capture_logs(out)
     result = extract_embeddings(config, out, listing, resume=resume)
     record = RunRecord.start(config)
     record.extract = _extract_summary(result)
@@ -137,6 +146,7 @@ def run_train(config: Config, embeddings: str | Location, record: RunRecord | No
     out.mkdir()
     if record is None:
         record = RunRecord.read(out) if (out / "run.json").exists() else RunRecord.start(config)
+    capture_logs(out)
     began = time.perf_counter()
     data = load_embeddings(embeddings)
     if config.train.backend == "ray":
@@ -166,6 +176,7 @@ def run_train(config: Config, embeddings: str | Location, record: RunRecord | No
 def run_all(config: Config, overwrite: bool = False, resume: bool = False) -> TrainedRun:
     """The whole pipeline into `config.out`; the labels are checked before anything is written."""
     started = time.perf_counter()
+    require(*PIPELINE)
     listing = sources.list_sources(config.infile, config.read.extensions, config.class_map)
     check_labels([s.label for s in listing], config.train.test_split)
     record = run_extract(config, overwrite=overwrite, resume=resume, listing=listing)
@@ -178,6 +189,7 @@ def run_predict(config: Config, model: str, overwrite: bool = False) -> dict:
     The model must come from the same embedder (name and size) as this config gives.
     """
     out = location(config.out)
+    require(*PIPELINE)
     listing = sources.list_sources(config.infile, config.read.extensions, config.class_map)
     artifact, saved = load_artifact(model)
     name, dims = embedder_identity(config.embed)
@@ -189,6 +201,7 @@ def run_predict(config: Config, model: str, overwrite: bool = False) -> dict:
         if not overwrite:
             raise OutputExistsError(f"{predictions} exists; pass --overwrite or choose another --out")
         predictions.delete()
+    capture_logs(out)
     started = time.perf_counter()
     result = predict_images(config, out, listing, artifact)
     elapsed = time.perf_counter() - started
@@ -201,6 +214,17 @@ def run_predict(config: Config, model: str, overwrite: bool = False) -> dict:
     }
     (out / "predict.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def capture_logs(out: Location) -> Path | None:
+    """Send the process's chatter (Ray, TensorFlow, joblib) to `out/logs/driver.log`, when the console
+    captures it (a CLI command without --verbose). An object-store `out` gets a local folder instead.
+    """
+    if isinstance(out.fs, pafs.LocalFileSystem):
+        folder = Path(out.path) / "logs"
+    else:
+        folder = Path(tempfile.gettempdir()) / "fakeface-logs" / re.sub(r"[^\w.-]+", "_", str(out))[-100:]
+    return output.capture(folder)
 
 
 def _extract_summary(result: ExtractResult) -> dict[str, Any]:

@@ -10,15 +10,17 @@ import numpy as np
 import pyarrow.dataset as pads
 from sklearn.base import clone
 from sklearn.calibration import CalibratedClassifierCV
-from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_predict, train_test_split
+from sklearn.model_selection import (GridSearchCV, ParameterGrid, StratifiedKFold, cross_val_predict,
+                                     train_test_split)
 
 from ..config import TrainConfig
+from ..console.progress import Progress
 from ..errors import UserError
 from ..storage.locations import Location, location
 from ..storage.schema import CLASSES, Status
 from . import classifiers
 from .artifact import ClassifierArtifact
-from .backends import make_backend
+from .backends import OnDone, make_backend
 from .threshold import OperatingPoint, choose_threshold
 
 
@@ -110,7 +112,10 @@ def fit(data: Embeddings, config: TrainConfig, seed: int) -> TrainResult:
     search = GridSearchCV(model, grid, scoring=config.scoring, n_jobs=config.n_jobs, refit=True,
                           cv=StratifiedKFold(folds, shuffle=True, random_state=seed), error_score="raise")
     cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
-    with _joblib_backend(config.backend):
+    # Fits that go through joblib: the grid's, then out-of-fold scores and calibration, one per fold.
+    # The refit of the best candidate runs in the driver.
+    fits = (len(ParameterGrid(grid)) + 2) * folds
+    with Progress("train", fits, "fits") as progress, _joblib_backend(config.backend, progress.add):
         search.fit(train.x, train.y)
         # Out-of-fold decision values of the chosen model: the threshold is set on these, never on test.
         oof = cross_val_predict(clone(search.best_estimator_), train.x, train.y, cv=cv,
@@ -125,7 +130,7 @@ def fit(data: Embeddings, config: TrainConfig, seed: int) -> TrainResult:
 
 
 @contextlib.contextmanager
-def _joblib_backend(name: str):
+def _joblib_backend(name: str, on_done: OnDone):
     """`ray`: joblib tasks on the Ray cluster (the caller connects first); `loky`: local processes."""
-    with joblib.parallel_backend(make_backend(name)):
+    with joblib.parallel_backend(make_backend(name, on_done)):
         yield
