@@ -7,34 +7,40 @@ import platform
 import re
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow.fs as pafs
 
 from .cluster.connect import connect
 from .config import Config
 from .console import output
+from .console.progress import Progress
 from .errors import RunError, UserError
 from .learning.artifact import load_artifact, save_artifact
+from .learning.audit import AuditResult, audit
 from .learning.evaluate import evaluate
 from .learning.train import TrainError, check_labels, fit, load_embeddings
 from .pipeline import ExtractResult, extract_embeddings, predict_images, status_counts
 from .reporting.html import build_report
 from .reporting.metrics import metrics_document, write_metrics
 from .stages import sources
+from .stages.filecues import UNREADABLE, FileCues, file_cues
 from .stages.embedders import embedder_identity
 from .stages.requirements import PIPELINE, require
 from .storage import parts
-from .storage.locations import Location, location
+from .storage.locations import Location, location, read_bytes
 from .storage.schema import CLASSES, Status
 
 PACKAGES = ("fakeface-ray", "ray", "tensorflow-cpu", "tensorflow", "mtcnn", "scikit-learn", "numpy",
             "pyarrow", "pillow")
 OUTPUTS = ("embeddings", "model", "plots", "metrics.json", "classification_report.txt", "run.json",
-           "test_predictions.parquet", "report.html")
+           "test_predictions.parquet", "report.html", "audit.json")
+READ_THREADS = 8  # the audit reads files this many at a time (object stores answer slowly, not busily)
 
 
 class OutputExistsError(UserError):
@@ -54,6 +60,7 @@ class RunRecord:
     extract: dict = field(default_factory=dict)  # embedder, weights, inputs, statuses, pool plan
     train: dict = field(default_factory=dict)  # headline metrics, classifier, best parameters
     timings: dict = field(default_factory=dict)
+    audit: dict = field(default_factory=dict)  # the shortcut audit (audit.json)
 
     @classmethod
     def start(cls, config: Config) -> RunRecord:
@@ -66,11 +73,12 @@ class RunRecord:
         data = json.loads((out / "run.json").read_text())
         environment = {k: data.pop(k) for k in ("versions", "python", "host") if k in data}
         train = {k: data.pop(k) for k in TRAIN_KEYS if k in data}
-        config, timings = data.pop("config"), data.pop("timings", {})
-        return cls(config, environment, extract=data, train=train, timings=timings)
+        config, timings, audited = data.pop("config"), data.pop("timings", {}), data.pop("audit", {})
+        return cls(config, environment, extract=data, train=train, timings=timings, audit=audited)
 
     def to_dict(self) -> dict:
-        return {"config": self.config, **self.environment, **self.extract, "timings": self.timings, **self.train}
+        return {"config": self.config, **self.environment, **self.extract, "timings": self.timings, **self.train,
+                **({"audit": self.audit} if self.audit else {})}
 
     def write(self, out: Location) -> None:
         (out / "run.json").write_text(json.dumps(self.to_dict(), indent=2, default=str))
@@ -179,8 +187,44 @@ def run_all(config: Config, overwrite: bool = False, resume: bool = False) -> Tr
     require(*PIPELINE)
     listing = sources.list_sources(config.infile, config.read.extensions, config.class_map)
     check_labels([s.label for s in listing], config.train.test_split)
+    began = time.perf_counter()
+    shortcut = run_audit(config, listing)
+    output.echo(f"[fakeface] audit: {shortcut.verdict()}")
+    audited = time.perf_counter()
     record = run_extract(config, overwrite=overwrite, resume=resume, listing=listing)
+    record.audit = shortcut.to_dict()
+    record.timings = {"audit_s": audited - began, **record.timings}
+    (location(config.out) / "audit.json").write_text(json.dumps(record.audit, indent=2))
     return run_train(config, location(config.out) / "embeddings", record=record, started=started)
+
+
+def run_audit(config: Config, listing: list[sources.Source] | None = None) -> AuditResult:
+    """The shortcut audit of the labelled images under `config.infile`: how their files were saved,
+    class by class, and whether that alone tells real from fake. Reads at most
+    `audit.max_per_class` files per class, chosen at random (seeded).
+    """
+    if listing is None:
+        listing = sources.list_sources(config.infile, config.read.extensions, config.class_map)
+    rng = np.random.default_rng(config.seed)
+    sample = []
+    for name in CLASSES:
+        members = [s for s in listing if s.label == name]
+        if len(members) > config.audit.max_per_class:
+            members = [members[i] for i in sorted(rng.choice(len(members), config.audit.max_per_class, replace=False))]
+        sample += members
+    with Progress("audit", len(sample), "images") as progress, ThreadPoolExecutor(READ_THREADS) as pool:
+        files = []
+        for cues in pool.map(_file_cues, [s.uri for s in sample]):
+            files.append(cues)
+            progress.add(1)
+    return audit(files, [s.label for s in sample], config.audit.max_auc, config.seed)
+
+
+def _file_cues(uri: str) -> FileCues:
+    try:
+        return file_cues(read_bytes(uri))
+    except OSError:  # vanished since it was listed
+        return FileCues(UNREADABLE, 0)
 
 
 def run_predict(config: Config, model: str, overwrite: bool = False) -> dict:

@@ -70,12 +70,13 @@ def test_a_small_run_shows_progress_and_the_summary_and_nothing_alarming(small_c
     shown = "\n".join(lines)
     assert code == 0, shown
     assert len(lines) < 30, shown
-    bars = {line.split(":")[0]: line for line in lines if re.match(r"(extract\+embed|train): +100%", line)}
-    assert set(bars) == {"extract+embed", "train"}, shown
+    bars = {line.split(":")[0]: line for line in lines if re.match(r"(audit|extract\+embed|train): +100%", line)}
+    assert set(bars) == {"audit", "extract+embed", "train"}, shown
     extract = bars["extract+embed"]
     assert "12/12" in extract and "images/s" in extract and "errors 0" in extract
     assert "fits/s" in bars["train"]
     assert "macro F1" in shown
+    assert [line for line in lines if line.startswith("audit      ")], shown  # the shortcut audit's verdict
     assert f"logs       {tmp_path / 'out' / 'logs' / 'driver.log'}" in shown
     for phrase in ALARMING:
         assert phrase not in shown, phrase
