@@ -18,33 +18,36 @@ DEMO_OUT = "runs/demo"
 
 
 def _user_errors(fn):
-    """Turn errors into one line on the console: exit 2 for the user's, 1 for a failed run.
+    """Run the command in a console session; turn errors into one line: exit 2 for the user's, 1 for a
+    failed run.
 
     Once a command logs to a file (`console.output.capture`), any other exception (a Ray actor that
-    cannot start, a worker killed for memory, a bug) is one line too, naming the log with the
+    cannot start, a worker killed for memory, a bug) is one line too, naming the log, which holds the
     traceback; before that, or with --verbose, it propagates with its traceback as usual.
     """
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except UserError as exc:
-            _exit(f"error: {exc}", exc.exit_code)
-        except RunError as exc:
-            _exit(f"failed: {exc}", exc.exit_code)
-        except KeyboardInterrupt:
-            _exit("interrupted: committed parts are kept; rerun with --resume to finish", 130)
-        except Exception as exc:
-            if output.log_path() is None:
-                raise
-            lines = [line for line in str(exc).splitlines() if line.strip()]
-            _exit(f"failed: {type(exc).__name__}: {lines[0][:300] if lines else 'no message'}", 1)
+        with output.session():
+            try:
+                return fn(*args, **kwargs)
+            except UserError as exc:
+                _exit(f"error: {exc}", exc.exit_code)
+            except RunError as exc:
+                _exit(f"failed: {exc}", exc.exit_code)
+            except KeyboardInterrupt:
+                _exit("interrupted: committed parts are kept; rerun with --resume to finish", 130)
+            except Exception as exc:
+                if output.log_path() is None:
+                    raise
+                lines = [line for line in str(exc).splitlines() if line.strip()]
+                _exit(f"failed: {type(exc).__name__}: {lines[0][:300] if lines else 'no message'}", 1)
 
     return wrapper
 
 
 def _exit(message: str, code: int) -> None:
+    output.log_traceback()
     log = output.log_path()
     output.echo(message + (f" (log: {log})" if log is not None else ""), err=True)
     sys.exit(code)
@@ -108,8 +111,8 @@ def run(infile, testsplit, out, min_fake_recall, overwrite, resume, max_error_fr
     config = load_config(config_files, overrides, infile=infile, out=out, train__test_split=testsplit,
                          ray__address=address, max_error_fraction=max_error_fraction,
                          train__min_fake_recall=min_fake_recall, console__verbose=verbose or None)
-    with output.session(config.console):
-        _summary(run_all(config, overwrite=overwrite, resume=resume))
+    output.configure(config.console)
+    _summary(run_all(config, overwrite=overwrite, resume=resume))
 
 
 @cli.command()
@@ -125,12 +128,12 @@ def extract(infile, out, overwrite, resume, max_error_fraction, verbose, config_
 
     config = load_config(config_files, overrides, infile=infile, out=out, ray__address=address,
                          max_error_fraction=max_error_fraction, console__verbose=verbose or None)
-    with output.session(config.console):
-        extracted = run_extract(config, overwrite=overwrite, resume=resume).extract
-        output.echo(f"embeddings: {config.out}/embeddings  ({extracted['n_inputs']} rows, "
-                    f"{extracted['embedder']})")
-        output.echo("status:     " + ", ".join(f"{k} {v}" for k, v in extracted["counts_by_status"].items()))
-        _logs_line()
+    output.configure(config.console)
+    extracted = run_extract(config, overwrite=overwrite, resume=resume).extract
+    output.echo(f"embeddings: {config.out}/embeddings  ({extracted['n_inputs']} rows, "
+                f"{extracted['embedder']})")
+    output.echo("status:     " + ", ".join(f"{k} {v}" for k, v in extracted["counts_by_status"].items()))
+    _logs_line()
 
 
 @cli.command()
@@ -148,8 +151,8 @@ def train(embeddings, testsplit, out, min_fake_recall, verbose, config_files, ov
 
     config = load_config(config_files, overrides, out=out, train__test_split=testsplit, ray__address=address,
                          train__min_fake_recall=min_fake_recall, console__verbose=verbose or None)
-    with output.session(config.console):
-        _summary(run_train(config, embeddings))
+    output.configure(config.console)
+    _summary(run_train(config, embeddings))
 
 
 @cli.command()
@@ -166,14 +169,14 @@ def predict(model_dir, infile, out, overwrite, verbose, config_files, overrides,
 
     config = load_config(config_files, overrides, infile=infile, out=out, ray__address=address,
                          console__verbose=verbose or None)
-    with output.session(config.console):
-        summary = run_predict(config, model_dir, overwrite=overwrite)
-        output.echo("")
-        output.echo(f"predictions {config.out}/predictions  ({summary['n_inputs']} rows, {summary['embedder']}, "
-                    f"{summary['images_per_s']:.1f} images/s)")
-        output.echo("prediction  " + ", ".join(f"{k} {v}" for k, v in summary["counts_by_prediction"].items()))
-        output.echo("status      " + ", ".join(f"{k} {v}" for k, v in summary["counts_by_status"].items()))
-        _logs_line()
+    output.configure(config.console)
+    summary = run_predict(config, model_dir, overwrite=overwrite)
+    output.echo("")
+    output.echo(f"predictions {config.out}/predictions  ({summary['n_inputs']} rows, {summary['embedder']}, "
+                f"{summary['images_per_s']:.1f} images/s)")
+    output.echo("prediction  " + ", ".join(f"{k} {v}" for k, v in summary["counts_by_prediction"].items()))
+    output.echo("status      " + ", ".join(f"{k} {v}" for k, v in summary["counts_by_status"].items()))
+    _logs_line()
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})
@@ -288,13 +291,13 @@ def demo(out, data_dir, verbose, config_files, overrides, address) -> None:
 
     config = load_config(config_files, overrides, infile=str(Path(data_dir) / CORPUS), out=out,
                          ray__address=address, console__verbose=verbose or None)
-    with output.session(config.console):
-        if not corpus_ready(data_dir):
-            require(*PIPELINE)
-            capture_logs(location(config.out))  # building the corpus runs MTCNN in this process
-            output.echo(f"[fakeface] building the demo corpus in {data_dir} ...")
-            build_demo_corpus(data_dir, seed=config.seed)
-        _summary(run_all(config, overwrite=True))
+    output.configure(config.console)
+    if not corpus_ready(data_dir):
+        require(*PIPELINE)
+        capture_logs(location(config.out))  # building the corpus runs MTCNN in this process
+        output.echo(f"[fakeface] building the demo corpus in {data_dir} ...")
+        build_demo_corpus(data_dir, seed=config.seed)
+    _summary(run_all(config, overwrite=True))
 
 
 def _summary(trained) -> None:

@@ -50,17 +50,19 @@ CAPTURE = textwrap.dedent("""
     from fakeface_ray.config import ConsoleConfig
     from fakeface_ray.console import output
 
-    try:
-        with output.session(ConsoleConfig(verbose={verbose})):
-            print("before capture")
-            output.capture(Path(sys.argv[1]))
-            print("python stdout")
-            logging.warning("python logging")
-            os.write(2, b"C-level stderr\\n")
-            output.echo("fakeface line")
+    with output.session(ConsoleConfig(verbose={verbose})):
+        print("before capture")
+        output.capture(Path(sys.argv[1]))
+        print("python stdout")
+        logging.warning("python logging")
+        os.write(2, b"C-level stderr\\n")
+        output.echo("fakeface line")
+        try:
             raise ValueError("boom")
-    except ValueError:
-        print("after", output.log_path())
+        except ValueError:
+            output.log_traceback()
+        log = output.log_path()
+    print("after", log)
 """)
 
 

@@ -1,6 +1,6 @@
 """fakeface's own lines on the console; everything else this process prints in a log file.
 
-A command opens a `session`. Once its output folder is known, `capture(folder)` sends whatever else
+A command runs in a `session`, set up by `configure`. Once its output folder is known, `capture(folder)` sends whatever else
 the process writes to stdout and stderr to `folder/driver.log`: Ray's and joblib's Python logging,
 Ray's C++ core, TensorFlow and absl, and the worker output Ray forwards to the driver. It works on
 the file descriptors, so writes from C++ are caught as well as Python's. fakeface's own lines
@@ -35,26 +35,25 @@ class _Session:
 
 
 _session: _Session | None = None
-_last_log: Path | None = None  # the log of the last session, for the CLI's error line after it closed
 
 
 @contextlib.contextmanager
-def session(config: ConsoleConfig) -> Iterator[None]:
-    """One command's console. On an exception, its traceback goes to the log (when one is open)."""
-    global _session, _last_log
+def session(config: ConsoleConfig = ConsoleConfig()) -> Iterator[None]:
+    """One command's console, from its start to its last line (an error's included)."""
+    global _session
     if _session is not None:
         raise RuntimeError("console sessions do not nest")
-    _last_log = None
     _session = _Session(config, *_console_streams())
     try:
         yield
-    except BaseException:
-        if _session.saved is not None:
-            sys.stderr.flush()
-            os.write(2, traceback.format_exc().encode(errors="replace"))  # descriptor 2 is the log
-        raise
     finally:
         _release()
+
+
+def configure(config: ConsoleConfig) -> None:
+    """The command's console settings, once its config is loaded (before `capture`)."""
+    if _session is not None:
+        _session.config = config
 
 
 def capture(folder: Path) -> Path | None:
@@ -94,8 +93,15 @@ def link_logs(name: str, target: Path) -> None:
 
 
 def log_path() -> Path | None:
-    """The log this command writes (or the last closed session wrote); None when nothing was captured."""
-    return _session.log if _session is not None else _last_log
+    """The log this command writes; None when nothing is captured."""
+    return _session.log if _session is not None else None
+
+
+def log_traceback() -> None:
+    """Write the exception being handled, with its traceback, to the log (when output is captured)."""
+    if _session is not None and _session.saved is not None:
+        sys.stderr.flush()
+        os.write(2, traceback.format_exc().encode(errors="replace"))  # descriptor 2 is the log
 
 
 def echo(message: str = "", err: bool = False) -> None:
@@ -135,7 +141,7 @@ def _console_streams() -> tuple[TextIO, TextIO, list[TextIO]]:
 
 
 def _release() -> None:
-    global _session, _last_log
+    global _session
     sys.stdout.flush()
     sys.stderr.flush()
     if _session.saved is not None:
@@ -144,5 +150,4 @@ def _release() -> None:
             os.close(saved)
     for opened in _session.opened:
         opened.close()
-    _last_log = _session.log
     _session = None
