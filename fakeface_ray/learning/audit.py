@@ -73,6 +73,9 @@ class AuditResult:
             return f"too few images to tell (need {MIN_PER_CLASS} per class)"
         if not self.flagged:
             top = max((c for c in self.cues if c.auc is not None), key=lambda c: c.auc)
+            if top.auc > self.threshold:
+                return (f"no shortcut found: {top.title} reaches AUC {top.auc:.2f}, within chance for "
+                        f"{min(self.n_per_class.values())} images in a class")
             return f"no shortcut found: no cue separates real from fake (highest AUC {top.auc:.2f}, {top.title})"
         names = ", ".join(f"{c.title} (AUC {c.auc:.2f})" for c in self.flagged)
         return (f"SHORTCUT: {names} separate real from fake; a score on these images may measure how the "
