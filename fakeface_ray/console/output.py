@@ -1,11 +1,11 @@
 """fakeface's own lines on the console; everything else this process prints in a log file.
 
-A command runs in a `session`, set up by `configure`. Once its output folder is known, `capture(folder)` sends whatever else
-the process writes to stdout and stderr to `folder/driver.log`: Ray's and joblib's Python logging,
-Ray's C++ core, TensorFlow and absl, and the worker output Ray forwards to the driver. It works on
-the file descriptors, so writes from C++ are caught as well as Python's. fakeface's own lines
-(`echo`, progress bars) go to the console the session started on. With `verbose`, nothing is
-captured: every line shows, as without a session.
+A command runs in a `session` (its settings applied with `configure`). Once its output folder is
+known, `capture(folder)` sends whatever else the process writes to stdout and stderr to
+`folder/driver.log`: Ray's and joblib's Python logging, Ray's C++ core, TensorFlow and absl, and the
+worker output Ray forwards to the driver. It works on the file descriptors, so writes from C++ are
+caught as well as Python's. fakeface's own lines (`echo`, progress bars) go to the console the
+session started on. With `verbose`, nothing is captured: every line shows, as without a session.
 """
 
 from __future__ import annotations

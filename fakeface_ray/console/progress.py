@@ -29,6 +29,8 @@ class Progress:
         unit: what is counted, plural (`images`, `fits`).
         errors: whether the stage has failed items worth counting (shown as `errors N`).
         stream: where to show it; by default the console's stderr.
+        interval_s: seconds between lines where `stream` is not a terminal; by default
+            `console.progress_interval_s` of the command's session.
     """
 
     def __init__(self, label: str, total: int, unit: str, errors: bool = False, stream: TextIO | None = None,
