@@ -1,4 +1,4 @@
-"""How Ray's multiprocessing pool exits under joblib's shutdown: `close(); terminate()` vs `close(); join(); terminate()`.
+"""How Ray's multiprocessing pool exits: joblib's `close(); terminate()` vs `close(); join(); terminate()`.
 
 Each round starts a pool of 2 actors, maps a trivial function, and shuts it down the chosen way; the
 worker exit types then come from the raylet's log of this Ray session (3 = the actor exited on its

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from .config import dump_config, load_config
+from .console import output
 from .errors import RunError, UserError
 
 DEMO_DATA = "data/demo"
@@ -17,23 +18,39 @@ DEMO_OUT = "runs/demo"
 
 
 def _user_errors(fn):
-    """Turn the library's errors into a one-line message: exit 2 for the user's, 1 for a failed run."""
+    """Run the command in a console session; turn errors into one line: exit 2 for the user's, 1 for a
+    failed run.
+
+    Once a command logs to a file (`console.output.capture`), any other exception (a Ray actor that
+    cannot start, a worker killed for memory, a bug) is one line too, naming the log, which holds the
+    traceback; before that, or with --verbose, it propagates with its traceback as usual.
+    """
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except UserError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(exc.exit_code)
-        except RunError as exc:
-            click.echo(f"failed: {exc}", err=True)
-            sys.exit(exc.exit_code)
-        except KeyboardInterrupt:
-            click.echo("interrupted: committed parts are kept; rerun with --resume to finish", err=True)
-            sys.exit(130)
+        with output.session():
+            try:
+                return fn(*args, **kwargs)
+            except UserError as exc:
+                _exit(f"error: {exc}", exc.exit_code)
+            except RunError as exc:
+                _exit(f"failed: {exc}", exc.exit_code)
+            except KeyboardInterrupt:
+                _exit("interrupted: committed parts are kept; rerun with --resume to finish", 130)
+            except Exception as exc:
+                if output.log_path() is None:
+                    raise
+                lines = [line for line in str(exc).splitlines() if line.strip()]
+                _exit(f"failed: {type(exc).__name__}: {lines[0][:300] if lines else 'no message'}", 1)
 
     return wrapper
+
+
+def _exit(message: str, code: int) -> None:
+    output.log_traceback()
+    log = output.log_path()
+    output.echo(message + (f" (log: {log})" if log is not None else ""), err=True)
+    sys.exit(code)
 
 
 def _min_recall_option(fn):
@@ -57,6 +74,11 @@ def _output_options(fn):
 def _break_lock_option(fn):
     return click.option("--break-lock", is_flag=True,
                         help="Take over a stale lock on --out (its run is gone); a live run's lock is never broken.")(fn)
+
+
+def _verbose_option(fn):
+    return click.option("--verbose", "-v", is_flag=True,
+                        help="Show Ray's, TensorFlow's and joblib's own log lines (default: OUT/logs/driver.log).")(fn)
 
 
 def _config_options(fn):
@@ -87,16 +109,18 @@ def show_config(config_files, overrides, address) -> None:
 @click.option("--out", default=None, help="Output folder (default: runs/latest).")
 @_min_recall_option
 @_output_options
+@_verbose_option
 @_config_options
 @_user_errors
 def run(infile, testsplit, out, min_fake_recall, break_lock, overwrite, resume, verify, max_error_fraction,
-        config_files, overrides, address) -> None:
+        verbose, config_files, overrides, address) -> None:
     """Extract, embed, train and report: the whole pipeline."""
     from .runs import run_all
 
     config = load_config(config_files, overrides, infile=infile, out=out, train__test_split=testsplit,
                          ray__address=address, max_error_fraction=max_error_fraction,
-                         train__min_fake_recall=min_fake_recall)
+                         train__min_fake_recall=min_fake_recall, console__verbose=verbose or None)
+    output.configure(config.console)
     _summary(run_all(config, overwrite=overwrite, resume=_resume(resume, verify), verify=verify,
                      break_lock=break_lock))
 
@@ -105,20 +129,23 @@ def run(infile, testsplit, out, min_fake_recall, break_lock, overwrite, resume, 
 @click.option("--infile", default=None, help="Folder or URI of images.")
 @click.option("--out", default=None, help="Output folder; embeddings go to OUT/embeddings.")
 @_output_options
+@_verbose_option
 @_config_options
 @_user_errors
-def extract(infile, out, break_lock, overwrite, resume, verify, max_error_fraction, config_files, overrides,
-            address) -> None:
+def extract(infile, out, break_lock, overwrite, resume, verify, max_error_fraction, verbose, config_files,
+            overrides, address) -> None:
     """Sources -> faces -> embeddings, written as Parquet to OUT/embeddings."""
     from .runs import run_extract
 
     config = load_config(config_files, overrides, infile=infile, out=out, ray__address=address,
-                         max_error_fraction=max_error_fraction)
+                         max_error_fraction=max_error_fraction, console__verbose=verbose or None)
+    output.configure(config.console)
     extracted = run_extract(config, overwrite=overwrite, resume=_resume(resume, verify), verify=verify,
                             break_lock=break_lock).extract
-    click.echo(f"embeddings: {config.out}/embeddings  ({extracted['n_inputs']} rows, "
-               f"{extracted['embedder']})")
-    click.echo("status:     " + ", ".join(f"{k} {v}" for k, v in extracted["counts_by_status"].items()))
+    output.echo(f"embeddings: {config.out}/embeddings  ({extracted['n_inputs']} rows, "
+                f"{extracted['embedder']})")
+    output.echo("status:     " + ", ".join(f"{k} {v}" for k, v in extracted["counts_by_status"].items()))
+    _logs_line()
 
 
 @cli.command()
@@ -128,14 +155,16 @@ def extract(infile, out, break_lock, overwrite, resume, verify, max_error_fracti
 @click.option("--out", default=None, help="Output folder for the model, metrics and plots.")
 @_min_recall_option
 @_break_lock_option
+@_verbose_option
 @_config_options
 @_user_errors
-def train(embeddings, testsplit, out, min_fake_recall, break_lock, config_files, overrides, address) -> None:
+def train(embeddings, testsplit, out, min_fake_recall, break_lock, verbose, config_files, overrides, address) -> None:
     """Grid-search the SVM on embeddings and write the model, metrics and plots."""
     from .runs import run_train
 
-    config = load_config(config_files, overrides, out=out, train__test_split=testsplit,
-                         ray__address=address, train__min_fake_recall=min_fake_recall)
+    config = load_config(config_files, overrides, out=out, train__test_split=testsplit, ray__address=address,
+                         train__min_fake_recall=min_fake_recall, console__verbose=verbose or None)
+    output.configure(config.console)
     _summary(run_train(config, embeddings, break_lock=break_lock))
 
 
@@ -145,19 +174,23 @@ def train(embeddings, testsplit, out, min_fake_recall, break_lock, config_files,
 @click.option("--out", default=None, help="Output folder; predictions go to OUT/predictions.")
 @click.option("--overwrite", is_flag=True, help="Replace OUT/predictions.")
 @_break_lock_option
+@_verbose_option
 @_config_options
 @_user_errors
-def predict(model_dir, infile, out, overwrite, break_lock, config_files, overrides, address) -> None:
+def predict(model_dir, infile, out, overwrite, break_lock, verbose, config_files, overrides, address) -> None:
     """Classify images with a trained model: Parquet rows with score, p_fake and pred."""
     from .runs import run_predict
 
-    config = load_config(config_files, overrides, infile=infile, out=out, ray__address=address)
+    config = load_config(config_files, overrides, infile=infile, out=out, ray__address=address,
+                         console__verbose=verbose or None)
+    output.configure(config.console)
     summary = run_predict(config, model_dir, overwrite=overwrite, break_lock=break_lock)
-    click.echo("")
-    click.echo(f"predictions {config.out}/predictions  ({summary['n_inputs']} rows, {summary['embedder']}, "
-               f"{summary['images_per_s']:.1f} images/s)")
-    click.echo("prediction  " + ", ".join(f"{k} {v}" for k, v in summary["counts_by_prediction"].items()))
-    click.echo("status      " + ", ".join(f"{k} {v}" for k, v in summary["counts_by_status"].items()))
+    output.echo("")
+    output.echo(f"predictions {config.out}/predictions  ({summary['n_inputs']} rows, {summary['embedder']}, "
+                f"{summary['images_per_s']:.1f} images/s)")
+    output.echo("prediction  " + ", ".join(f"{k} {v}" for k, v in summary["counts_by_prediction"].items()))
+    output.echo("status      " + ", ".join(f"{k} {v}" for k, v in summary["counts_by_status"].items()))
+    _logs_line()
 
 
 @cli.command(context_settings={"ignore_unknown_options": True})
@@ -176,10 +209,40 @@ def submit(address, runtime_env, working_dir, no_wait, args) -> None:
     from .cluster.jobs import submit as submit_job
 
     job_id, status = submit_job(address, list(args), load_runtime_env(runtime_env, working_dir),
-                                wait=not no_wait, echo=click.echo)
+                                wait=not no_wait, echo=output.echo)
     out = next((b for a, b in zip(args, args[1:]) if a == "--out"), None)
-    click.echo(f"[fakeface] job {job_id}: {status}" + (f"; outputs in {out}" if out else ""))
+    output.echo(f"[fakeface] job {job_id}: {status}" + (f"; outputs in {out}" if out else ""))
     if not no_wait and status != "SUCCEEDED":
+        sys.exit(1)
+
+
+@cli.command("audit")
+@click.option("--infile", default=None, help="Folder or URI of labelled images (default: data/real_and_fake_face).")
+@click.option("--strict", is_flag=True, help="Exit 1 when any cue separates the classes (AUC above audit.max_auc).")
+@click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False),
+              help="Also write the audit to this JSON file.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override one config key (repeatable).")
+@click.option("--config", "config_files", multiple=True, type=click.Path(dir_okay=False),
+              help="YAML config file(s), merged in order over the defaults.")
+@_user_errors
+def audit_command(infile, strict, json_path, overrides, config_files) -> None:
+    """Check labelled images for shortcuts: does how the files were saved tell real from fake?
+
+    Per class: JPEG quality, chroma subsampling, EXIF/ICC/XMP/Photoshop markers, format, size and
+    colour mode, each with the cross-validated ROC AUC of a classifier that sees only that cue.
+    """
+    import json
+
+    from .reporting.audit import text_table
+    from .runs import run_audit
+
+    config = load_config(config_files, overrides, infile=infile)
+    result = run_audit(config).to_dict()
+    for line in text_table(result):
+        output.echo(line)
+    if json_path:
+        Path(json_path).write_text(json.dumps(result, indent=2))
+    if strict and result["flagged"]:
         sys.exit(1)
 
 
@@ -201,7 +264,9 @@ def check_weights(path) -> None:
     """Check a FaceNet weight file: layout, embedding size, parameters, sha256, and that it loads."""
     from .config import EmbedConfig
     from .stages.embedders import describe_weights, load_embedder
+    from .stages.requirements import require
 
+    require("h5py", "tensorflow")
     info = describe_weights(path)
     for key in ("path", "layout", "dims", "parameters", "sha256"):
         click.echo(f"{key:<11}{info[key]}")
@@ -213,10 +278,13 @@ def check_weights(path) -> None:
 @click.option("--out", default=DEMO_DATA, show_default=True, help="Where to write the corpus.")
 @click.option("--seed", default=0, show_default=True, help="Random seed; the corpus is deterministic.")
 @click.option("--variants", default=2, show_default=True, help="Images per identity.")
+@_user_errors
 def demo_data(out, seed, variants) -> None:
     """Generate the labelled demo corpus (Kaggle layout) from faces scikit-image ships."""
     from .demo import build_demo_corpus
+    from .stages.requirements import require
 
+    require("tensorflow", "mtcnn")  # the fakes are spliced on MTCNN's landmarks
     manifest = build_demo_corpus(out, seed=seed, variants=variants)
     labels = [m["label"] for m in manifest["images"]]
     click.echo(f"wrote {labels.count('real')} real and {labels.count('fake')} fake images to {out}")
@@ -226,17 +294,23 @@ def demo_data(out, seed, variants) -> None:
 @click.option("--out", default=DEMO_OUT, show_default=True, help="Output folder of the demo run.")
 @click.option("--data", "data_dir", default=DEMO_DATA, show_default=True, help="Demo corpus folder.")
 @_break_lock_option
+@_verbose_option
 @_config_options
 @_user_errors
-def demo(out, data_dir, break_lock, config_files, overrides, address) -> None:
+def demo(out, data_dir, break_lock, verbose, config_files, overrides, address) -> None:
     """Build the demo corpus if missing, then run the whole pipeline on it."""
     from .demo import CORPUS, build_demo_corpus, corpus_ready
-    from .runs import run_all
+    from .runs import capture_logs, run_all
+    from .stages.requirements import PIPELINE, require
+    from .storage.locations import location
 
     config = load_config(config_files, overrides, infile=str(Path(data_dir) / CORPUS), out=out,
-                   ray__address=address)
+                         ray__address=address, console__verbose=verbose or None)
+    output.configure(config.console)
     if not corpus_ready(data_dir):
-        click.echo(f"[fakeface] building the demo corpus in {data_dir} ...")
+        require(*PIPELINE)
+        capture_logs(location(config.out))  # building the corpus runs MTCNN in this process
+        output.echo(f"[fakeface] building the demo corpus in {data_dir} ...")
         build_demo_corpus(data_dir, seed=config.seed)
     _summary(run_all(config, overwrite=True, break_lock=break_lock))
 
@@ -250,37 +324,48 @@ def _resume(resume: bool, verify: bool) -> bool:
 def _summary(trained) -> None:
     metrics, record = trained.metrics, trained.record
     out = record.config["out"]
-    click.echo("")
-    click.echo("=" * 64)
+    echo = output.echo
+    echo("")
+    echo("=" * 64)
     if "n_inputs" in record.extract:
-        click.echo(f"inputs     {record.extract['n_inputs']}   " +
-                   ", ".join(f"{k} {v}" for k, v in metrics["counts_by_status"].items()))
-    click.echo(f"embedder   {metrics['embedder']}")
+        echo(f"inputs     {record.extract['n_inputs']}   " +
+             ", ".join(f"{k} {v}" for k, v in metrics["counts_by_status"].items()))
+    echo(f"embedder   {metrics['embedder']}")
     duplicates = metrics["duplicates"]
-    click.echo(f"duplicates {duplicates['groups']} sets of identical files ({duplicates['rows']} rows"
-               + (f", {duplicates['mixed_labels']} with both labels" if duplicates["mixed_labels"] else "")
-               + "), each kept on one side of the split")
-    click.echo(f"best       {metrics['classifier']} {metrics['best_params']}  "
-               f"(cv macro F1 {metrics['cv_best_macro_f1']:.3f})")
-    click.echo(f"test       n={metrics['n_test']}  accuracy {metrics['accuracy']:.3f}  "
-               f"ROC AUC {metrics['roc_auc'] if metrics['roc_auc'] is None else round(metrics['roc_auc'], 3)}")
+    echo(f"duplicates {duplicates['groups']} sets of identical files ({duplicates['rows']} rows"
+         + (f", {duplicates['mixed_labels']} with both labels" if duplicates["mixed_labels"] else "")
+         + "), each kept on one side of the split")
+    echo(f"best       {metrics['classifier']} {metrics['best_params']}  "
+         f"(cv macro F1 {metrics['cv_best_macro_f1']:.3f})")
+    echo(f"test       n={metrics['n_test']}  accuracy {metrics['accuracy']:.3f}  "
+         f"ROC AUC {metrics['roc_auc'] if metrics['roc_auc'] is None else round(metrics['roc_auc'], 3)}")
     for name, row in metrics["per_class"].items():
-        click.echo(f"  {name:<5}    precision {row['precision']:.3f}  recall {row['recall']:.3f}  "
-                   f"f1 {row['f1']:.3f}  support {row['support']}")
+        echo(f"  {name:<5}    precision {row['precision']:.3f}  recall {row['recall']:.3f}  "
+             f"f1 {row['f1']:.3f}  support {row['support']}")
     synthetic = record.train.get("synthetic") or {}
     if "fakes" in synthetic:
-        click.echo(f"synthetic  {synthetic['fakes']} fakes from {synthetic['parents']} training reals "
-                   f"({synthetic['variants']} each), training side only")
+        echo(f"synthetic  {synthetic['fakes']} fakes from {synthetic['parents']} training reals "
+             f"({synthetic['variants']} each), training side only")
     elif "skipped" in synthetic:
-        click.echo(f"synthetic  none: {synthetic['skipped']}")
+        echo(f"synthetic  none: {synthetic['skipped']}")
     point = metrics["operating_point"]
-    click.echo(f"threshold  {point['threshold']:.3f} ({point['rule']}; on CV folds: fake recall "
-               f"{point['fake_recall']:.3f}, precision {point['fake_precision']:.3f})")
-    click.echo(f"macro F1   {metrics['macro_f1']:.3f}   (original pipeline on Kaggle: 0.58)")
+    echo(f"threshold  {point['threshold']:.3f} ({point['rule']}; on CV folds: fake recall "
+         f"{point['fake_recall']:.3f}, precision {point['fake_precision']:.3f})")
+    echo(f"macro F1   {metrics['macro_f1']:.3f}   (original pipeline on Kaggle: 0.58)")
+    if record.audit:
+        echo(f"audit      {record.audit['verdict']} (report.html)")
     timings = record.timings
-    click.echo("timings    " + ", ".join(f"{k.removesuffix('_s')} {v:.1f}s" for k, v in timings.items()))
-    click.echo(f"outputs    {out}/ (report.html, metrics.json, classification_report.txt, plots/, model/, run.json)")
-    click.echo("=" * 64)
+    echo("timings    " + ", ".join(f"{k.removesuffix('_s')} {v:.1f}s" for k, v in timings.items()))
+    echo(f"outputs    {out}/ (report.html, metrics.json, classification_report.txt, plots/, model/, run.json)")
+    _logs_line()
+    echo("=" * 64)
+
+
+def _logs_line() -> None:
+    log = output.log_path()
+    if log is not None:
+        ray_logs = log.parent / "ray"
+        output.echo(f"logs       {log}" + (f" (Ray's: {ray_logs})" if ray_logs.is_symlink() else ""))
 
 
 def main() -> None:

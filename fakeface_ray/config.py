@@ -162,6 +162,28 @@ class ReportConfig:
 
 
 @dataclass(frozen=True)
+class AuditConfig:
+    max_per_class: int = 2000
+    max_auc: float = 0.7
+
+    def __post_init__(self) -> None:
+        if self.max_per_class < 5:
+            raise ConfigError(f"audit.max_per_class must be at least 5, got {self.max_per_class}")
+        if not 0.5 <= self.max_auc < 1.0:
+            raise ConfigError(f"audit.max_auc must be in [0.5, 1), got {self.max_auc}")
+
+
+@dataclass(frozen=True)
+class ConsoleConfig:
+    verbose: bool = False
+    progress_interval_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.progress_interval_s <= 0:
+            raise ConfigError(f"console.progress_interval_s must be positive, got {self.progress_interval_s}")
+
+
+@dataclass(frozen=True)
 class Config:
     infile: str = "data/real_and_fake_face"
     out: str = "runs/latest"
@@ -177,6 +199,8 @@ class Config:
     splice: SpliceConfig = SpliceConfig()
     train: TrainConfig = TrainConfig()
     report: ReportConfig = ReportConfig()
+    audit: AuditConfig = AuditConfig()
+    console: ConsoleConfig = ConsoleConfig()
 
     def __post_init__(self) -> None:
         if self.max_error_fraction is not None and not 0.0 <= self.max_error_fraction <= 1.0:

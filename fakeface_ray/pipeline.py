@@ -17,6 +17,8 @@ import pyarrow.compute as pc
 from .cluster.connect import connect
 from .cluster.plan import Plan, PoolPlan, plan_pools
 from .config import Config
+from .console import output
+from .console.progress import Progress
 from .errors import RunError
 from .learning.artifact import ClassifierArtifact
 from .learning.predict import Predictor
@@ -27,6 +29,7 @@ from .stages.extract import FaceExtractor
 from .stages.synth import FakeSynthesizer
 from .storage import parts
 from .storage.locations import Location, WriteError, location
+from .storage.schema import Status
 
 PREDICT_ACTOR_CPUS = 0.0  # scoring a block of rows takes milliseconds: no CPU is held back for it
 
@@ -80,24 +83,24 @@ def _write_rows(config: Config, target: Location, listing: sources.Listing, resu
     if resume:
         committed = parts.read_committed(target)
         for part in committed.quarantined:
-            print(f"[fakeface] warning: {part.name} cannot be read; moved to {part}, its inputs are redone",
-                  file=sys.stderr, flush=True)
+            output.echo(f"[fakeface] warning: {part.name} cannot be read; moved to {part}, its inputs are redone",
+                        err=True)
         plan = parts.plan_resume(listing.table, committed.rows, verify)
         todo, vanished = plan.todo, plan.vanished
         work = {"rows_found": committed.rows.num_rows, "unchanged_skipped": plan.unchanged,
                 "duplicated_ids": plan.duplicated, "quarantined": [str(p) for p in committed.quarantined]}
     work["to_process"] = todo.num_rows
-    print(f"[fakeface] {len(listing)} images under {config.infile}"
-          + (f" ({work['rows_found']} rows already written, resuming); {todo.num_rows} to process" if resume else "")
-          + f"; {reason}", flush=True)
+    output.echo(f"[fakeface] {len(listing)} images under {config.infile}"
+                + (f" ({work['rows_found']} rows already written, resuming); {todo.num_rows} to process"
+                   if resume else "") + f"; {reason}")
     plan_used, first_row, written_parts = None, None, []
     if todo.num_rows:
         plan_used = plan_pools(connect(config.ray), config.extract, config.embed)
-        output = config.output
-        writer = parts.PartWriter(target, max_rows=output.part_rows, max_bytes=output.part_bytes,
-                                  commit_interval_s=output.commit_interval_s, row_group_rows=output.row_group_rows)
+        writer = _part_writer(target, config)
         dataset = build_dataset(todo, config, embedder, plan_used, artifact=artifact)
-        first_row = _write_parts(dataset, writer, config.ray.stall_timeout_s)
+        label = "extract+embed" if artifact is None else "predict"
+        with Progress(label, todo.num_rows, "images", errors=True) as progress:
+            first_row = _write_parts(dataset, writer, config.ray.stall_timeout_s, progress)
         written_parts = writer.parts
     written = time.perf_counter()
     if resume:
@@ -144,6 +147,7 @@ def synthesize_fakes(config: Config, out: str | Path | Location, parents: list[d
     import ray
 
     started = time.perf_counter()
+    _quiet_ray_data()
     target = location(out) / "synthetic"
     target.delete()  # fakes are remade from the seed: a rerun never mixes two sets
     embedder, _ = resolve_embedder(config.embed.embedder, config.embed.weights)
@@ -156,10 +160,9 @@ def synthesize_fakes(config: Config, out: str | Path | Location, parents: list[d
         fn_constructor_kwargs=dict(config=config.synth, extract=config.extract, read=config.read,
                                    keep_regions=embedder == "forensic", seed=config.seed))
     ds = ds.map_batches(FaceEmbedder, **_actor_pool(plan.embed), fn_constructor_kwargs=_embed_kwargs(config, embedder, plan))
-    output = config.output
-    writer = parts.PartWriter(target, max_rows=output.part_rows, max_bytes=output.part_bytes,
-                              commit_interval_s=output.commit_interval_s, row_group_rows=output.row_group_rows)
-    _write_parts(ds, writer, config.ray.stall_timeout_s)
+    writer = _part_writer(target, config)
+    with Progress("synth", len(parents) * config.synth.variants, "fakes", errors=True) as progress:
+        _write_parts(ds, writer, config.ray.stall_timeout_s, progress)
     statuses = parts.read_folder(target, ["status"]).column("status").to_pylist() if writer.parts else []
     if len(statuses) != len(parents) * config.synth.variants:
         raise RuntimeError(f"{target} holds {len(statuses)} rows for {len(parents)} parents x "
@@ -176,12 +179,28 @@ def check_exactly_once(target: Location, ids: pa.ChunkedArray, listed: pa.Chunke
                                "rerun with --resume to redo what is missing or doubled")
 
 
+def _quiet_ray_data() -> None:
+    """The driver shows its own progress (rows written, errors so far): Ray Data's bars and, where
+    stdout is not a terminal, its block-level status dumps every few seconds, would repeat it."""
+    import ray
+
+    ray.data.DataContext.get_current().enable_progress_bars = False
+
+
+def _part_writer(target: Location, config: Config) -> parts.PartWriter:
+    out = config.output
+    return parts.PartWriter(target, max_rows=out.part_rows, max_bytes=out.part_bytes,
+                            commit_interval_s=out.commit_interval_s, row_group_rows=out.row_group_rows)
+
+
 class StalledError(RunError):
     """No rows arrived for `ray.stall_timeout_s`."""
 
 
-def _write_parts(dataset, writer: parts.PartWriter, stall_timeout_s: float) -> float | None:
-    """Hand every block of `dataset` to `writer`; returns when the first one arrived.
+def _write_parts(dataset, writer: parts.PartWriter, stall_timeout_s: float,
+                 progress: Progress | None = None) -> float | None:
+    """Hand every block of `dataset` to `writer` (counting its rows and errors in `progress`);
+    returns when the first one arrived.
 
     The blocks are drained in one thread and due checkpoints committed in another, while the main
     thread only waits in short joins: Ctrl-C reaches a Python thread only between bytecodes, Ray's
@@ -200,6 +219,9 @@ def _write_parts(dataset, writer: parts.PartWriter, stall_timeout_s: float) -> f
             for block in dataset.iter_batches(batch_format="pyarrow", batch_size=None, prefetch_batches=0):
                 writer.write(block)
                 arrived.append(time.perf_counter())
+                if progress is not None:
+                    statuses = block.column("status").to_pylist()
+                    progress.add(len(statuses), sum(Status(s).is_error for s in statuses))
         except BaseException as exc:  # handed to the main thread below
             failure.append(exc)
         finally:
@@ -261,6 +283,7 @@ def build_dataset(items: pa.Table, config: Config, embedder: str, plan: Plan,
     """
     import ray
 
+    _quiet_ray_data()
     per_block = config.read.files_per_block
     # One block per read task, as slices of the listing: no Python object per input on the driver.
     ds = ray.data.from_arrow([items.slice(i, per_block) for i in range(0, items.num_rows, per_block)])

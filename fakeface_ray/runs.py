@@ -5,27 +5,38 @@ from __future__ import annotations
 import contextlib
 import json
 import platform
+import re
+import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow.fs as pafs
+
 from .cluster.connect import connect
 from .config import Config
+from .console import output
+from .console.progress import Progress
 from .errors import RunError, UserError
 from .learning.artifact import load_artifact, save_artifact
+from .learning.audit import AuditResult, audit
 from .learning.evaluate import evaluate
 from .learning.train import Embeddings, TrainError, check_labels, fit, load_embeddings, split
 from .pipeline import ExtractResult, extract_embeddings, predict_images, status_counts, synthesize_fakes
 from .reporting.html import build_report
 from .reporting.metrics import metrics_document, write_metrics
 from .stages import sources
+from .stages.filecues import UNREADABLE, FileCues, file_cues
 from .stages.embedders import embedder_identity
+from .stages.requirements import PIPELINE, require
 from .stages.synth import choose_donors
 from .storage import parts
-from .storage.locations import Location, WriteError, location
+from .storage.locations import Location, WriteError, location, read_bytes
 from .storage.lock import RunLock
 from .storage.schema import CLASSES, Status
 
@@ -33,7 +44,8 @@ PACKAGES = ("fakeface-ray", "ray", "tensorflow-cpu", "tensorflow", "mtcnn", "sci
             "pyarrow", "pillow")
 MIN_SYNTH_REALS = 2  # a donor needs another face
 OUTPUTS = ("embeddings", "synthetic", "model", "plots", "metrics.json", "classification_report.txt", "run.json",
-           "test_predictions.parquet", "report.html")
+           "test_predictions.parquet", "report.html", "audit.json")
+READ_THREADS = 8  # the audit reads files this many at a time (object stores answer slowly, not busily)
 
 
 class OutputExistsError(UserError):
@@ -53,6 +65,7 @@ class RunRecord:
     extract: dict = field(default_factory=dict)  # embedder, weights, inputs, statuses, pool plan
     train: dict = field(default_factory=dict)  # headline metrics, classifier, best parameters
     timings: dict = field(default_factory=dict)
+    audit: dict = field(default_factory=dict)  # the shortcut audit (audit.json)
 
     @classmethod
     def start(cls, config: Config) -> RunRecord:
@@ -65,11 +78,12 @@ class RunRecord:
         data = json.loads((out / "run.json").read_text())
         environment = {k: data.pop(k) for k in ("versions", "python", "host") if k in data}
         train = {k: data.pop(k) for k in TRAIN_KEYS if k in data}
-        config, timings = data.pop("config"), data.pop("timings", {})
-        return cls(config, environment, extract=data, train=train, timings=timings)
+        config, timings, audited = data.pop("config"), data.pop("timings", {}), data.pop("audit", {})
+        return cls(config, environment, extract=data, train=train, timings=timings, audit=audited)
 
     def to_dict(self) -> dict:
-        return {"config": self.config, **self.environment, **self.extract, "timings": self.timings, **self.train}
+        return {"config": self.config, **self.environment, **self.extract, "timings": self.timings, **self.train,
+                **({"audit": self.audit} if self.audit else {})}
 
     def write(self, out: Location) -> None:
         (out / "run.json").write_text(json.dumps(self.to_dict(), indent=2, default=str))
@@ -129,6 +143,7 @@ def run_extract(config: Config, overwrite: bool = False, resume: bool = False,
         break_lock: take over a stale run lock on `config.out`.
     """
     started = time.perf_counter()
+    require(*PIPELINE)
     if listing is None:
         listing = sources.list_sources(config.infile, config.read.extensions, config.class_map)
     listed = time.perf_counter()
@@ -140,6 +155,7 @@ def _extract(config: Config, listing: sources.Listing, overwrite: bool, resume: 
              timings: dict) -> RunRecord:
     out = location(config.out)
     prepare_output(out, overwrite=overwrite, resume=resume)
+    capture_logs(out)
     result = extract_embeddings(config, out, listing, resume=resume, verify=verify)
     record = RunRecord.start(config)
     record.extract = _extract_summary(result)
@@ -173,6 +189,7 @@ def _train(config: Config, embeddings: Location, record: RunRecord | None, start
     out.mkdir()
     if record is None:
         record = RunRecord.read(out) if (out / "run.json").exists() else RunRecord.start(config)
+    capture_logs(out)
     began = time.perf_counter()
     data = load_embeddings(embeddings)
     if config.train.backend == "ray":
@@ -204,15 +221,53 @@ def run_all(config: Config, overwrite: bool = False, resume: bool = False, verif
             break_lock: bool = False) -> TrainedRun:
     """The whole pipeline into `config.out`; the labels are checked before anything is written."""
     started = time.perf_counter()
+    require(*PIPELINE)
     listing = sources.list_sources(config.infile, config.read.extensions, config.class_map)
     check_labels(listing.labels(), config.train.test_split)
-    listed = time.perf_counter()
+    began = time.perf_counter()
+    shortcut = run_audit(config, listing)
+    output.echo(f"[fakeface] audit: {shortcut.verdict()}")
+    audited = time.perf_counter()
     with locked(config, break_lock):
-        record = _extract(config, listing, overwrite, resume, verify, {"list_sources_s": listed - started})
+        record = _extract(config, listing, overwrite, resume, verify,
+                          {"list_sources_s": began - started, "audit_s": audited - began})
+        record.audit = shortcut.to_dict()
         try:
+            (location(config.out) / "audit.json").write_text(json.dumps(record.audit, indent=2))
             return _train(config, location(config.out) / "embeddings", record, started)
         except WriteError as exc:
             raise exc.then("run train on the embeddings") from None
+
+
+def run_audit(config: Config, listing: sources.Listing | None = None) -> AuditResult:
+    """The shortcut audit of the labelled images under `config.infile`: how their files were saved,
+    class by class, and whether that alone tells real from fake. Reads at most
+    `audit.max_per_class` files per class, chosen at random (seeded).
+    """
+    if listing is None:
+        listing = sources.list_sources(config.infile, config.read.extensions, config.class_map)
+    rng = np.random.default_rng(config.seed)
+    labels = np.array(listing.labels(), dtype=object)
+    sample = []
+    for name in CLASSES:
+        members = np.flatnonzero(labels == name)
+        if len(members) > config.audit.max_per_class:
+            members = np.sort(rng.choice(members, config.audit.max_per_class, replace=False))
+        sample += members.tolist()
+    uris = listing.table.column("uri").take(sample).to_pylist() if sample else []
+    with Progress("audit", len(sample), "images") as progress, ThreadPoolExecutor(READ_THREADS) as pool:
+        files = []
+        for cues in pool.map(_file_cues, uris):
+            files.append(cues)
+            progress.add(1)
+    return audit(files, labels[sample].tolist(), config.audit.max_auc, config.seed)
+
+
+def _file_cues(uri: str) -> FileCues:
+    try:
+        return file_cues(read_bytes(uri))
+    except OSError:  # vanished since it was listed
+        return FileCues(UNREADABLE, 0)
 
 
 def run_predict(config: Config, model: str, overwrite: bool = False, break_lock: bool = False) -> dict:
@@ -221,6 +276,7 @@ def run_predict(config: Config, model: str, overwrite: bool = False, break_lock:
     The model must come from the same embedder (name and size) as this config gives.
     """
     out = location(config.out)
+    require(*PIPELINE)
     listing = sources.list_sources(config.infile, config.read.extensions, config.class_map)
     artifact, saved = load_artifact(model)
     name, dims = embedder_identity(config.embed)
@@ -242,6 +298,7 @@ def _predict(config: Config, out: Location, listing: sources.Listing, artifact, 
             raise OutputExistsError(f"{predictions} exists; pass --overwrite or choose another --out")
         predictions.delete()
     out.sweep_temporaries()
+    capture_logs(out)
     started = time.perf_counter()
     result = predict_images(config, out, listing, artifact)
     elapsed = time.perf_counter() - started
@@ -254,6 +311,17 @@ def _predict(config: Config, out: Location, listing: sources.Listing, artifact, 
     }
     (out / "predict.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def capture_logs(out: Location) -> Path | None:
+    """Send the process's chatter (Ray, TensorFlow, joblib) to `out/logs/driver.log`, when the console
+    captures it (a CLI command without --verbose). An object-store `out` gets a local folder instead.
+    """
+    if isinstance(out.fs, pafs.LocalFileSystem):
+        folder = Path(out.path) / "logs"
+    else:
+        folder = Path(tempfile.gettempdir()) / "fakeface-logs" / re.sub(r"[^\w.-]+", "_", str(out))[-100:]
+    return output.capture(folder)
 
 
 def _synthetic_fakes(config: Config, out: Location, embeddings: Location, data: Embeddings

@@ -89,3 +89,57 @@ def test_too_many_errors_fail_after_writing(tmp_path, monkeypatch):
     assert (tmp_path / "out" / "run.json").exists()
     result = CliRunner().invoke(cli, args + ["--max-error-fraction", "0.25", "--overwrite"])
     assert result.exit_code == 0, result.output
+
+
+WITHOUT_TENSORFLOW = """
+import json, sys
+sys.modules["tensorflow"] = None  # not importable, as after `pip install fakeface-ray` without [cpu]
+from click.testing import CliRunner
+from fakeface_ray.cli import cli
+results = [(r.exit_code, r.output) for r in (CliRunner().invoke(cli, args) for args in json.loads(sys.argv[1]))]
+import ray
+print(json.dumps({"results": results, "ray_started": ray.is_initialized()}))
+"""
+
+
+def test_commands_that_need_tensorflow_exit_2_without_it_before_ray_starts(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    _labelled(tmp_path / "in")
+    out = str(tmp_path / "out")
+    commands = [["run", "--infile", str(tmp_path / "in"), "--out", out],
+                ["extract", "--infile", str(tmp_path / "in"), "--out", out],
+                ["predict", "--model", str(tmp_path / "model"), "--infile", str(tmp_path / "in"), "--out", out],
+                ["demo-data", "--out", out], ["check-weights", str(tmp_path / "w.h5")]]
+    done = subprocess.run([sys.executable, "-c", WITHOUT_TENSORFLOW, json.dumps(commands)], capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.splitlines()[-1])
+    for args, (code, shown) in zip(commands, report["results"]):
+        assert code == 2, (args, shown)
+        assert shown.startswith("error: not installed: tensorflow for MTCNN face detection and FaceNet"), shown
+        assert "pip install 'fakeface-ray[cpu]'" in shown and "Traceback" not in shown
+        assert len(shown.strip().splitlines()) == 1
+    assert not report["ray_started"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_failure_after_logging_started_is_one_line_naming_the_log(tmp_path, monkeypatch):
+    from fakeface_ray import runs
+    from fakeface_ray.storage.locations import location
+
+    def actor_dies(config, **_):
+        runs.capture_logs(location(config.out))
+        print("chatter from Ray")
+        raise RuntimeError("The actor died unexpectedly before finishing this task.\n\tclass_name: MapWorker")
+
+    monkeypatch.setattr(runs, "run_all", actor_dies)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["run", "--infile", str(tmp_path), "--out", str(out)])
+    assert result.exit_code == 1
+    log = out / "logs" / "driver.log"
+    assert ("failed: RuntimeError: The actor died unexpectedly before finishing "
+            f"this task. (log: {log})") in result.output.splitlines()
+    assert "Traceback" in log.read_text() and "class_name: MapWorker" in log.read_text()

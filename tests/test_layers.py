@@ -7,7 +7,7 @@ import fakeface_ray
 
 PACKAGE = Path(fakeface_ray.__file__).parent
 # Bottom to top; a module may import from its own rank or a lower one.
-LAYERS = ("errors", "config", "storage", "cluster", "stages", "learning", "reporting", "pipeline", "runs",
+LAYERS = ("errors", "config", "console", "storage", "cluster", "stages", "learning", "reporting", "pipeline", "runs",
           "demo", "cli")
 
 

@@ -42,3 +42,11 @@ def test_runtime_env_gets_the_working_dir(tmp_path):
     assert any(p.startswith("tensorflow-cpu") for p in env["pip"]["packages"])
     with pytest.raises(SubmitError, match="not found"):
         load_runtime_env(tmp_path / "none.yaml", tmp_path)
+
+
+def test_a_submitted_job_names_its_dashboard_page_and_how_to_follow_it():
+    lines = submission.follow_lines("http://head:8265/", "raysubmit_123")
+    assert lines[0] == "[fakeface] submitted job raysubmit_123 to http://head:8265/"
+    assert lines[1] == "[fakeface] dashboard: http://head:8265/#/jobs/raysubmit_123"
+    assert lines[2] == "[fakeface] follow it: ray job logs --address http://head:8265/ --follow raysubmit_123"
+    assert submission.follow_lines("head:8265", "j")[1] == "[fakeface] dashboard: http://head:8265/#/jobs/j"

@@ -67,8 +67,10 @@ def test_one_class_or_tiny_splits_are_user_errors():
     train.check_labels(["real"] * 5 + ["fake"] * 5 + [None], 0.2)
 
 
-def test_fit_learns_separable_data_with_loky():
+def test_fit_learns_separable_data_with_loky(capsys):
     result = train.fit(_data(40), TrainConfig(backend="loky", n_jobs=2, c_grid=(0.1, 1.0)), seed=0)
+    # 8 candidates (linear x 2 C, rbf x 2 C x 3 gamma) x 5 folds, then out-of-fold scores and calibration
+    assert "[fakeface] train 50/50 fits (100%)" in capsys.readouterr().err.splitlines()[-1]
     assert result.artifact.model.score(result.test.x, result.test.y) == 1.0
     assert result.operating_point.rule == "max_macro_f1" and result.operating_point.macro_f1 == 1.0
     p_fake = result.artifact.p_fake(result.test.x)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 
 from ..config import RayConfig
+from ..console import output
 
 # Quiet TensorFlow's C++ start-up chatter in every worker; real errors still print.
 WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLE_ONEDNN_OPTS": "0"}
@@ -16,6 +18,8 @@ def connect(config: RayConfig) -> dict[str, float]:
 
     `config.address` or `RAY_ADDRESS` joins a cluster; otherwise a local Ray starts with
     `num_cpus` (default: this machine's cores), its dashboard off, listening on loopback only.
+    While the console captures chatter, this node's Ray session logs are linked as `ray` beside
+    the driver's log.
     """
     import ray
     from ray._private import ray_constants
@@ -27,7 +31,7 @@ def connect(config: RayConfig) -> dict[str, float]:
         if address:
             # A job's own runtime env (jobs/runtime_env.yaml) already sets these; repeating them
             # here would be a conflict Ray refuses.
-            ray.init(address=address, logging_level=logging.WARNING)
+            context = ray.init(address=address, logging_level=logging.WARNING)
         else:
             # Ray swaps 127.0.0.1 for the machine's public address unless told the cluster is
             # single-node; with this, every Ray server of a local run listens on loopback only.
@@ -36,6 +40,7 @@ def connect(config: RayConfig) -> dict[str, float]:
             ray_constants.ENABLE_RAY_CLUSTER = False
             # "local" always starts a fresh instance: without it ray.init joins (or fails on) any
             # cluster `ray start` left registered on this machine.
-            ray.init(address="local", num_cpus=config.num_cpus or os.cpu_count(), include_dashboard=False,
-                     runtime_env=runtime_env, logging_level=logging.WARNING)
+            context = ray.init(address="local", num_cpus=config.num_cpus or os.cpu_count(), include_dashboard=False,
+                               runtime_env=runtime_env, logging_level=logging.WARNING)
+        output.link_logs("ray", Path(context.address_info["session_dir"]) / "logs")
     return {k: float(v) for k, v in ray.cluster_resources().items()}

@@ -43,6 +43,15 @@ def _submit_when_ready(client, entrypoint: str, runtime_env: dict, patience_s: f
             time.sleep(2)
 
 
+def follow_lines(address: str, job_id: str) -> list[str]:
+    """What to tell a person about a submitted job: its id, its dashboard page, how to follow its logs."""
+    # The Jobs API is served by the dashboard: the same address, with the job's page under #/jobs/.
+    dashboard = address if "://" in address else f"http://{address}"
+    return [f"[fakeface] submitted job {job_id} to {address}",
+            f"[fakeface] dashboard: {dashboard.rstrip('/')}/#/jobs/{job_id}",
+            f"[fakeface] follow it: ray job logs --address {shlex.quote(address)} --follow {job_id}"]
+
+
 def submit(address: str, args: list[str], runtime_env: dict, wait: bool = True,
            echo: Callable[[str], None] = print) -> tuple[str, str]:
     """Submit `fakeface ARGS` and, with `wait`, stream its logs until it ends.
@@ -56,7 +65,8 @@ def submit(address: str, args: list[str], runtime_env: dict, wait: bool = True,
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise SubmitError(f"cannot reach the Ray Jobs API at {address}: {exc}") from None
     job_id = _submit_when_ready(client, f"{ENTRYPOINT} {shlex.join(args)}", runtime_env)
-    echo(f"[fakeface] submitted {job_id} to {address}")
+    for line in follow_lines(address, job_id):
+        echo(line)
     if not wait:
         return job_id, client.get_job_status(job_id).value
 

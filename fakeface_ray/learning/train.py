@@ -12,16 +12,17 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 from sklearn.base import clone
 from sklearn.calibration import CalibratedClassifierCV
-from sklearn.model_selection import GridSearchCV, cross_val_predict
+from sklearn.model_selection import GridSearchCV, ParameterGrid, cross_val_predict
 
 from ..config import TrainConfig
+from ..console.progress import Progress
 from ..errors import UserError
 from ..storage import parts
 from ..storage.locations import Location, location
 from ..storage.schema import CLASSES, Status
 from . import classifiers
 from .artifact import ClassifierArtifact
-from .backends import make_backend
+from .backends import OnDone, make_backend
 from .threshold import OperatingPoint, choose_threshold
 
 
@@ -238,7 +239,10 @@ def tune(train: Embeddings, test: Embeddings, config: TrainConfig, seed: int) ->
     cv = grouped_folds(train, folds, seed)
     search = GridSearchCV(model, grid, scoring=config.scoring, n_jobs=config.n_jobs, refit=True, cv=cv,
                           error_score="raise")
-    with _joblib_backend(config.backend):
+    # Fits that go through joblib: the grid's, then out-of-fold scores and calibration, one per fold.
+    # The refit of the best candidate runs in the driver.
+    fits = (len(ParameterGrid(grid)) + 2) * folds
+    with Progress("train", fits, "fits") as progress, _joblib_backend(config.backend, progress.add):
         search.fit(train.x, train.y)
         # Out-of-fold decision values of the chosen model: the threshold is set on these, never on test.
         oof = cross_val_predict(clone(search.best_estimator_), train.x, train.y, cv=cv,
@@ -260,7 +264,7 @@ def tune(train: Embeddings, test: Embeddings, config: TrainConfig, seed: int) ->
 
 
 @contextlib.contextmanager
-def _joblib_backend(name: str):
+def _joblib_backend(name: str, on_done: OnDone):
     """`ray`: joblib tasks on the Ray cluster (the caller connects first); `loky`: local processes."""
-    with joblib.parallel_backend(make_backend(name)):
+    with joblib.parallel_backend(make_backend(name, on_done)):
         yield

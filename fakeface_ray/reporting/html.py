@@ -16,6 +16,7 @@ from ..stages import imaging
 from ..storage.locations import Location, location, read_bytes
 from ..storage.schema import CLASSES
 from . import plots
+from .audit import html_table
 
 METRIC_ROWS = ("macro_f1", "accuracy", "roc_auc")
 
@@ -44,13 +45,18 @@ def build_report(out: str | Location, per_class: int = 16, run: dict | None = No
     y_true = np.array([CLASSES.index(r["label"]) for r in table], dtype=np.int64)
     scores = np.array([r["score"] for r in table], dtype=float)
     written = plots.plot_all(out, metrics, y_true, scores, _samples(table, per_class))
+    audit = json.loads((out / "audit.json").read_text()) if (out / "audit.json").exists() else None
     page = out / "report.html"
-    page.write_text(render(metrics, run, {name: loc.read_bytes() for name, loc in written.items()}))
+    page.write_text(render(metrics, run, {name: loc.read_bytes() for name, loc in written.items()}, audit))
     return page
 
 
-def render(metrics: dict, run: dict, pngs: dict[str, bytes]) -> str:
-    """The page; every number shown carries `data-metric` so tests can compare it with metrics.json."""
+def render(metrics: dict, run: dict, pngs: dict[str, bytes], audit: dict | None = None) -> str:
+    """The page; every number shown carries `data-metric` so tests can compare it with metrics.json.
+
+    Args:
+        audit: the shortcut audit (`audit.json`); its table comes right after the test metrics.
+    """
     def cell(key: str, value) -> str:
         shown = "n/a" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
         return f'<td data-metric="{html.escape(key)}">{html.escape(shown)}</td>'
@@ -92,6 +98,7 @@ pre {{ background: #f6f6f6; padding: 1em; overflow: auto; }}
 <code>fake</code> is the positive class.</p>
 <h2>Test metrics</h2><table>{rows}</table>
 <table><tr><th></th><th>precision</th><th>recall</th><th>f1</th><th>support</th></tr>{per_class}</table>
+<h2>Shortcut audit</h2>{html_table(audit) if audit else "<p>Not run (the report of a `fakeface train`).</p>"}
 <h2>Operating point (chosen on cross-validation folds)</h2><table>{point_rows}</table>
 <h2>Confusion matrix</h2><table><tr><th></th>{header}</tr>{body}</table>
 <h2>Inputs by status</h2><table>{statuses}</table>
