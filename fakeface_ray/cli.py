@@ -47,9 +47,8 @@ def _user_errors(fn):
 
 
 def _exit(message: str, code: int) -> None:
-    output.log_traceback()
-    log = output.log_path()
-    output.echo(message + (f" (log: {log})" if log is not None else ""), err=True)
+    logged = output.log_traceback()
+    output.echo(message + (f" (log: {output.log_path()})" if logged else ""), err=True)
     sys.exit(code)
 
 

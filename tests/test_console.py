@@ -87,3 +87,30 @@ def test_verbose_captures_nothing(tmp_path):
     assert "python stdout" in done.stdout and "C-level stderr" in done.stderr and "python logging" in done.stderr
     assert done.stdout.splitlines()[-1] == "after None"
     assert not (tmp_path / "logs").exists()
+
+
+FULL_DISK = textwrap.dedent("""
+    import os, sys
+    from pathlib import Path
+    from fakeface_ray.console import output
+
+    with output.session():
+        print("unlogged:", output.capture(Path(sys.argv[1]) / "logs"))  # a file where the folder should be
+    with output.session():
+        output.capture(Path(sys.argv[2]))
+        full = os.open("/dev/full", os.O_WRONLY)  # the log's disk fills up
+        os.dup2(full, 1)
+        os.dup2(full, 2)
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            output.echo(f"logged: {output.log_traceback()}")
+""")
+
+
+def test_a_log_that_cannot_be_written_never_hides_the_error(tmp_path):
+    (tmp_path / "file").write_text("")
+    done = subprocess.run([sys.executable, "-c", FULL_DISK, str(tmp_path / "file"), str(tmp_path / "logs")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["unlogged: None", "logged: False"]

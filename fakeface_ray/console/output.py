@@ -66,18 +66,21 @@ def capture(folder: Path) -> Path | None:
         return None
     if _session.log is not None:
         return _session.log
-    folder.mkdir(parents=True, exist_ok=True)
     path = folder / LOG_NAME
+    started = datetime.datetime.now().isoformat(timespec="seconds")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.write(fd, f"==== {started} pid {os.getpid()}: {' '.join(sys.argv)}\n".encode())
+    except OSError:  # a full or read-only --out: the chatter stays on the console, the run's own error says why
+        return None
     sys.stdout.flush()
     sys.stderr.flush()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     _session.saved = (os.dup(1), os.dup(2))
     os.dup2(fd, 1)
     os.dup2(fd, 2)
     os.close(fd)
     _session.log = path
-    started = datetime.datetime.now().isoformat(timespec="seconds")
-    os.write(2, f"==== {started} pid {os.getpid()}: {' '.join(sys.argv)}\n".encode())
     return path
 
 
@@ -97,11 +100,17 @@ def log_path() -> Path | None:
     return _session.log if _session is not None else None
 
 
-def log_traceback() -> None:
-    """Write the exception being handled, with its traceback, to the log (when output is captured)."""
-    if _session is not None and _session.saved is not None:
+def log_traceback() -> bool:
+    """Write the exception being handled, with its traceback, to the log; False when nothing was written
+    (output not captured, or the log's disk is full)."""
+    if _session is None or _session.saved is None:
+        return False
+    try:
         sys.stderr.flush()
         os.write(2, traceback.format_exc().encode(errors="replace"))  # descriptor 2 is the log
+    except OSError:
+        return False
+    return True
 
 
 def echo(message: str = "", err: bool = False) -> None:
@@ -142,8 +151,9 @@ def _console_streams() -> tuple[TextIO, TextIO, list[TextIO]]:
 
 def _release() -> None:
     global _session
-    sys.stdout.flush()
-    sys.stderr.flush()
+    with contextlib.suppress(OSError):  # a log on a full disk takes no more
+        sys.stdout.flush()
+        sys.stderr.flush()
     if _session.saved is not None:
         for fd, saved in zip((1, 2), _session.saved):
             os.dup2(saved, fd)
