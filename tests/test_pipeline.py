@@ -101,8 +101,9 @@ def test_local_ray_listens_on_loopback_without_a_dashboard(ray_session):
 
     assert [n["NodeManagerAddress"] for n in ray_session.nodes()] == ["127.0.0.1"]
     assert not worker.global_worker.node.address_info.get("webui_url")
-    ray_pids = {p.pid for p in psutil.process_iter(["name", "cmdline"])
-                if any(k in " ".join(p.info["cmdline"] or [p.info["name"] or ""]) for k in ("ray", "gcs_server"))}
+    # This session's processes only: another Ray on the same machine (a parallel job) is not ours to judge.
+    session = worker.global_worker.node.session_name
+    ray_pids = {p.pid for p in psutil.process_iter(["cmdline"]) if session in " ".join(p.info["cmdline"] or [])}
     listening = [c for c in psutil.net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN and c.pid in ray_pids]
     assert listening
     for conn in listening:
