@@ -10,6 +10,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -18,8 +19,6 @@ from .cluster.connect import connect
 from .cluster.plan import Plan, PoolPlan, plan_pools
 from .config import Config
 from .errors import RunError
-from .learning.artifact import ClassifierArtifact
-from .learning.predict import Predictor
 from .stages import sources
 from .stages.embed import FaceEmbedder
 from .stages.embedders import EmbedderError, describe_weights, resolve_embedder
@@ -27,6 +26,9 @@ from .stages.extract import FaceExtractor
 from .stages.synth import FakeSynthesizer
 from .storage import parts
 from .storage.locations import Location, WriteError, location
+
+if TYPE_CHECKING:  # scikit-learn is only needed when predicting; `extract` starts without it
+    from .learning.artifact import ClassifierArtifact
 
 PREDICT_ACTOR_CPUS = 0.0  # scoring a block of rows takes milliseconds: no CPU is held back for it
 
@@ -261,6 +263,8 @@ def build_dataset(items: pa.Table, config: Config, embedder: str, plan: Plan,
     ds = ds.map_batches(FaceEmbedder, **_actor_pool(plan.embed), fn_constructor_kwargs=_embed_kwargs(config, embedder, plan))
     if artifact is None:
         return ds
+    from .learning.predict import Predictor
+
     return ds.map_batches(Predictor, batch_size=None, batch_format="pyarrow", num_cpus=PREDICT_ACTOR_CPUS,
                           compute=ray.data.ActorPoolStrategy(size=1), fn_constructor_kwargs=dict(artifact=artifact))
 

@@ -9,18 +9,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from .cluster.connect import connect
 from .config import Config
 from .errors import RunError, UserError
-from .learning.artifact import load_artifact, save_artifact
-from .learning.evaluate import evaluate
-from .learning.train import Embeddings, TrainError, check_labels, fit, load_embeddings, split
 from .pipeline import ExtractResult, extract_embeddings, predict_images, status_counts, synthesize_fakes
-from .reporting.html import build_report
-from .reporting.metrics import metrics_document, write_metrics
 from .stages import sources
 from .stages.embedders import embedder_identity
 from .stages.synth import choose_donors
@@ -28,6 +23,9 @@ from .storage import parts
 from .storage.locations import Location, WriteError, location
 from .storage.lock import RunLock
 from .storage.schema import CLASSES, Status
+
+if TYPE_CHECKING:
+    from .learning.train import Embeddings
 
 PACKAGES = ("fakeface-ray", "ray", "tensorflow-cpu", "tensorflow", "mtcnn", "scikit-learn", "numpy",
             "pyarrow", "pillow")
@@ -169,6 +167,13 @@ def run_train(config: Config, embeddings: str | Location, record: RunRecord | No
 
 
 def _train(config: Config, embeddings: Location, record: RunRecord | None, started: float | None) -> TrainedRun:
+    # scikit-learn and matplotlib load here, not at import: `fakeface extract` starts 3 s sooner.
+    from .learning.artifact import save_artifact
+    from .learning.evaluate import evaluate
+    from .learning.train import fit, load_embeddings
+    from .reporting.html import build_report
+    from .reporting.metrics import metrics_document, write_metrics
+
     out = location(config.out)
     out.mkdir()
     if record is None:
@@ -203,6 +208,8 @@ def _train(config: Config, embeddings: Location, record: RunRecord | None, start
 def run_all(config: Config, overwrite: bool = False, resume: bool = False, verify: bool = False,
             break_lock: bool = False) -> TrainedRun:
     """The whole pipeline into `config.out`; the labels are checked before anything is written."""
+    from .learning.train import check_labels
+
     started = time.perf_counter()
     listing = sources.list_sources(config.infile, config.read.extensions, config.class_map)
     check_labels(listing.labels(), config.train.test_split)
@@ -220,6 +227,9 @@ def run_predict(config: Config, model: str, overwrite: bool = False, break_lock:
 
     The model must come from the same embedder (name and size) as this config gives.
     """
+    from .learning.artifact import load_artifact
+    from .learning.train import TrainError
+
     out = location(config.out)
     listing = sources.list_sources(config.infile, config.read.extensions, config.class_map)
     artifact, saved = load_artifact(model)
@@ -262,6 +272,8 @@ def _synthetic_fakes(config: Config, out: Location, embeddings: Location, data: 
 
     Returns no fakes, with the reason, when synthesis is off or there are too few training reals.
     """
+    from .learning.train import load_embeddings, split
+
     if config.synth.variants == 0:
         return None, {"variants": 0, "skipped": "synth.variants is 0"}
     name, _ = embedder_identity(config.embed)
