@@ -76,6 +76,9 @@ def main() -> None:
     parser.add_argument("--sides", default="160,240,320,400", help="extract.detect_max_side values to try")
     parser.add_argument("--min-faces", default="0.1,0.2", help="smallest face as a fraction of the short side")
     parser.add_argument("--runs", type=int, default=2, help="timed passes per setting")
+    parser.add_argument("--max-pixels", type=int, default=4_000_000,
+                        help="leave out larger photos: MTCNN at full resolution on the 12-32 MP ones of "
+                             "../shared/faces took the process past 21 GB and the OOM killer")
     parser.add_argument("--json", default=str(ROOT / "benchmarks/results/detect_scale.json"))
     args = parser.parse_args()
 
@@ -84,9 +87,14 @@ def main() -> None:
     from fakeface_ray.config import ExtractConfig
     from fakeface_ray.stages.extract import FaceExtractor, load_detector
 
-    corpora = {}
+    corpora, skipped = {}, {}
     for name, folder in (("demo", Path(args.demo)), ("shared_faces", Path(args.faces))):
         paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in SUFFIXES) if folder.is_dir() else []
+        small = [p for p in paths if _pixels(p) <= args.max_pixels]
+        if len(small) < len(paths):
+            print(f"{name}: {len(paths) - len(small)} of {len(paths)} images over {args.max_pixels} pixels left out")
+            skipped[name] = len(paths) - len(small)
+        paths = small
         if paths:
             corpora[name] = read_batches(paths)
         else:
@@ -103,7 +111,8 @@ def main() -> None:
 
     result: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
                     "date": time.strftime("%Y-%m-%d"), "runs": args.runs, "load_average_start": os.getloadavg(),
-                    "tensorflow_threads": 1, "batch_size": 8, "corpora": {}}
+                    "tensorflow_threads": 1, "batch_size": 8, "max_pixels": args.max_pixels,
+                    "left_out_over_max_pixels": skipped, "corpora": {}}
     for corpus, batches in corpora.items():
         n = sum(len(b["uri"]) for b in batches)
         FaceExtractor(ExtractConfig(), keep_regions=False, detector=mtcnn)(batches[0])  # warm-up: first trace
@@ -123,6 +132,7 @@ def main() -> None:
         result["corpora"][corpus] = {
             "images": n,
             "settings": {name: _compare(rows[name], full, seconds[name], n, scanned[name]) for name in settings}}
+        print(json.dumps(result["corpora"][corpus]), flush=True)  # a long run shows each corpus as it ends
     result["load_average_end"] = os.getloadavg()
     _print(result)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
@@ -147,6 +157,13 @@ def _compare(rows: dict, full: dict, seconds: list[float], n: int, scanned: int)
         "landmark_px": _summary(distance.reshape(-1)),
         "landmark_px_worst_point_per_image": _summary(distance.max(axis=1) if len(distance) else distance),
     }
+
+
+def _pixels(path: Path) -> int:
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return image.width * image.height
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:
