@@ -138,12 +138,17 @@ def read_batches(paths: list[Path], size: int = 8) -> list[dict]:
             for i in range(0, len(ids), size)]
 
 
-def pipeline(corpus_root: Path, out: Path, embedder: str, weights: Path) -> dict:
-    """`fakeface extract` as a user runs it, timed from process start, with peak RSS sampled."""
+def pipeline(corpus_root: Path, out: Path, embedder: str, weights: Path, overrides: list[str] = ()) -> dict:
+    """`fakeface extract` as a user runs it, timed from process start, with peak RSS sampled.
+
+    Args:
+        overrides: more `--set key=value` for the run.
+    """
     import psutil
 
     command = [sys.executable, "-m", "fakeface_ray.cli", "extract", "--infile", str(corpus_root / "real_and_fake_face"),
                "--out", str(out), "--set", f"embed.embedder={embedder}", "--set", f"embed.weights={weights}"]
+    command += [arg for override in overrides for arg in ("--set", override)]
     log = out.parent / f"{out.name}.log"
     start = time.perf_counter()
     with log.open("wb") as sink:

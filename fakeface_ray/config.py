@@ -72,6 +72,7 @@ class ExtractConfig:
     margin: float = 0.2
     face_size: int = 160
     min_face_size: int = 20
+    detect_max_side: int = 320
     region_max_side: int = 640
     batch_size: int = 8
     device: str = "CPU:0"
@@ -82,6 +83,8 @@ class ExtractConfig:
     def __post_init__(self) -> None:
         if self.margin < 0:
             raise ConfigError(f"extract.margin must be >= 0, got {self.margin}")
+        if self.detect_max_side < 0:
+            raise ConfigError(f"extract.detect_max_side must be >= 0 (0 = full resolution), got {self.detect_max_side}")
 
 
 @dataclass(frozen=True)

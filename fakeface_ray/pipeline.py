@@ -10,6 +10,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -20,8 +21,6 @@ from .config import Config
 from .console import output
 from .console.progress import Progress
 from .errors import RunError
-from .learning.artifact import ClassifierArtifact
-from .learning.predict import Predictor
 from .stages import sources
 from .stages.embed import FaceEmbedder
 from .stages.embedders import EmbedderError, describe_weights, resolve_embedder
@@ -30,6 +29,9 @@ from .stages.synth import FakeSynthesizer
 from .storage import parts
 from .storage.locations import Location, WriteError, location
 from .storage.schema import Status
+
+if TYPE_CHECKING:  # scikit-learn is only needed when predicting; `extract` starts without it
+    from .learning.artifact import ClassifierArtifact
 
 PREDICT_ACTOR_CPUS = 0.0  # scoring a block of rows takes milliseconds: no CPU is held back for it
 
@@ -298,6 +300,8 @@ def build_dataset(items: pa.Table, config: Config, embedder: str, plan: Plan,
     ds = ds.map_batches(FaceEmbedder, **_actor_pool(plan.embed), fn_constructor_kwargs=_embed_kwargs(config, embedder, plan))
     if artifact is None:
         return ds
+    from .learning.predict import Predictor
+
     return ds.map_batches(Predictor, batch_size=None, batch_format="pyarrow", num_cpus=PREDICT_ACTOR_CPUS,
                           compute=ray.data.ActorPoolStrategy(size=1), fn_constructor_kwargs=dict(artifact=artifact))
 

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow.fs as pafs
@@ -23,13 +23,7 @@ from .config import Config
 from .console import output
 from .console.progress import Progress
 from .errors import RunError, UserError
-from .learning.artifact import load_artifact, save_artifact
-from .learning.audit import AuditResult, audit
-from .learning.evaluate import evaluate
-from .learning.train import Embeddings, TrainError, check_labels, fit, load_embeddings, split
 from .pipeline import ExtractResult, extract_embeddings, predict_images, status_counts, synthesize_fakes
-from .reporting.html import build_report
-from .reporting.metrics import metrics_document, write_metrics
 from .stages import sources
 from .stages.filecues import UNREADABLE, FileCues, file_cues
 from .stages.embedders import embedder_identity
@@ -39,6 +33,10 @@ from .storage import parts
 from .storage.locations import Location, WriteError, location, read_bytes
 from .storage.lock import RunLock
 from .storage.schema import CLASSES, Status
+
+if TYPE_CHECKING:
+    from .learning.audit import AuditResult
+    from .learning.train import Embeddings
 
 PACKAGES = ("fakeface-ray", "ray", "tensorflow-cpu", "tensorflow", "mtcnn", "scikit-learn", "numpy",
             "pyarrow", "pillow")
@@ -185,6 +183,13 @@ def run_train(config: Config, embeddings: str | Location, record: RunRecord | No
 
 
 def _train(config: Config, embeddings: Location, record: RunRecord | None, started: float | None) -> TrainedRun:
+    # scikit-learn and matplotlib load here, not at import: `fakeface extract` starts 3 s sooner.
+    from .learning.artifact import save_artifact
+    from .learning.evaluate import evaluate
+    from .learning.train import fit, load_embeddings
+    from .reporting.html import build_report
+    from .reporting.metrics import metrics_document, write_metrics
+
     out = location(config.out)
     out.mkdir()
     if record is None:
@@ -220,6 +225,8 @@ def _train(config: Config, embeddings: Location, record: RunRecord | None, start
 def run_all(config: Config, overwrite: bool = False, resume: bool = False, verify: bool = False,
             break_lock: bool = False) -> TrainedRun:
     """The whole pipeline into `config.out`; the labels are checked before anything is written."""
+    from .learning.train import check_labels
+
     started = time.perf_counter()
     require(*PIPELINE)
     listing = sources.list_sources(config.infile, config.read.extensions, config.class_map)
@@ -244,6 +251,8 @@ def run_audit(config: Config, listing: sources.Listing | None = None) -> AuditRe
     class by class, and whether that alone tells real from fake. Reads at most
     `audit.max_per_class` files per class, chosen at random (seeded).
     """
+    from .learning.audit import audit  # scikit-learn: loaded when a command audits
+
     if listing is None:
         listing = sources.list_sources(config.infile, config.read.extensions, config.class_map)
     rng = np.random.default_rng(config.seed)
@@ -275,6 +284,9 @@ def run_predict(config: Config, model: str, overwrite: bool = False, break_lock:
 
     The model must come from the same embedder (name and size) as this config gives.
     """
+    from .learning.artifact import load_artifact
+    from .learning.train import TrainError
+
     out = location(config.out)
     require(*PIPELINE)
     listing = sources.list_sources(config.infile, config.read.extensions, config.class_map)
@@ -330,6 +342,8 @@ def _synthetic_fakes(config: Config, out: Location, embeddings: Location, data: 
 
     Returns no fakes, with the reason, when synthesis is off or there are too few training reals.
     """
+    from .learning.train import load_embeddings, split
+
     if config.synth.variants == 0:
         return None, {"variants": 0, "skipped": "synth.variants is 0"}
     name, _ = embedder_identity(config.embed)

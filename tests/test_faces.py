@@ -36,6 +36,40 @@ def test_detection_from_mtcnn_keeps_keypoint_order():
     assert det.keypoints.tolist() == list(range(1, 11))
 
 
+def test_detection_from_a_scaled_copy_lands_in_native_pixels():
+    found = {"box": [30, 60, 90, 120], "confidence": 0.9,
+             "keypoints": {"left_eye": [50, 80], "right_eye": [100, 80], "nose": [75, 110],
+                           "mouth_left": [55, 150], "mouth_right": [95, 150.5]}}
+    det = faces.detection_from_mtcnn(found, scale=(0.5, 0.25))
+    assert det.box == (60, 240, 180, 480) and det.confidence == 0.9
+    assert det.keypoints.tolist() == [100, 320, 200, 320, 150, 440, 110, 600, 190, 602]
+    # Edges are mapped, then rounded: the box still ends where the copy's box ends.
+    odd = faces.detection_from_mtcnn({**found, "box": [1, 1, 2, 2]}, scale=(0.4, 0.4))
+    assert odd.box == (2, 2, 6, 6)
+
+
+def test_detection_scale_caps_the_longest_side_but_keeps_a_scannable_short_side():
+    assert faces.detection_scale(600, 600, 300, 20) == 0.5
+    assert faces.detection_scale(1200, 600, 300, 20) == 0.25
+    assert faces.detection_scale(300, 200, 300, 20) == 1.0
+    assert faces.detection_scale(6000, 4000, 0, 20) == 1.0  # 0: always full resolution
+    assert faces.detection_scale(4000, 100, 400, 20) == 0.2  # not 0.1: the short side stays >= 20 px
+
+
+def test_detection_copy_round_trips_a_box_within_a_pixel():
+    image = np.zeros((480, 640, 3), dtype=np.uint8)
+    image[100:300, 200:360] = 255
+    copy, scale = faces.detection_copy(image, 320, 20)
+    assert copy.shape == (240, 320, 3) and scale == (0.5, 0.5)
+    ys, xs = np.nonzero(copy[..., 0] > 127)
+    box = [int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)]
+    found = {"box": box, "confidence": 1.0, "keypoints": dict.fromkeys(faces.KEYPOINT_NAMES, [0, 0])}
+    det = faces.detection_from_mtcnn(found, scale)
+    assert np.abs(np.subtract(det.box, (200, 100, 160, 200))).max() <= 1
+    same, unscaled = faces.detection_copy(image, 640, 20)
+    assert same is image and unscaled == (1.0, 1.0)
+
+
 def test_native_region_never_upsamples_and_moves_keypoints():
     image = np.random.default_rng(0).integers(0, 255, (400, 400, 3), dtype=np.uint8)
     det = Detection((100, 100, 100, 100), 0.9, np.array([120, 130] * 5, dtype=np.float32))

@@ -66,14 +66,28 @@ class FaceExtractor:
                                    f"{self.config.min_face_size}px face")
                 continue
             images[i] = decoded.image
-        for i, found in self._detect(images, out).items():
-            self._fill(out, i, images[i], found)
+        for i, detections in self._detect(images, out).items():
+            self._fill(out, i, images[i], detections)
         trim_regions(out)
         passthrough = {k: batch[k] for k in PASSTHROUGH if k in batch}
         return {**passthrough, **out}
 
     def _detect(self, images: dict[int, np.ndarray], out: dict[str, np.ndarray]) -> dict[int, list]:
-        """Detections per row; images of one shape go to MTCNN together (no padding needed)."""
+        """Detections per row in native pixels: on copies capped at `detect_max_side` first, then at
+        full resolution for the rows whose copy showed no face (small faces in large photos)."""
+        copies = {i: faces.detection_copy(image, self.config.detect_max_side, self.config.min_face_size)
+                  for i, image in images.items()}
+        found = self._run_detector({i: pixels for i, (pixels, _) in copies.items()}, out)
+        detections = {i: [faces.detection_from_mtcnn(f, copies[i][1]) for f in found[i]] for i in found}
+        retry = {i: images[i] for i in images if not detections.get(i) and copies[i][1] != (1.0, 1.0)}
+        for i in retry:
+            detections.pop(i, None)  # the full pass decides: a face, none, or a detector error
+        for i, full in self._run_detector(retry, out).items():
+            detections[i] = [faces.detection_from_mtcnn(f) for f in full]
+        return detections
+
+    def _run_detector(self, images: dict[int, np.ndarray], out: dict[str, np.ndarray]) -> dict[int, list]:
+        """MTCNN's output per row; images of one shape go to MTCNN together (no padding needed)."""
         by_shape: dict[tuple, list[int]] = defaultdict(list)
         for i, image in images.items():
             by_shape[image.shape].append(i)
@@ -93,8 +107,7 @@ class FaceExtractor:
                     out["status"][i], out["error"][i] = Status.DETECT_ERROR, f"face detector failed: {exc}"
         return found
 
-    def _fill(self, out: dict[str, np.ndarray], i: int, image: np.ndarray, found: list) -> None:
-        detections = [faces.detection_from_mtcnn(f) for f in found]
+    def _fill(self, out: dict[str, np.ndarray], i: int, image: np.ndarray, detections: list) -> None:
         out["n_faces"][i] = len(detections)
         best = faces.choose_face(detections)
         if best is None:

@@ -26,12 +26,44 @@ class Region:
     scale: float  # region pixels per image pixel (<= 1)
 
 
-def detection_from_mtcnn(face: dict) -> Detection:
-    """A Detection from one item of `mtcnn.MTCNN.detect_faces` JSON output."""
+def detection_from_mtcnn(face: dict, scale: tuple[float, float] = (1.0, 1.0)) -> Detection:
+    """A Detection in native pixels from one item of `mtcnn.MTCNN.detect_faces` JSON output.
+
+    Args:
+        scale: (x, y) pixels of the image MTCNN saw per native pixel (see `detection_copy`).
+    """
     kp = face["keypoints"]
-    points = np.array([kp[name] for name in KEYPOINT_NAMES], dtype=np.float32).reshape(-1)
-    x, y, w, h = (int(v) for v in face["box"])
-    return Detection((x, y, w, h), float(face["confidence"]), points)
+    points = np.array([kp[name] for name in KEYPOINT_NAMES], dtype=np.float64) / scale
+    x, y, w, h = face["box"]
+    sx, sy = scale
+    # Map the box's edges, not its size, so a box that ends at the copy's border ends at the image's.
+    x0, y0, x1, y1 = (round(v) for v in (x / sx, y / sy, (x + w) / sx, (y + h) / sy))
+    return Detection((x0, y0, x1 - x0, y1 - y0), float(face["confidence"]), points.reshape(-1).astype(np.float32))
+
+
+def detection_scale(width: int, height: int, max_side: int, min_face_size: int) -> float:
+    """Factor bringing the longest side down to `max_side` (1.0 when it fits or `max_side` is 0).
+
+    Never so small that the short side drops under `min_face_size`: MTCNN cannot scan such an image.
+    """
+    if max_side <= 0 or max(width, height) <= max_side:
+        return 1.0
+    return min(1.0, max(max_side / max(width, height), min_face_size / min(width, height)))
+
+
+def detection_copy(image: np.ndarray, max_side: int, min_face_size: int) -> tuple[np.ndarray, tuple[float, float]]:
+    """The image as MTCNN should scan it first, and its (x, y) pixels per native pixel.
+
+    Faces that fill a good part of the frame are found as well on a small copy, and the image
+    pyramid of a small copy costs a fraction of the full one (see `extract.detect_max_side`).
+    """
+    height, width = image.shape[:2]
+    factor = detection_scale(width, height, max_side, min_face_size)
+    if factor == 1.0:
+        return image, (1.0, 1.0)
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    copy = np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR), dtype=np.uint8)
+    return copy, (size[0] / width, size[1] / height)
 
 
 def choose_face(detections: Sequence[Detection]) -> Detection | None:
