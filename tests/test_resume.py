@@ -91,3 +91,18 @@ def test_a_listing_is_columns_and_iterates_as_sources(tmp_path):
     assert listing[1].uri == str(tmp_path / "fake" / "b.jpg") and len(listing) == 2
     with pytest.raises(IndexError):
         listing[2]
+
+
+def test_read_stage_takes_listing_rows_by_number_and_keeps_what_resume_added(tmp_path):
+    import numpy as np
+
+    from fakeface_ray.pipeline import read_listed
+
+    for name in ("a", "b", "c"):
+        (tmp_path / f"{name}.png").write_bytes(name.encode())
+    listing = list_sources(str(tmp_path), (".png",)).table
+    listing = listing.append_column("done_sha256", pa.array(["", "", "x"]))
+    out = read_listed({"id": np.array([2, 0])}, listing)
+    assert list(out["image_id"]) == ["c.png", "a.png"] and list(out["bytes"]) == [b"c", b"a"]
+    assert list(out["label"]) == [None, None] and list(out["file_size"]) == [1, 1]
+    assert "done_sha256" not in out  # consumed: row "c" hashes to something other than "x", so it stays

@@ -227,11 +227,11 @@ def plan_resume(listing: pa.Table, committed: pa.Table, verify: bool = False) ->
     ids = committed.column("image_id")
     counts = pc.value_counts(ids)
     doubled = counts.field("values").filter(pc.greater(counts.field("counts"), 1))
-    single = committed.filter(pc.invert(pc.is_in(ids, value_set=doubled)))
+    # Copies of every row are what a resume's driver holds per input: filter only when needed.
+    single = committed.filter(pc.invert(pc.is_in(ids, value_set=doubled))) if len(doubled) else committed
     rows = single.select(list(RESUME_COLUMNS)).rename_columns(
         ["image_id", "row_sha256", "row_size", "row_mtime_ns"])
     joined = listing.join(rows, "image_id", join_type="left outer")
-    joined = joined.take(pc.sort_indices(joined, [("image_id", "ascending")]))
     # A row without sha256 is a read error: always tried again, as before size and mtime were kept.
     readable = pc.is_valid(joined.column("row_sha256"))
     same = pc.fill_null(pc.and_(pc.equal(joined.column("row_size"), joined.column("file_size")),
@@ -241,6 +241,7 @@ def plan_resume(listing: pa.Table, committed: pa.Table, verify: bool = False) ->
     by_hash = pc.and_(readable, pc.or_(unrecorded, same))
     done = pc.if_else(by_hash, joined.column("row_sha256"), "")
     todo = joined.select(listing.column_names).append_column("done_sha256", done).filter(pc.invert(skip))
+    todo = todo.take(pc.sort_indices(todo, [("image_id", "ascending")]))  # the join does not keep order
     vanished = pc.unique(ids.filter(pc.invert(pc.is_in(ids, value_set=listing.column("image_id")))))
     return ResumePlan(todo=todo.combine_chunks(), vanished=vanished,
                       unchanged=int(pc.sum(skip).as_py() or 0), duplicated=len(doubled))
