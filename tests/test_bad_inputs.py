@@ -98,5 +98,7 @@ def test_each_file_is_one_row_with_a_specific_status(awkward, tmp_path, ray_sess
     turned = rows["training_fake/rotated.jpg"]
     assert (turned["width"], turned["height"]) == (240, 360)
     direct = max(detector.detect_faces(np.asarray(upright)), key=lambda d: d["confidence"])["box"]
-    assert np.abs(np.array(turned["face_box"]) - np.array(direct)).max() <= 6
+    # Within 10% of the face: the stage scans a copy capped at extract.detect_max_side, `direct` the
+    # full image; a face left on its side would be off by half the frame.
+    assert np.abs(np.array(turned["face_box"]) - np.array(direct)).max() <= 0.1 * max(direct[2:])
     assert result.counts_by_status["ok"] == 10
