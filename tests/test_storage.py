@@ -150,9 +150,14 @@ def test_ctrl_c_never_lands_inside_a_commit_and_keeps_every_row_received(tmp_pat
     monkeypatch.setattr(parts, "write_part", lambda *a, **k: (committers.append(threading.current_thread()),
                                                                 commit(*a, **k)))
     writer = parts.PartWriter(location(str(tmp_path)), commit_interval_s=0.2)
-    threading.Timer(2.5, signal.raise_signal, [signal.SIGINT]).start()
-    with pytest.raises(KeyboardInterrupt):
-        _write_parts(_SlowDataset(), writer, stall_timeout_s=60.0)
+    # Python's own Ctrl-C handler, as in the CLI: a library loaded earlier in this test session may have replaced it.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        threading.Timer(2.5, signal.raise_signal, [signal.SIGINT]).start()
+        with pytest.raises(KeyboardInterrupt):
+            _write_parts(_SlowDataset(), writer, stall_timeout_s=60.0)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     # The main thread, where Python delivers Ctrl-C, commits at most the last part, after the interrupt.
     assert len(committers) > 1 and threading.main_thread() not in committers[:-1]
     ids = _ids(location(str(tmp_path)))

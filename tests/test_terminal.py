@@ -81,7 +81,9 @@ def test_a_small_run_shows_progress_and_the_summary_and_nothing_alarming(small_c
     for phrase in ALARMING:
         assert phrase not in shown, phrase
     log = (tmp_path / "out" / "logs" / "driver.log").read_text()
-    assert "Token authentication is enabled" in log  # the chatter went to the log
+    # The chatter went to the log. Ray Data's INFO lines are in every run; the token-auth warning
+    # depends on whether this machine has ~/.ray/auth_token.
+    assert "streaming_executor.py" in log and "streaming_executor.py" not in shown
     assert (tmp_path / "out" / "logs" / "ray" / "raylet.out").is_file()
 
 
@@ -89,5 +91,5 @@ def test_verbose_brings_rays_own_lines_back(small_corpus, tmp_path):
     code, lines = _run(small_corpus, tmp_path / "out", "--verbose")
     shown = "\n".join(lines)
     assert code == 0, shown
-    assert "Token authentication is enabled" in shown and "core_worker.cc" in shown
+    assert "streaming_executor.py" in shown
     assert not (tmp_path / "out" / "logs").exists()
