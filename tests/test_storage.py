@@ -219,6 +219,21 @@ def test_the_writer_checkpoints_on_a_timer_and_folds_checkpoints_into_the_next_f
     assert _ids(folder) == [f"i{k:05d}" for k in range(11)]
 
 
+def test_the_writer_keeps_many_small_blocks_as_few_tables_and_loses_no_row(tmp_path, monkeypatch):
+    monkeypatch.setattr(parts, "COMPACT_TABLES", 4)
+    folder, clock = location(tmp_path / "emb"), _Clock()
+    writer = parts.PartWriter(folder, max_rows=40, commit_interval_s=60, clock=clock)
+    for k in range(30):  # 2-row blocks: compacted every 4, a checkpoint at block 9, a full part at 20
+        if k == 9:
+            clock.now = 61
+        writer.write(_rows(2 * k, 2))
+        assert len(writer._pending) <= 4 + 2  # the checkpointed rows, compacted ones, and a short tail
+    assert writer.buffered_rows == 20
+    writer.close()
+    assert sorted(_sizes(folder).values()) == [20, 40]
+    assert _ids(folder) == [f"i{k:05d}" for k in range(60)]
+
+
 def test_a_crash_between_parts_keeps_every_committed_row_once(tmp_path, monkeypatch):
     folder, clock = location(tmp_path / "emb"), _Clock()
     writer = parts.PartWriter(folder, max_rows=20, commit_interval_s=60, clock=clock)

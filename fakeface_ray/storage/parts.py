@@ -33,6 +33,7 @@ from .locations import Location
 COMPLETE = "_COMPLETE"
 QUARANTINE = "_quarantine"
 PART = re.compile(r"^part-(?P<session>[0-9a-f]+)-(?P<first>\d{6})(?:-(?P<last>\d{6}))?\.parquet$")
+COMPACT_TABLES = 64  # buffered tables copied into one (see PartWriter._compact)
 # What a resume reads of the committed rows: who, and the listing each row was made from.
 RESUME_COLUMNS = ("image_id", "sha256", "file_size", "file_mtime_ns")
 
@@ -70,6 +71,7 @@ class PartWriter:
         self._pending: list[pa.Table] = []  # every row since the last full part
         self._pending_rows = self._pending_bytes = 0
         self._checkpointed = 0  # how many of `_pending` are in checkpoint parts already
+        self._compacted = 0  # `_pending[:_compacted]` are compacted tables
         self._checkpoints: list[tuple[int, Location, int]] = []  # seq, part, rows
         self._seq = 0
         self._last_commit = clock()
@@ -90,6 +92,8 @@ class PartWriter:
                 self._roll()
             elif self.clock() - self._last_commit >= self.commit_interval_s:
                 self._checkpoint()
+            elif len(self._pending) - self._compacted >= COMPACT_TABLES:
+                self._compact(self._compacted)
 
     def commit_if_due(self) -> None:
         """Commit buffered rows as a checkpoint part if they have waited `commit_interval_s`."""
@@ -119,8 +123,16 @@ class PartWriter:
         tables = self._pending[self._checkpointed:]
         part = self._commit(tables, f"{self._seq:06d}")
         self._checkpoints.append((self._seq, part, sum(t.num_rows for t in tables)))
+        self._compact(self._checkpointed)
         self._checkpointed = len(self._pending)
         self._seq += 1
+
+    def _compact(self, start: int) -> None:
+        # Rows arrive as one small table per Ray Data block, each holding its own buffers (and,
+        # zero-copy, its object-store block): tens of KB per block for a few rows. Copying them
+        # into one table keeps the buffer at the size of its rows.
+        self._pending[start:] = [pa.concat_tables(self._pending[start:]).combine_chunks()]
+        self._compacted = len(self._pending)
 
     def _roll(self) -> None:
         first = f"{self._checkpoints[0][0]:06d}-" if self._checkpoints else ""
@@ -131,7 +143,7 @@ class PartWriter:
             self.parts.remove(checkpoint)
             self.rows_committed -= rows
         self._pending, self._pending_rows, self._pending_bytes = [], 0, 0
-        self._checkpointed, self._checkpoints = 0, []
+        self._checkpointed, self._compacted, self._checkpoints = 0, 0, []
 
     def _commit(self, tables: list[pa.Table], seq: str) -> Location:
         table = pa.concat_tables(tables)
