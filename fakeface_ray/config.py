@@ -45,6 +45,12 @@ class ReadConfig:
     extensions: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
     max_pixels: int = 60_000_000
     files_per_block: int = 16
+    max_read_tasks: int = 1024
+
+    def __post_init__(self) -> None:
+        for name in ("files_per_block", "max_read_tasks"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"read.{name} must be positive, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)

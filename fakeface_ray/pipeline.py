@@ -16,8 +16,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .cluster.connect import connect
-from .cluster.plan import Plan, PoolPlan, plan_pools
-from .config import Config
+from .cluster.plan import Plan, PoolPlan, plan_pools, read_tasks
+from .config import Config, ReadConfig
 from .console import output
 from .console.progress import Progress
 from .errors import RunError
@@ -286,13 +286,7 @@ def build_dataset(items: pa.Table, config: Config, embedder: str, plan: Plan,
     import ray
 
     _quiet_ray_data()
-    per_block = config.read.files_per_block
-    # One block per read task, each a range of row numbers into one shared copy of the listing.
-    # Slices of the listing as blocks cost the driver about 3 KB per input (a Ray object and its
-    # metadata per 16-row block); row numbers are made in the read tasks, not on the driver.
-    ds = ray.data.range(items.num_rows, override_num_blocks=max(1, math.ceil(items.num_rows / per_block)))
-    ds = ds.map_batches(read_listed, batch_size=per_block, batch_format="numpy", num_cpus=plan.read_cpus,
-                        fn_kwargs=dict(listing=ray.put(items)))
+    ds = read_stage(items, config.read, plan.read_cpus)
     ds = ds.map_batches(
         FaceExtractor, **_actor_pool(plan.extract),
         fn_constructor_kwargs=dict(config=config.extract, read=config.read, keep_regions=embedder == "forensic",
@@ -306,6 +300,22 @@ def build_dataset(items: pa.Table, config: Config, embedder: str, plan: Plan,
 
     return ds.map_batches(Predictor, batch_size=None, batch_format="pyarrow", num_cpus=PREDICT_ACTOR_CPUS,
                           compute=ray.data.ActorPoolStrategy(size=1), fn_constructor_kwargs=dict(artifact=artifact))
+
+
+def read_stage(items: pa.Table, read: ReadConfig, num_cpus: float):
+    """The lazy Ray Dataset of `items` with their bytes read (`sources.read_files`), in read tasks.
+
+    Each task takes a range of row numbers into one shared copy of the listing (slices of the
+    listing as blocks would cost the driver a Ray object each) and reads its files
+    `read.files_per_block` at a time. Ray Data joins a task's batches into blocks of up to 128 MB,
+    so capping the tasks (`read.max_read_tasks`) caps the blocks and the driver's bookkeeping of
+    them: about 40 KB a block.
+    """
+    import ray
+
+    ds = ray.data.range(items.num_rows, override_num_blocks=read_tasks(items.num_rows, read))
+    return ds.map_batches(read_listed, batch_size=read.files_per_block, batch_format="numpy", num_cpus=num_cpus,
+                          fn_kwargs=dict(listing=ray.put(items)))
 
 
 def read_listed(batch: dict[str, np.ndarray], listing) -> dict[str, np.ndarray]:

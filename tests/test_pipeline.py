@@ -203,3 +203,22 @@ def test_synthetic_fakes_join_the_training_side_only(finished, tmp_path):
     test_ids = set(pq.read_table(tmp_path / "synth" / "test_predictions.parquet").column("image_id").to_pylist())
     assert not {r["parent_image_id"] for r in made} & test_ids  # nothing made from a test image
     assert all(r["parent_image_id"].startswith("training_real/") for r in made)
+
+
+@pytest.mark.ray
+def test_the_read_stage_reads_every_input_once_in_at_most_max_read_tasks_blocks(tmp_path, ray_session):
+    from fakeface_ray.config import ReadConfig
+    from fakeface_ray.pipeline import read_stage
+    from fakeface_ray.stages.sources import list_sources
+
+    (tmp_path / "real").mkdir()
+    for i in range(61):
+        (tmp_path / "real" / f"{i:02d}.png").write_bytes(bytes([i]) * (i + 1))
+    read = ReadConfig(files_per_block=2, max_read_tasks=3)
+    listing = list_sources(str(tmp_path), read.extensions)
+    blocks = list(read_stage(listing.table, read, num_cpus=0.25).iter_batches(batch_size=None, batch_format="numpy"))
+    # 31 batches of 2 files in 3 tasks: each task's batches are joined (Ray may cut a task's rows once).
+    assert len(blocks) <= 2 * read.max_read_tasks
+    got = {uri: data for block in blocks for uri, data in zip(block["uri"], block["bytes"])}
+    assert sum(len(block["uri"]) for block in blocks) == len(got) == 61
+    assert all(data == bytes([int(uri[-6:-4])]) * (int(uri[-6:-4]) + 1) for uri, data in got.items())

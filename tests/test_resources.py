@@ -1,7 +1,7 @@
 import pytest
 
-from fakeface_ray.config import EmbedConfig, ExtractConfig
-from fakeface_ray.cluster.plan import READ_TASK_CPUS, PlanError, plan_pools
+from fakeface_ray.config import ConfigError, EmbedConfig, ExtractConfig, ReadConfig
+from fakeface_ray.cluster.plan import READ_TASK_CPUS, PlanError, plan_pools, read_tasks
 
 
 def _used(plan):
@@ -71,3 +71,11 @@ def test_gpu_config_on_a_cpu_cluster_is_refused():
     config = _config("gpu.yaml")
     with pytest.raises(PlanError, match="no GPU"):
         plan_pools({"CPU": 2.0}, config.extract, config.embed)
+
+
+def test_read_tasks_hold_files_per_block_until_the_cap_then_grow():
+    read = ReadConfig(files_per_block=16, max_read_tasks=1024)
+    assert [read_tasks(n, read) for n in (0, 1, 16, 17, 16 * 1024)] == [1, 1, 1, 2, 1024]
+    assert read_tasks(10**6, read) == 1024  # about 977 files a task
+    with pytest.raises(ConfigError, match="read.max_read_tasks must be positive"):
+        ReadConfig(max_read_tasks=0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..config import EmbedConfig, ExtractConfig
+from ..config import EmbedConfig, ExtractConfig, ReadConfig
 from ..errors import UserError
 
 READ_TASK_CPUS = 0.25  # reads are I/O; a quarter CPU lets them interleave with the actors
@@ -57,6 +57,11 @@ def plan_pools(resources: dict[str, float], extract: ExtractConfig, embed: Embed
         extract=PoolPlan(1, n_extract, extract.num_cpus, extract.num_gpus, extract.batch_size),
         embed=PoolPlan(1, n_embed, embed.num_cpus, embed.num_gpus, embed.batch_size),
     )
+
+
+def read_tasks(n_files: int, read: ReadConfig) -> int:
+    """How many read tasks cut `n_files` inputs: one per `files_per_block`, at most `max_read_tasks`."""
+    return max(1, min(math.ceil(n_files / read.files_per_block), read.max_read_tasks))
 
 
 def _pool_size(cpus: float, per_actor_cpus: float, gpus: float, per_actor_gpus: float,
