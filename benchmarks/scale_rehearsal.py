@@ -75,6 +75,8 @@ def main() -> None:
     parser.add_argument("--control", action="store_true",
                         help="also trace a `--resume --verify`, which must open every image: checks the counting")
     parser.add_argument("--json", default=None, help="default benchmarks/results/scale_rehearsal_<N>.json")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override for the extract runs, e.g. output.part_rows=5000")
     args = parser.parse_args()
     n = args.images
     work = Path(args.work) / str(n)
@@ -82,7 +84,7 @@ def main() -> None:
     result_path = Path(args.json or ROOT / f"benchmarks/results/scale_rehearsal_{n}.json")
     result: dict = {"images": n, "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, "
                     f"Python {platform.python_version()}", "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                    "load_average_start": os.getloadavg()}
+                    "load_average_start": os.getloadavg(), "overrides": args.set}
 
     result["generate_s"], result["image_bytes"] = generate(images, n)
     print(f"{n} images, {result['image_bytes'] / 1e6:.1f} MB, in {result['generate_s']:.1f} s", flush=True)
@@ -90,7 +92,8 @@ def main() -> None:
     print(f"listing: {result['listing']}", flush=True)
 
     shutil.rmtree(out, ignore_errors=True)
-    run = cli(["extract", "--infile", str(images), "--out", str(out)], work)
+    overrides = [arg for setting in args.set for arg in ("--set", setting)]
+    run = cli(["extract", "--infile", str(images), "--out", str(out), *overrides], work)
     record = json.loads((out / "run.json").read_text())
     result["extract"] = {**run, "overhead_ms_per_image": 1e3 * run["wall_s"] / n,
                          "list_sources_s": record["timings"]["list_sources_s"],
@@ -100,15 +103,16 @@ def main() -> None:
     result["parts"] = describe_parts(out / "embeddings")
     print(f"extract: {json.dumps(result['extract'])}\nparts: {result['parts']}", flush=True)
 
-    resume = cli(["extract", "--infile", str(images), "--out", str(out), "--resume"], work)
+    resume = cli(["extract", "--infile", str(images), "--out", str(out), "--resume", *overrides], work)
     record = json.loads((out / "run.json").read_text())
-    traced = cli(["extract", "--infile", str(images), "--out", str(out), "--resume"], work, strace=True)
+    traced = cli(["extract", "--infile", str(images), "--out", str(out), "--resume", *overrides], work, strace=True)
     result["resume"] = {**resume, "work": record["work"], "strace": traced["strace"],
                         "strace_wall_s": traced["wall_s"], "image_files_opened": traced["strace"]["image_opens"],
                         "fraction_of_first_run": resume["wall_s"] / run["wall_s"]}
     print(f"resume: {json.dumps(result['resume'])}", flush=True)
     if args.control:
-        control = cli(["extract", "--infile", str(images), "--out", str(out), "--resume", "--verify"], work, strace=True)
+        control = cli(["extract", "--infile", str(images), "--out", str(out), "--resume", "--verify", *overrides], work,
+                      strace=True)
         result["verify_control"] = {"strace_wall_s": control["wall_s"], "strace": control["strace"]}
         print(f"verify control: {result['verify_control']}", flush=True)
 
@@ -251,7 +255,8 @@ def labelled(folder: Path, n: int) -> dict:
 def slope(result: dict, results: Path) -> dict | None:
     """Driver peak RSS growth per input between this run and the other size's JSON, if there."""
     others = [json.loads(p.read_text()) for p in results.glob("scale_rehearsal_*.json")]
-    others = [o for o in others if o.get("images") not in (None, result["images"]) and "driver" in o]
+    others = [o for o in others if o.get("images") not in (None, result["images"]) and "driver" in o
+              and o.get("overrides", []) == result["overrides"]]
     if not others:
         return None
     other = min(others, key=lambda o: abs(o["images"] - result["images"]))
