@@ -153,6 +153,13 @@ class FaceNetEmbedder:
         with tf.device(device):
             self.model = build_inception_resnet_v1(self.dims)
             assign_weights(self.model, self.file)
+        # One graph for every batch size: Keras' eager call dispatches the network's ~900 ops one
+        # at a time from Python, 2.8x slower per face on 2 cores (benchmarks/facenet_throughput.py).
+        # Traced here, so the cost lands while the extract actors work on their first batch.
+        self._forward = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True,
+                                    input_signature=[tf.TensorSpec([None, 160, 160, 3], tf.float32)])
+        with tf.device(device):
+            self._forward(tf.zeros([1, 160, 160, 3]))
 
     @property
     def sha256(self) -> str:
@@ -167,7 +174,7 @@ class FaceNetEmbedder:
         with tf.device(self.device):
             for start in range(0, len(faces), self.batch_size):
                 chunk = preprocess(faces[start:start + self.batch_size], self.preprocess)
-                out[start:start + len(chunk)] = np.asarray(self.model(chunk, training=False))
+                out[start:start + len(chunk)] = self._forward(tf.constant(chunk, tf.float32)).numpy()
         return l2_normalize(out)
 
 
