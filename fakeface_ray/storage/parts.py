@@ -128,9 +128,8 @@ class PartWriter:
         self._seq += 1
 
     def _compact(self, start: int) -> None:
-        # Rows arrive as one small table per Ray Data block, each holding its own buffers (and,
-        # zero-copy, its object-store block): tens of KB per block for a few rows. Copying them
-        # into one table keeps the buffer at the size of its rows.
+        # Rows arrive as one small table per Ray Data block, each with its own buffers: tens of
+        # KB of driver memory per block for a few rows. One table holds them at their size.
         self._pending[start:] = [pa.concat_tables(self._pending[start:]).combine_chunks()]
         self._compacted = len(self._pending)
 

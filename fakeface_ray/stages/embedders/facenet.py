@@ -153,10 +153,10 @@ class FaceNetEmbedder:
         with tf.device(device):
             self.model = build_inception_resnet_v1(self.dims)
             assign_weights(self.model, self.file)
-        # One graph for every batch size: Keras' eager call dispatches the network's ~900 ops one
-        # at a time from Python, 2.8x slower per face on 2 cores (benchmarks/facenet_throughput.py).
-        # Traced here, so the cost lands while the extract actors work on their first batch.
-        self._forward = tf.function(lambda x: self.model(x, training=False), reduce_retracing=True,
+        # One graph for every batch size: Keras' eager call dispatches the network's ops one at a
+        # time from Python, 3x slower per face on 2 cores (benchmarks/facenet_throughput.py).
+        # Traced in the constructor, which the actor runs while the extract actors start up.
+        self._forward = tf.function(lambda x: self.model(x, training=False),
                                     input_signature=[tf.TensorSpec([None, 160, 160, 3], tf.float32)])
         with tf.device(device):
             self._forward(tf.zeros([1, 160, 160, 3]))
