@@ -2,7 +2,7 @@ import numpy as np
 
 from fakeface_ray.config import EmbedConfig
 from fakeface_ray.stages.embedders import load_embedder, resolve_embedder
-from fakeface_ray.stages.embedders.forensic import FEATURE_NAMES, ForensicEmbedder, region_features
+from fakeface_ray.stages.embedders.forensic import FEATURE_NAMES, ForensicEmbedder, median3, region_features
 
 from .photos import face_photo, jpeg_bytes
 
@@ -60,3 +60,13 @@ def test_auto_falls_back_to_forensic_and_says_why(tmp_path):
     (tmp_path / "w.h5").write_bytes(b"x")
     assert resolve_embedder("auto", str(tmp_path / "w.h5"))[0] == "facenet"
     assert isinstance(load_embedder(EmbedConfig(weights=str(tmp_path / "missing.h5"))), ForensicEmbedder)
+
+
+def test_the_median_network_equals_scipys_median_filter_with_ties_and_tiny_shapes():
+    from scipy import ndimage
+
+    rng = np.random.default_rng(0)
+    for shape in ((61, 47), (7, 5), (1, 9), (2, 2)):
+        x = (rng.random(shape) * 255).astype(np.float32)
+        x[::2] = np.round(x[::2] / 16) * 16  # ties
+        assert np.array_equal(median3(x), ndimage.median_filter(x, size=3)), shape
