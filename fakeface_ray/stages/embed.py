@@ -46,4 +46,5 @@ class FaceEmbedder:
                    for i in rows]
         return embed_regions(regions, [batch["region_keypoints"][i] for i in rows],
                              origins=[tuple(batch["region_origin"][i]) for i in rows],
-                             scales=[float(batch["region_scale"][i]) for i in rows])
+                             scales=[float(batch["region_scale"][i]) for i in rows],
+                             tables=[batch["quantisation"][i] for i in rows] if "quantisation" in batch else None)

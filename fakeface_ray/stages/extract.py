@@ -66,6 +66,8 @@ class FaceExtractor:
                                    f"{self.config.min_face_size}px face")
                 continue
             images[i] = decoded.image
+            if decoded.quantisation is not None:
+                out["quantisation"][i] = decoded.quantisation.reshape(-1)
         for i, detections in self._detect(images, out).items():
             self._fill(out, i, images[i], detections)
         trim_regions(out)
@@ -162,4 +164,5 @@ def empty_columns(n: int, face_size: int, region_side: int) -> dict[str, np.ndar
         "region_keypoints": np.full((n, 10), np.nan, dtype=np.float32),
         "region_origin": np.zeros((n, 2), dtype=np.int32),
         "region_scale": np.zeros(n, dtype=np.float32),
+        "quantisation": np.zeros((n, 64), dtype=np.int32),  # the JPEG's luma table; zeros: none
     }

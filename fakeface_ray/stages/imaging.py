@@ -7,7 +7,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from ..storage.schema import Status
 
@@ -19,6 +19,9 @@ class Decoded:
     error: str | None = None
     width: int | None = None
     height: int | None = None
+    # The file's luma quantisation table (8x8, natural order) when it is a JPEG whose 8x8 grid the
+    # pixels keep (no EXIF turn); None otherwise. The double-JPEG features read it.
+    quantisation: np.ndarray | None = None
 
 
 def decode_image(data: bytes, max_pixels: int) -> Decoded:
@@ -47,14 +50,24 @@ def decode_image(data: bytes, max_pixels: int) -> Decoded:
     try:
         img.seek(0)  # first frame of animations
         img.load()
-        img = ImageOps.exif_transpose(img)
-        rgb = to_rgb(img)
+        # An EXIF turn moves the 8x8 grid: the table is only kept for upright files.
+        table = luma_quantisation(img) if img.getexif().get(ExifTags.Base.Orientation, 1) == 1 else None
+        rgb = to_rgb(ImageOps.exif_transpose(img))
     except OSError as exc:
         status = Status.TRUNCATED if "truncated" in str(exc).lower() else Status.DECODE_ERROR
         return Decoded(None, status, f"cannot decode pixels: {exc}", width, height)
     except Exception as exc:
         return Decoded(None, Status.DECODE_ERROR, f"cannot decode pixels: {exc}", width, height)
-    return Decoded(rgb, Status.OK, None, rgb.shape[1], rgb.shape[0])
+    return Decoded(rgb, Status.OK, None, rgb.shape[1], rgb.shape[0], table)
+
+
+def luma_quantisation(img: Image.Image) -> np.ndarray | None:
+    """int32 [8, 8]: a JPEG's first (luma) quantisation table in natural order; None for other files."""
+    tables = getattr(img, "quantization", None)
+    if img.format != "JPEG" or not tables or img.mode not in ("L", "RGB", "YCbCr"):
+        return None
+    table = np.asarray(tables[min(tables)], dtype=np.int32)
+    return table.reshape(8, 8) if table.size == 64 else None
 
 
 def to_rgb(img: Image.Image) -> np.ndarray:

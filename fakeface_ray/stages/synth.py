@@ -8,9 +8,11 @@ the same training reals give the same fakes whatever the batching.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 
 import numpy as np
+from PIL import Image
 
 from ..config import ExtractConfig, ReadConfig, SynthConfig
 from ..storage.locations import read_bytes
@@ -108,6 +110,7 @@ class FakeSynthesizer:
                 out["width"][i], out["height"][i] = image.shape[1], image.shape[0]
                 out["n_faces"][i] = 1
                 fill_face(out, i, fake.pixels, detection, self.extract, self.region_max_side)
+                out["quantisation"][i] = imaging.luma_quantisation(Image.open(io.BytesIO(fake.jpeg))).reshape(-1)
                 digests[i] = hashlib.sha256(fake.jpeg).hexdigest()
                 recipes[i] = json.dumps(fake.recipe)
         trim_regions(out)

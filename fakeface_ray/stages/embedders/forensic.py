@@ -4,6 +4,9 @@ A pasted eye, nose or mouth comes from another photo: its sensor noise, JPEG his
 sharpness differ from its new surroundings, and its border leaves an edge. All features are log-ratios
 or differences of part against surroundings, so they are near zero on an untouched face whatever the
 camera, and they are computed on native-resolution pixels, where those traces survive.
+
+v2 adds the JPEG history on the file's own grid (`double_jpeg`): where the photo was a JPEG before
+it was edited, untouched blocks keep the gaps of two quantisations and edited ones fill them.
 """
 
 from __future__ import annotations
@@ -15,11 +18,13 @@ from PIL import Image
 from scipy import ndimage
 
 from ..faces import l2_normalize
+from . import double_jpeg
 
 PARTS = ("left_eye", "right_eye", "nose", "mouth")
 PART_FEATURES = ("noise", "ela", "cb", "cr", "luma", "edge", "sharpness")
 GLOBAL_FEATURES = ("noise_level", "ela_level", "blockiness", "max_noise", "max_ela", "max_edge")
-FEATURE_NAMES = tuple(f"{p}_{f}" for p in PARTS for f in PART_FEATURES) + GLOBAL_FEATURES
+DQ_FEATURES = ("dq_frequencies", "dq_face") + tuple(f"dq_{p}" for p in PARTS) + ("dq_max_part",)
+FEATURE_NAMES = tuple(f"{p}_{f}" for p in PARTS for f in PART_FEATURES) + GLOBAL_FEATURES + DQ_FEATURES
 ELA_QUALITY = 90
 EPS = 0.05
 # Keypoints of an average MTCNN box as fractions of it, for crops that come without landmarks.
@@ -29,7 +34,7 @@ _TEMPLATE = np.array([0.31, 0.40, 0.69, 0.40, 0.50, 0.60, 0.35, 0.80, 0.65, 0.80
 class ForensicEmbedder:
     """Splice-evidence features; `.embed(faces)` on crops, `.embed_regions(...)` on native pixels."""
 
-    name = "forensic-v1"
+    name = "forensic-v2"
     dims = len(FEATURE_NAMES) + 1  # + a constant that keeps the magnitude through L2 normalisation
 
     def embed(self, faces: np.ndarray, margin: float = 0.2) -> np.ndarray:
@@ -41,29 +46,34 @@ class ForensicEmbedder:
 
     def embed_regions(self, regions: list[np.ndarray], keypoints: list[np.ndarray],
                       origins: list[tuple[int, int]] | None = None,
-                      scales: list[float] | None = None) -> np.ndarray:
+                      scales: list[float] | None = None,
+                      tables: list[np.ndarray] | None = None) -> np.ndarray:
         """Features of native-resolution face regions with landmarks in region coordinates.
 
         Args:
             origins: each region's top-left corner in its image, to line up the JPEG 8x8 grid.
             scales: region pixels per image pixel; the grid is only used where this is 1.
+            tables: each file's JPEG luma quantisation table (64 values, zeros when not a JPEG).
         """
         rows = []
         for i, (region, points) in enumerate(zip(regions, keypoints)):
             origin = origins[i] if origins is not None else None
             aligned = scales is None or scales[i] == 1.0
-            rows.append(region_features(region, points, origin if aligned else None))
+            table = np.asarray(tables[i]).reshape(8, 8) if tables is not None and np.any(tables[i]) else None
+            rows.append(region_features(region, points, origin if aligned else None, table))
         features = np.stack(rows) if rows else np.zeros((0, len(FEATURE_NAMES)), dtype=np.float32)
         with_constant = np.concatenate([features, np.ones((len(features), 1), np.float32)], axis=1)
         return l2_normalize(with_constant)
 
 
-def region_features(region: np.ndarray, keypoints: np.ndarray, origin: tuple[int, int] | None) -> np.ndarray:
+def region_features(region: np.ndarray, keypoints: np.ndarray, origin: tuple[int, int] | None,
+                    table: np.ndarray | None = None) -> np.ndarray:
     """float32 [len(FEATURE_NAMES)] for one RGB uint8 region and its 10 landmark coordinates.
 
     Args:
         origin: the region's top-left corner in the original image when pixels are unscaled
             (aligns the JPEG grid); None when unknown.
+        table: the file's JPEG luma quantisation table [8, 8]; None when it is not a JPEG.
     """
     rgb = np.asarray(region, dtype=np.float32)
     luma, cb, cr = _ycbcr(rgb)
@@ -73,7 +83,8 @@ def region_features(region: np.ndarray, keypoints: np.ndarray, origin: tuple[int
     fine = np.abs(ndimage.laplace(luma))
     coarse = np.abs(luma - ndimage.gaussian_filter(luma, 2.0)) + EPS
 
-    radii = _part_radii(keypoints, luma.shape)
+    ys, xs = np.mgrid[0: luma.shape[0], 0: luma.shape[1]].astype(np.float32)
+    radii = _part_radii(keypoints, ys, xs)
     inside_any = np.zeros(luma.shape, dtype=bool)
     for r in radii:
         inside_any |= r < 1.25
@@ -104,7 +115,7 @@ def region_features(region: np.ndarray, keypoints: np.ndarray, origin: tuple[int
         np.abs(parts[:, 1]).max(),
         parts[:, 5].max(),
     ], dtype=np.float32)
-    features = np.concatenate([parts.reshape(-1), global_features])
+    features = np.concatenate([parts.reshape(-1), global_features, _double_jpeg_features(luma, keypoints, origin, table)])
     return np.clip(np.nan_to_num(features, nan=0.0, posinf=0.0, neginf=0.0), -10, 10).astype(np.float32)
 
 
@@ -152,8 +163,42 @@ def _blockiness(luma: np.ndarray, origin: tuple[int, int] | None) -> float:
     return float(np.log((border + EPS) / (inner + EPS)))
 
 
-def _part_radii(keypoints: np.ndarray, shape: tuple[int, int]) -> list[np.ndarray]:
-    """For each part, every pixel's elliptical distance to the part (1.0 = on its outline)."""
+def _double_jpeg_features(luma: np.ndarray, keypoints: np.ndarray, origin: tuple[int, int] | None,
+                          table: np.ndarray | None = None) -> np.ndarray:
+    """DQ_FEATURES: the share of double-quantisation gaps filled, inner face against its context and
+    each part against the rest of the face (positive: edited-looking); zeros where nothing shows."""
+    out = np.zeros(len(DQ_FEATURES), dtype=np.float32)
+    if origin is None or table is None or min(luma.shape) < 64:
+        return out
+    share, used, (dy, dx) = double_jpeg.gap_map(luma, origin, table)
+    if not used:
+        return out
+    ys, xs = np.mgrid[0: share.shape[0], 0: share.shape[1]].astype(np.float32) * 8 + 3.5
+    ys, xs = ys + dy, xs + dx
+    radii = _part_radii(keypoints, ys, xs)
+    le, re, _, ml, mr = np.asarray(keypoints, dtype=np.float32).reshape(5, 2)
+    eye_dist = max(float(np.linalg.norm(re - le)), 4.0)
+    centre = (le + re + (ml + mr) / 2) / 3 + np.array([0, 0.1 * eye_dist])
+    face = np.hypot((xs - centre[0]) / eye_dist, (ys - centre[1]) / (1.3 * eye_dist))
+    rest = (face <= 1.0) & ~np.any([r < 1.25 for r in radii], axis=0)
+    face_rest = _mean_of(share, rest)
+    per_part = np.array([_mean_of(share, r < 1.0) for r in radii]) - face_rest
+    out[0] = used / len(double_jpeg.FREQUENCIES)
+    out[1] = _mean_of(share, face <= 1.0) - _mean_of(share, face > 1.6)
+    out[2:2 + len(PARTS)] = per_part
+    out[-1] = np.nanmax(per_part) if np.isfinite(per_part).any() else 0.0
+    return np.nan_to_num(out, nan=0.0)
+
+
+def _mean_of(share: np.ndarray, mask: np.ndarray) -> float:
+    """Mean of the blocks under `mask` that have a value; NaN with fewer than two."""
+    values = share[mask]
+    values = values[np.isfinite(values)]
+    return float(values.mean()) if len(values) >= 2 else np.nan
+
+
+def _part_radii(keypoints: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> list[np.ndarray]:
+    """For each part, each point's elliptical distance to the part (1.0 = on its outline)."""
     le, re, nose, ml, mr = np.asarray(keypoints, dtype=np.float32).reshape(5, 2)
     eye_dist = max(float(np.linalg.norm(re - le)), 4.0)
     mouth = (ml + mr) / 2
@@ -164,7 +209,6 @@ def _part_radii(keypoints: np.ndarray, shape: tuple[int, int]) -> list[np.ndarra
         (nose - np.array([0, 0.15 * eye_dist]), 0.28 * eye_dist, 0.38 * eye_dist),
         (mouth, mouth_half + 0.15 * eye_dist, 0.28 * eye_dist),
     ]
-    ys, xs = np.mgrid[0: shape[0], 0: shape[1]].astype(np.float32)
     return [np.hypot((xs - c[0]) / rx, (ys - c[1]) / ry) for c, rx, ry in ellipses]
 
 

@@ -1,0 +1,99 @@
+"""The double-quantisation map: gaps where a photo was a JPEG before its last save, filled where edited."""
+
+import io
+
+import numpy as np
+from PIL import Image
+
+from fakeface_ray.stages.embedders.double_jpeg import block_dct, gap_map
+from fakeface_ray.stages.embedders.forensic import DQ_FEATURES, ForensicEmbedder, region_features
+from fakeface_ray.stages.imaging import decode_image
+
+from .photos import jpeg_bytes
+
+# Five landmarks placed so that the left eye's ellipse covers PASTE (the photo's content does not matter).
+KEYPOINTS = np.array([112, 132, 208, 132, 160, 188, 120, 240, 200, 240], dtype=np.float32)
+PASTE = (slice(112, 160), slice(80, 144))  # 48x64 px over the left eye, on the 8x8 grid
+
+
+def _saved(pixels: np.ndarray, quality: int) -> tuple[np.ndarray, np.ndarray]:
+    """The pixels saved as a JPEG and decoded, with the file's luma table."""
+    decoded = decode_image(jpeg_bytes(pixels, quality), 10**8)
+    return decoded.image, decoded.quantisation
+
+
+def _published() -> np.ndarray:
+    """A real photo (scikit-image's astronaut, 320 px) as a collection publishes it: one save at quality 50."""
+    from skimage import data
+
+    return _saved(data.astronaut()[96:416, 96:416], 50)[0]
+
+
+def _spliced() -> tuple[np.ndarray, np.ndarray]:
+    """The published photo with its left eye replaced by a resampled patch, then saved at quality 90."""
+    photo = _published()
+    source = np.asarray(Image.fromarray(photo).resize((347, 347), Image.BICUBIC))
+    edited = photo.copy()
+    edited[PASTE] = source[PASTE]
+    return _saved(edited, 90)
+
+
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    rgb = rgb.astype(np.float32)
+    return 0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]
+
+
+def test_the_decoder_reads_a_jpegs_luma_table_and_nothing_from_other_files():
+    _, table = _saved(np.full((32, 32, 3), 128, np.uint8), 50)
+    assert table.shape == (8, 8) and table[0, 0] == 16 and table[0, 1] == 11  # libjpeg's table at quality 50
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((32, 32, 3), 128, np.uint8)).save(buffer, format="PNG")
+    assert decode_image(buffer.getvalue(), 10**8).quantisation is None
+
+
+def test_an_untouched_second_save_keeps_the_gaps_and_a_pasted_patch_fills_them():
+    pixels, table = _spliced()
+    share, used, offset = gap_map(_luma(pixels), (0, 0), table)
+    assert used >= 3 and offset == (0, 0)
+    pasted = np.zeros(share.shape, dtype=bool)
+    pasted[14:20, 10:18] = True  # PASTE in blocks
+    assert np.nanmean(share[pasted]) > np.nanmean(share[~pasted]) + 0.2
+
+
+def test_a_single_save_shows_no_gaps():
+    from skimage import data
+
+    pixels, table = _saved(data.astronaut()[96:416, 96:416], 90)
+    assert gap_map(_luma(pixels), (0, 0), table)[1] == 0
+
+
+def test_the_grid_follows_the_region_origin():
+    luma = _luma(_spliced()[0])
+    whole, _ = block_dct(luma, (0, 0))
+    cut, offset = block_dct(luma[21:, 13:], (13, 21))
+    assert offset == (3, 3)  # the region's row 3, column 3 is the image's (24, 16), a block corner
+    np.testing.assert_array_equal(cut[0, 0], whole[3, 2])
+
+
+def test_the_forensic_features_point_at_the_pasted_eye_and_stay_zero_without_grid_or_table():
+    pixels, table = _spliced()
+    features = dict(zip(DQ_FEATURES, region_features(pixels, KEYPOINTS, (0, 0), table)[-len(DQ_FEATURES):]))
+    assert features["dq_frequencies"] > 0
+    assert features["dq_left_eye"] > 0.2 and features["dq_left_eye"] > features["dq_right_eye"] + 0.2
+    assert features["dq_max_part"] == features["dq_left_eye"]
+    assert not region_features(pixels, KEYPOINTS, None, table)[-len(DQ_FEATURES):].any()
+    assert not region_features(pixels, KEYPOINTS, (0, 0), None)[-len(DQ_FEATURES):].any()
+    # The embedder's own call: a table of zeros (not a JPEG) counts as none.
+    embedder = ForensicEmbedder()
+    with_table, without = embedder.embed_regions([pixels] * 2, [KEYPOINTS] * 2, origins=[(0, 0)] * 2,
+                                                 tables=[table.reshape(-1), np.zeros(64, np.int32)])
+    assert np.any(with_table != without)
+
+
+def test_an_exif_turned_jpeg_gives_no_table():
+    buffer = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees on display
+    Image.fromarray(np.full((32, 48, 3), 128, np.uint8)).save(buffer, format="JPEG", quality=50, exif=exif)
+    decoded = decode_image(buffer.getvalue(), 10**8)
+    assert decoded.image.shape[:2] == (48, 32) and decoded.quantisation is None
