@@ -142,11 +142,13 @@ def read_batches(paths: list[Path], size: int = 8) -> list[dict]:
             for i in range(0, len(ids), size)]
 
 
-def pipeline(corpus_root: Path, out: Path, embedder: str, weights: Path, overrides: list[str] = ()) -> dict:
+def pipeline(corpus_root: Path, out: Path, embedder: str, weights: Path, overrides: list[str] = (),
+             tree: Path = ROOT) -> dict:
     """`fakeface extract` as a user runs it, timed from process start, with peak RSS sampled.
 
     Args:
         overrides: more `--set key=value` for the run.
+        tree: the checkout whose `fakeface_ray` runs (another commit's worktree, for a before/after).
     """
     import psutil
 
@@ -156,7 +158,7 @@ def pipeline(corpus_root: Path, out: Path, embedder: str, weights: Path, overrid
     log = out.parent / f"{out.name}.log"
     start = time.perf_counter()
     with log.open("wb") as sink:
-        process = subprocess.Popen(command, cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, cwd=tree, stdout=sink, stderr=subprocess.STDOUT)
     driver = psutil.Process(process.pid)
     peaks = {"driver": 0.0, "worker": 0.0}
     stop = threading.Event()

@@ -20,7 +20,7 @@ def connect(config: RayConfig) -> dict[str, float]:
     `num_cpus` (default: this machine's cores), its dashboard off, listening on loopback only.
     A local Ray's workers inherit WORKER_ENV from this process, with no runtime env: a job
     runtime env makes Ray start a fresh worker for every task and actor, and leaves the workers
-    it prestarted idle (about 3 s of the demo's first row on 2 cores).
+    it prestarted idle (3-6 s of the demo's first row on 2 cores).
     While the console captures chatter, this node's Ray session logs are linked as `ray` beside
     the driver's log.
     """
