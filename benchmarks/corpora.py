@@ -15,12 +15,20 @@ so a detector trained on synth's fakes is tested on fakes it was not made from:
   Lab and feathered wide: a face swap.
 - `retouch`: the same face, eyes enlarged or mouth moved by a smooth local warp (a liquify tool).
 
+`--published-quality LOW HIGH` first saves every photo as a JPEG of its own quality, as photo
+collections publish them (the Kaggle set is 600x600 JPEGs): fakes are then made from the published
+file, as an editor would, before the re-save. Without it the photos go in as the repositories ship
+them (some PNG, many scaled down here from larger originals), so most carry no earlier JPEG on
+their grid.
+
     python benchmarks/corpora.py --out runs/corpora        # all four, plus landmarks.json
+    python benchmarks/corpora.py --out runs/corpora_published --published-quality 75 96
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 import warnings
@@ -80,6 +88,17 @@ def load_photos(faces: Path, cache: Path) -> list[Photo]:
             photos.append(Photo(name, pixels, np.array(known[name], dtype=np.float64)))
     cache.write_text(json.dumps(known))
     return photos
+
+
+def published(photos: list[Photo], quality: tuple[int, int], seed: int) -> list[Photo]:
+    """The photos as a collection publishes them: each decoded from a JPEG of its own quality."""
+    rng = np.random.default_rng([seed, 1])
+    out = []
+    for photo in photos:
+        buffer = io.BytesIO()
+        Image.fromarray(photo.pixels).save(buffer, format="JPEG", quality=int(rng.integers(*quality)))
+        out.append(Photo(photo.name, np.asarray(Image.open(buffer).convert("RGB")), photo.keypoints))
+    return out
 
 
 def build_corpus(generator: str, photos: list[Photo], out: Path, seed: int) -> dict:
@@ -218,12 +237,17 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "runs/corpora"))
     parser.add_argument("--generators", default=",".join(GENERATORS))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--published-quality", type=int, nargs=2, metavar=("LOW", "HIGH"),
+                        help="first save every photo as a JPEG of a quality in [LOW, HIGH), as a photo "
+                             "collection publishes them, before any real is re-saved or fake is made")
     args = parser.parse_args()
     if not Path(args.faces).is_dir():
         raise SystemExit(f"{args.faces} is absent: these corpora are built from ../shared/faces")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     photos = load_photos(Path(args.faces), out / "landmarks.json")
+    if args.published_quality:
+        photos = published(photos, tuple(args.published_quality), args.seed)
     print(f"{len(photos)} usable photos")
     for k, generator in enumerate(args.generators.split(",")):
         manifest = build_corpus(generator, photos, out / generator / "real_and_fake_face", args.seed + k)

@@ -49,7 +49,8 @@ def extract(corpus: Path, out: Path, embedder: str) -> list[dict]:
     if not (out / "embeddings" / "_COMPLETE").exists():
         config = load_config(overrides=[f"embed.embedder={embedder}"], infile=str(corpus), out=str(out))
         run_extract(config, overwrite=True)
-    columns = ["image_id", "uri", "label", "status", "face_box", "face_confidence", "keypoints", "embedding"]
+    columns = ["image_id", "uri", "label", "status", "face_box", "face_confidence", "keypoints", "embedding",
+               "embedder"]
     return pads.dataset(str(out / "embeddings"), format="parquet").to_table(columns=columns).to_pylist()
 
 
@@ -131,7 +132,7 @@ def main() -> None:
                         help="training sets for the --embedder rows; empty for none")
     parser.add_argument("--splice-epochs", type=int, default=0,
                         help="also train splice-v1 per seed (this many epochs) and score splice-v1 and "
-                             "forensic-v1 + splice-v1")
+                             "the embedder + splice-v1")
     parser.add_argument("--json", default=str(ROOT / "benchmarks/results/quality.json"))
     args = parser.parse_args()
 
@@ -148,6 +149,7 @@ def main() -> None:
         rows[g] = [r for r in extract(corpus, work / g, args.embedder) if r["status"] == "ok"]
         photos[g] = photos_of(corpus)
         print(f"{g}: {len(rows[g])} usable rows", flush=True)
+    name = rows[generators[0]][0]["embedder"]  # the version the rows were made with, e.g. forensic-v2
     embed_stage = FaceEmbedder(EmbedConfig(embedder=args.embedder))
     config = TrainConfig(backend="loky", n_jobs=2)
     cells: dict[tuple[str, str, str], list[tuple[float, float]]] = {}
@@ -161,7 +163,7 @@ def main() -> None:
             for g1 in generators:
                 picked = np.array([photos[g1][r["image_id"]] in train_pool for r in rows[g1]])
                 for name, x in (("splice-v1", spliced[g1]),
-                                ("forensic-v1 + splice-v1", np.hstack([as_embeddings(rows[g1], "f").x, spliced[g1]]))):
+                                (f"{name} + splice-v1", np.hstack([as_embeddings(rows[g1], "f").x, spliced[g1]]))):
                     data = as_embeddings(rows[g1], name)
                     data.x = x
                     result = tune(data.take(picked), data.take(picked), config, seed)
@@ -197,7 +199,7 @@ def main() -> None:
                 for g2 in generators:
                     test_rows = [r for r in rows[g2] if photos[g2][r["image_id"]] not in train_pool]
                     metrics = evaluate(result.artifact, as_embeddings(test_rows, args.embedder)).metrics
-                    cells.setdefault((g1, f"{args.embedder}-v1: {training}", g2), []).append(
+                    cells.setdefault((g1, f"{name}: {training}", g2), []).append(
                         (metrics.macro_f1, metrics.roc_auc))
             print(f"seed {seed} {g1}: done ({time.perf_counter() - started:.0f} s)", flush=True)
 
