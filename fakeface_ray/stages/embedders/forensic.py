@@ -115,7 +115,8 @@ def region_features(region: np.ndarray, keypoints: np.ndarray, origin: tuple[int
         np.abs(parts[:, 1]).max(),
         parts[:, 5].max(),
     ], dtype=np.float32)
-    features = np.concatenate([parts.reshape(-1), global_features, _double_jpeg_features(luma, keypoints, origin, table)])
+    double_jpeg_features = _double_jpeg_features(luma, keypoints, origin, table)
+    features = np.concatenate([parts.reshape(-1), global_features, double_jpeg_features])
     return np.clip(np.nan_to_num(features, nan=0.0, posinf=0.0, neginf=0.0), -10, 10).astype(np.float32)
 
 
@@ -164,7 +165,7 @@ def _blockiness(luma: np.ndarray, origin: tuple[int, int] | None) -> float:
 
 
 def _double_jpeg_features(luma: np.ndarray, keypoints: np.ndarray, origin: tuple[int, int] | None,
-                          table: np.ndarray | None = None) -> np.ndarray:
+                          table: np.ndarray | None) -> np.ndarray:
     """DQ_FEATURES: the share of double-quantisation gaps filled, inner face against its context and
     each part against the rest of the face (positive: edited-looking); zeros where nothing shows."""
     out = np.zeros(len(DQ_FEATURES), dtype=np.float32)
