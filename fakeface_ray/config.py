@@ -20,6 +20,7 @@ Preprocessing = Literal["auto", "prewhiten", "fixed"]
 JoblibBackend = Literal["ray", "loky"]
 Kernel = Literal["linear", "rbf"]
 ClassifierName = Literal["auto", "svc", "linear", "sgd", "nystroem"]
+ClassWeight = Literal["balanced", "none"]
 SynthDonor = Literal["self", "other", "retouch"]
 SynthBlend = Literal["alpha", "feather", "poisson"]
 
@@ -151,6 +152,7 @@ class TrainConfig:
     min_fake_recall: float | None = None
     classifier: ClassifierName = "auto"
     nystroem_components: int = 500
+    class_weight: ClassWeight = "balanced"
 
     def __post_init__(self) -> None:
         if self.nystroem_components < 1:

@@ -212,3 +212,12 @@ def test_load_embeddings_refuses_a_folder_with_an_unreadable_part(tmp_path):
     with pytest.raises(DamagedPartsError, match="unreadable part.*--resume") as caught:
         train.load_embeddings(tmp_path / "emb")
     assert caught.value.exit_code == 2
+
+
+def test_balanced_class_weight_reaches_every_classifier():
+    for kind in classifiers.KINDS:
+        model, _ = classifiers.build(kind, TrainConfig(), 100, 6, seed=0)
+        assert model.named_steps["clf"].get_params()["class_weight"] == "balanced", kind
+        model, _ = classifiers.build(kind, TrainConfig(class_weight="none"), 100, 6, seed=0)
+        assert model.named_steps["clf"].get_params()["class_weight"] is None, kind
+

@@ -40,6 +40,7 @@ def build(kind: str, config: TrainConfig, n_rows: int, dims: int, seed: int) -> 
         dims: embedding size; gamma `scale` is `1 / dims` on standardised inputs, as in SVC.
     """
     scaler = ("scaler", StandardScaler())
+    weight = None if config.class_weight == "none" else config.class_weight
     gammas = [1.0 / dims if g == "scale" else float(g) for g in config.gamma_grid]
     if kind == "svc":
         grid = []
@@ -48,22 +49,22 @@ def build(kind: str, config: TrainConfig, n_rows: int, dims: int, seed: int) -> 
             if kernel == "rbf":
                 entry["clf__gamma"] = list(config.gamma_grid)
             grid.append(entry)
-        return Pipeline([scaler, ("clf", SVC(random_state=seed))]), grid
+        return Pipeline([scaler, ("clf", SVC(class_weight=weight, random_state=seed))]), grid
     if kind == "linear":
-        return Pipeline([scaler, ("clf", _linear_svc(seed))]), [{"clf__C": list(config.c_grid)}]
+        return Pipeline([scaler, ("clf", _linear_svc(seed, weight))]), [{"clf__C": list(config.c_grid)}]
     if kind == "sgd":
-        clf = SGDClassifier(loss="hinge", max_iter=50, tol=1e-4, random_state=seed)
+        clf = SGDClassifier(loss="hinge", max_iter=50, tol=1e-4, class_weight=weight, random_state=seed)
         return Pipeline([scaler, ("clf", clf)]), [{"clf__alpha": [1.0 / (c * n_rows) for c in config.c_grid]}]
     if kind == "nystroem":
         rbf = Nystroem(kernel="rbf", n_components=min(config.nystroem_components, n_rows), random_state=seed)
-        return (Pipeline([scaler, ("map", rbf), ("clf", _linear_svc(seed))]),
+        return (Pipeline([scaler, ("map", rbf), ("clf", _linear_svc(seed, weight))]),
                 [{"map__gamma": gammas, "clf__C": list(config.c_grid)}])
     raise ValueError(f"unknown classifier {kind!r}; expected auto or one of {', '.join(KINDS)}")
 
 
-def _linear_svc(seed: int) -> LinearSVC:
+def _linear_svc(seed: int, class_weight: str | None) -> LinearSVC:
     # dual="auto" solves the primal when rows outnumber features: linear in N.
-    return LinearSVC(dual="auto", max_iter=5000, random_state=seed)
+    return LinearSVC(dual="auto", max_iter=5000, class_weight=class_weight, random_state=seed)
 
 
 def plain_params(best_params: dict) -> dict:
