@@ -149,7 +149,7 @@ def main() -> None:
         rows[g] = [r for r in extract(corpus, work / g, args.embedder) if r["status"] == "ok"]
         photos[g] = photos_of(corpus)
         print(f"{g}: {len(rows[g])} usable rows", flush=True)
-    name = rows[generators[0]][0]["embedder"]  # the version the rows were made with, e.g. forensic-v2
+    version = rows[generators[0]][0]["embedder"]  # the version the rows were made with, e.g. forensic-v2
     embed_stage = FaceEmbedder(EmbedConfig(embedder=args.embedder))
     config = TrainConfig(backend="loky", n_jobs=2)
     cells: dict[tuple[str, str, str], list[tuple[float, float]]] = {}
@@ -163,7 +163,7 @@ def main() -> None:
             for g1 in generators:
                 picked = np.array([photos[g1][r["image_id"]] in train_pool for r in rows[g1]])
                 for name, x in (("splice-v1", spliced[g1]),
-                                (f"{name} + splice-v1", np.hstack([as_embeddings(rows[g1], "f").x, spliced[g1]]))):
+                                (f"{version} + splice-v1", np.hstack([as_embeddings(rows[g1], "f").x, spliced[g1]]))):
                     data = as_embeddings(rows[g1], name)
                     data.x = x
                     result = tune(data.take(picked), data.take(picked), config, seed)
@@ -199,7 +199,7 @@ def main() -> None:
                 for g2 in generators:
                     test_rows = [r for r in rows[g2] if photos[g2][r["image_id"]] not in train_pool]
                     metrics = evaluate(result.artifact, as_embeddings(test_rows, args.embedder)).metrics
-                    cells.setdefault((g1, f"{name}: {training}", g2), []).append(
+                    cells.setdefault((g1, f"{version}: {training}", g2), []).append(
                         (metrics.macro_f1, metrics.roc_auc))
             print(f"seed {seed} {g1}: done ({time.perf_counter() - started:.0f} s)", flush=True)
 

@@ -220,4 +220,3 @@ def test_balanced_class_weight_reaches_every_classifier():
         assert model.named_steps["clf"].get_params()["class_weight"] == "balanced", kind
         model, _ = classifiers.build(kind, TrainConfig(class_weight="none"), 100, 6, seed=0)
         assert model.named_steps["clf"].get_params()["class_weight"] is None, kind
-

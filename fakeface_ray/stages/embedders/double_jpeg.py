@@ -5,9 +5,9 @@ same grid. Each DCT coefficient of the final file is then a multiple of the last
 table) that can be reached from a multiple of the first, so some values never occur: the
 histogram has periodic gaps (Lin et al. 2009, "Fast, automatic and fine-grained tampered JPEG
 image detection via DCT coefficient analysis"). Pixels pasted, warped or blended in were
-resampled or recomputed, lost the first quantisation, and fill the gaps. The map says, per block, how many of its coefficients
-sit in a gap. It only speaks where the first step is coarser than the last; elsewhere it is
-empty and says nothing.
+resampled or recomputed, lost the first quantisation, and fill the gaps. The map says, per
+block, how many of its coefficients sit in a gap. It only speaks where the first step is coarser
+than the last; elsewhere it is empty and says nothing.
 """
 
 from __future__ import annotations
