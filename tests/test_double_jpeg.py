@@ -1,11 +1,12 @@
-"""The double-quantisation map: gaps where a photo was a JPEG before its last save, filled where edited."""
+"""The double-quantisation maps: gaps (first save coarser than the last) or a periodic preference
+among the values (first save finer), where a photo was a JPEG before its last save; broken where edited."""
 
 import io
 
 import numpy as np
 from PIL import Image
 
-from fakeface_ray.stages.embedders.double_jpeg import block_dct, gap_map
+from fakeface_ray.stages.embedders.double_jpeg import MIN_PATTERN, block_dct, gap_map, modulation, modulation_map
 from fakeface_ray.stages.embedders.forensic import DQ_FEATURES, ForensicEmbedder, region_features
 from fakeface_ray.stages.imaging import decode_image
 
@@ -22,20 +23,15 @@ def _saved(pixels: np.ndarray, quality: int) -> tuple[np.ndarray, np.ndarray]:
     return decoded.image, decoded.quantisation
 
 
-def _published() -> np.ndarray:
-    """A real photo (scikit-image's astronaut, 320 px) as a collection publishes it: one save at quality 50."""
+def _spliced(first: int = 50, last: int = 90) -> tuple[np.ndarray, np.ndarray]:
+    """The photo published at quality `first`, its left eye replaced by a resampled patch, saved at `last`."""
     from skimage import data
 
-    return _saved(data.astronaut()[96:416, 96:416], 50)[0]
-
-
-def _spliced() -> tuple[np.ndarray, np.ndarray]:
-    """The published photo with its left eye replaced by a resampled patch, then saved at quality 90."""
-    photo = _published()
+    photo = _saved(data.astronaut()[96:416, 96:416], first)[0]
     source = np.asarray(Image.fromarray(photo).resize((347, 347), Image.BICUBIC))
     edited = photo.copy()
     edited[PASTE] = source[PASTE]
-    return _saved(edited, 90)
+    return _saved(edited, last)
 
 
 def _luma(rgb: np.ndarray) -> np.ndarray:
@@ -67,6 +63,23 @@ def test_a_single_save_shows_no_gaps():
     assert gap_map(_luma(pixels), (0, 0), table)[1] == 0
 
 
+def test_a_finer_first_step_leaves_a_periodic_pattern_and_none_when_the_last_is_a_multiple():
+    pattern = modulation(5, 7)  # seven first steps land in five last-step bins: some bins get two
+    np.testing.assert_allclose(pattern[2:7], pattern[7:12], atol=1e-6)
+    assert np.ptp(pattern) > MIN_PATTERN
+    assert np.ptp(modulation(3, 6)) < MIN_PATTERN  # every bin gets two: nothing to read
+
+
+def test_a_pasted_patch_breaks_the_pattern_of_a_finer_first_save():
+    pixels, table = _spliced(first=90, last=50)
+    assert gap_map(_luma(pixels), (0, 0), table)[1] == 0  # no gaps in this direction
+    score, used, _ = modulation_map(_luma(pixels), (0, 0), table)
+    assert used >= 3
+    pasted = np.zeros(score.shape, dtype=bool)
+    pasted[14:20, 10:18] = True
+    assert np.nanmean(score[pasted]) > np.nanmean(score[~pasted]) + 0.02
+
+
 def test_the_grid_follows_the_region_origin():
     luma = _luma(_spliced()[0])
     whole, _ = block_dct(luma, (0, 0))
@@ -81,6 +94,11 @@ def test_the_forensic_features_point_at_the_pasted_eye_and_stay_zero_without_gri
     assert features["dq_frequencies"] > 0
     assert features["dq_left_eye"] > 0.2 and features["dq_left_eye"] > features["dq_right_eye"] + 0.2
     assert features["dq_max_part"] == features["dq_left_eye"]
+    pixels_m, table_m = _spliced(first=90, last=50)
+    features = dict(zip(DQ_FEATURES, region_features(pixels_m, KEYPOINTS, (0, 0), table_m)[-len(DQ_FEATURES):]))
+    assert features["dqm_frequencies"] > 0 and features["dq_frequencies"] == 0
+    assert features["dqm_left_eye"] > features["dqm_right_eye"] + 0.02
+    assert features["dqm_max_part"] == features["dqm_left_eye"]
     assert not region_features(pixels, KEYPOINTS, None, table)[-len(DQ_FEATURES):].any()
     assert not region_features(pixels, KEYPOINTS, (0, 0), None)[-len(DQ_FEATURES):].any()
     # The embedder's own call: a table of zeros (not a JPEG) counts as none.

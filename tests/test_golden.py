@@ -1,6 +1,6 @@
 """Golden outputs: an embedder's name is the version key `--resume` and `predict` trust.
 
-If one of these fails, the features changed: give the embedder a new name (`forensic-v3`) instead of
+If one of these fails, the features changed: give the embedder a new name (`forensic-v4`) instead of
 updating the numbers, or old embeddings and models would silently mix with new ones.
 """
 
@@ -14,42 +14,43 @@ from .photos import face_photo
 
 # LFW face 0 at 400x400, landmarks placed by hand (no detector: MTCNN's own changes stay out).
 KEYPOINTS = np.array([140, 165, 260, 165, 200, 235, 150, 300, 250, 300], dtype=np.float32)
-# forensic-v2 on it: no JPEG table, so the seven double-JPEG features are zero.
-FORENSIC_V2 = np.array([
+# forensic-v3 on it: no JPEG table, so the fourteen double-JPEG features are zero.
+FORENSIC_V3 = np.array([
     1.692359e-02, 4.015348e-02, -1.301614e-09, -1.645481e-09, 1.838962e-02, -2.869705e-02,
     -7.969815e-02, -4.068439e-03, -3.529452e-02, -2.827287e-10, -3.574212e-10, 2.250701e-02,
     -1.438753e-01, 8.740325e-02, -1.703514e-03, 1.818901e-02, -6.873228e-11, -8.689069e-11,
     8.246008e-03, 1.266952e-02, -7.400553e-02, -8.187525e-02, 6.566877e-02, 2.839704e-09,
     3.589910e-09, -8.616710e-02, 1.095151e-01, -1.828290e-01, -7.572193e-01, -4.085542e-01,
     -4.380431e-02, 8.187525e-02, 6.566877e-02, 1.095151e-01,
-    0, 0, 0, 0, 0, 0, 0, 3.540536e-01])
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3.540536e-01])
 # First 8 of 128 dims, and the projection of all 128 on a fixed random direction.
 FACENET_128_HEAD = np.array([-0.007224, -0.176073, -0.006354, 0.070641, 0.021752, 0.116487, -0.037393, 0.048793])
 FACENET_128_PROJECTION = 0.206360
 
 
-# forensic-v2 on test_double_jpeg's spliced astronaut, with its JPEG table: every feature in play.
-FORENSIC_V2_SPLICED = np.array([
-    -2.643578e-01, -2.960774e-01, 1.666687e-02, -5.727105e-02, -3.162021e-01, -8.242102e-02, -1.389691e-02,
-    2.840245e-01, 1.487447e-01, 2.802840e-02, -4.949284e-02, -1.873144e-02, 1.186811e-01, 7.253031e-02,
-    1.334100e-01, 2.391977e-02, 1.852238e-01, -2.883204e-01, 7.913350e-03, 8.841816e-02, 2.758195e-02,
-    2.701868e-02, -2.166683e-04, -4.479484e-02, -4.512851e-02, 1.520033e-02, -4.750366e-03, -8.772820e-03,
-    2.483975e-01, -2.156563e-01, 6.592237e-02, 2.840245e-01, 2.960774e-01, 1.186811e-01, 2.324035e-01,
-    1.852460e-02, 1.604575e-01, -2.930543e-02, 3.048177e-02, -5.276184e-03, 1.604575e-01, 2.324035e-01])
+# forensic-v3 on test_double_jpeg's spliced astronaut, with its JPEG table: every feature in play.
+FORENSIC_V3_SPLICED = np.array([
+    -2.625645e-01, -2.940689e-01, 1.655381e-02, -5.688255e-02, -3.140571e-01, -8.186191e-02, -1.380264e-02,
+    2.820978e-01, 1.477357e-01, 2.783827e-02, -4.915710e-02, -1.860437e-02, 1.178760e-01, 7.203830e-02,
+    1.325050e-01, 2.375751e-02, 1.839673e-01, -2.863645e-01, 7.859670e-03, 8.781837e-02, 2.739485e-02,
+    2.683539e-02, -2.151985e-04, -4.449097e-02, -4.482238e-02, 1.509722e-02, -4.718142e-03, -8.713309e-03,
+    2.467125e-01, -2.141933e-01, 6.547518e-02, 2.820978e-01, 2.940689e-01, 1.178760e-01, 2.308270e-01,
+    1.839894e-02, 1.593690e-01, -2.910663e-02, 3.027499e-02, -5.240392e-03, 1.593690e-01, 1.154135e-01,
+    1.381165e-03, 7.578305e-03, -4.447957e-03, 6.628752e-03, -4.496966e-03, 7.578305e-03, 2.308270e-01])
 
 
-def test_forensic_v2_vectors_are_pinned():
+def test_forensic_v3_vectors_are_pinned():
     from .test_double_jpeg import KEYPOINTS as SPLICE_KEYPOINTS
     from .test_double_jpeg import _spliced
 
     embedder = ForensicEmbedder()
-    assert (embedder.name, embedder.dims) == ("forensic-v2", 42)
+    assert (embedder.name, embedder.dims) == ("forensic-v3", 49)
     got = embedder.embed_regions([face_photo(0, 400)], [KEYPOINTS], origins=[(0, 0)], scales=[1.0])[0]
     # Tolerance for libjpeg builds (error level analysis re-encodes), far below any feature change.
-    np.testing.assert_allclose(got, FORENSIC_V2, rtol=0, atol=2e-4)
+    np.testing.assert_allclose(got, FORENSIC_V3, rtol=0, atol=2e-4)
     pixels, table = _spliced()
     got = embedder.embed_regions([pixels], [SPLICE_KEYPOINTS], origins=[(0, 0)], tables=[table.reshape(-1)])[0]
-    np.testing.assert_allclose(got, FORENSIC_V2_SPLICED, rtol=0, atol=2e-4)
+    np.testing.assert_allclose(got, FORENSIC_V3_SPLICED, rtol=0, atol=2e-4)
 
 
 def _seeded_facenet():

@@ -5,15 +5,23 @@ same grid. Each DCT coefficient of the final file is then a multiple of the last
 table) that can be reached from a multiple of the first, so some values never occur: the
 histogram has periodic gaps (Lin et al. 2009, "Fast, automatic and fine-grained tampered JPEG
 image detection via DCT coefficient analysis"). Pixels pasted, warped or blended in were
-resampled or recomputed, lost the first quantisation, and fill the gaps. The map says, per
-block, how many of its coefficients sit in a gap. It only speaks where the first step is coarser
-than the last; elsewhere it is empty and says nothing.
+resampled or recomputed, lost the first quantisation, and fill the gaps. `gap_map` says, per
+block, how many of its coefficients sit in a gap; it speaks where the first step is coarser than
+the last.
+
+Where the first step is finer than the last (a photo saved at high quality, edited, re-saved at a
+lower one), every value is reachable, but not equally often: each last-step bin collects one or
+two multiples of the first step, in a periodic pattern. `modulation_map` says, per block, how
+little its coefficients follow that pattern. Its evidence per coefficient is weaker than a gap's.
 """
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from scipy import fft
+from scipy.special import ndtr
 
 # The low-frequency AC coefficients (row, column) that carry enough non-zero values to histogram.
 FREQUENCIES = ((0, 1), (1, 0), (2, 0), (1, 1), (0, 2), (0, 3), (1, 2), (2, 1), (3, 0), (4, 0), (3, 1), (2, 2),
@@ -21,6 +29,12 @@ FREQUENCIES = ((0, 1), (1, 0), (2, 0), (1, 1), (0, 2), (0, 3), (1, 2), (2, 1), (
 MAX_VALUE = 20  # quantised magnitudes histogrammed; larger ones are too rare to show gaps
 MIN_VALUES = 30  # non-zero coefficients a frequency needs before its histogram is read
 MIN_LIFT = 1.3  # how much more often than by chance values must avoid the gaps of a first step
+# A coefficient's rounding noise between the two saves, in DCT units: pixels are rounded to integers
+# (0.29) and clipped; it splits the values that fall half-way between two bins.
+NOISE = 0.5
+MIN_PATTERN_VALUES = 200  # a frequency's non-zero coefficients before its modulation is read
+MIN_PATTERN = 0.2  # spread of a first step's log pattern; flatter ones cannot be told from chance
+MIN_SUPPORT = 0.03  # mean log-likelihood ratio per coefficient the best first step must reach
 
 
 def block_dct(luma: np.ndarray, origin: tuple[int, int]) -> tuple[np.ndarray, tuple[int, int]]:
@@ -85,3 +99,64 @@ def gap_map(luma: np.ndarray, origin: tuple[int, int], table: np.ndarray) -> tup
     share = np.full(in_gap.shape, np.nan)
     np.divide(in_gap, informative, out=share, where=informative > 0)
     return share, used, offset
+
+
+@functools.lru_cache(maxsize=4096)
+def modulation(first: int, last: int) -> np.ndarray:
+    """float [MAX_VALUE]: for magnitudes 1..MAX_VALUE, the log of how many multiples of a finer first
+    step land in that last-step bin, against the mean of it and its two neighbours (which absorbs the
+    histogram's smooth decay)."""
+    centres = np.arange(0, (MAX_VALUE + 3) * last // first + 2) * first / last
+    edges = np.arange(0, MAX_VALUE + 1)[None, :]
+    spread = NOISE / last
+    counts = (ndtr((edges + 0.5 - centres[:, None]) / spread)
+              - ndtr((edges - 0.5 - centres[:, None]) / spread)).sum(axis=0)[1:]
+    local = np.convolve(np.pad(counts, 1, mode="edge"), np.ones(3) / 3, mode="valid")
+    pattern = np.log(counts / local)
+    pattern.flags.writeable = False
+    return pattern
+
+
+def modulation_map(luma: np.ndarray, origin: tuple[int, int],
+                   table: np.ndarray) -> tuple[np.ndarray, int, tuple[int, int]]:
+    """Per grid block, how little its coefficients follow the pattern of a first step finer than the last.
+
+    For each frequency, the first step (below the file's) whose pattern best explains the region's
+    histogram is kept if it explains it well enough; a block's value is the mean over its informative
+    coefficients of minus that pattern's log ratio (positive: less double-compressed, edited-looking).
+
+    Args:
+        table: the file's luma quantisation table, int [8, 8] in natural order.
+
+    Returns: (float [rows, cols], NaN where a block has no informative coefficient; how many of
+    FREQUENCIES showed a pattern; the first block's offset (y, x) in the region).
+    """
+    dct, offset = block_dct(luma, origin)
+    against = np.zeros(dct.shape[:2])
+    informative = np.zeros(dct.shape[:2])
+    used = 0
+    for u, v in FREQUENCIES:
+        last = int(table[u, v])
+        if last < 2:
+            continue
+        magnitude = np.abs(np.round(dct[:, :, u, v] / last)).astype(int)
+        counted = (magnitude > 0) & (magnitude <= MAX_VALUE)
+        values = magnitude[counted]
+        if len(values) < MIN_PATTERN_VALUES:
+            continue
+        best_support, best = MIN_SUPPORT, None
+        for first in range(1, last):
+            pattern = modulation(first, last)
+            if np.ptp(pattern) < MIN_PATTERN:
+                continue
+            support = pattern[values - 1].mean()
+            if support > best_support:
+                best_support, best = support, pattern
+        if best is None:
+            continue
+        used += 1
+        informative += counted
+        against[counted] -= best[values - 1]
+    score = np.full(against.shape, np.nan)
+    np.divide(against, informative, out=score, where=informative > 0)
+    return score, used, offset

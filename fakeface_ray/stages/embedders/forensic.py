@@ -7,6 +7,8 @@ camera, and they are computed on native-resolution pixels, where those traces su
 
 v2 adds the JPEG history on the file's own grid (`double_jpeg`): where the photo was a JPEG before
 it was edited, untouched blocks keep the gaps of two quantisations and edited ones fill them.
+v3 reads the other direction too, a first save finer than the last, where untouched blocks keep a
+periodic preference among the values instead of gaps.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ from . import double_jpeg
 PARTS = ("left_eye", "right_eye", "nose", "mouth")
 PART_FEATURES = ("noise", "ela", "cb", "cr", "luma", "edge", "sharpness")
 GLOBAL_FEATURES = ("noise_level", "ela_level", "blockiness", "max_noise", "max_ela", "max_edge")
-DQ_FEATURES = ("dq_frequencies", "dq_face") + tuple(f"dq_{p}" for p in PARTS) + ("dq_max_part",)
+# The same seven readings of each double-JPEG map: `dq_` gaps (first save coarser), `dqm_` modulation.
+DQ_FEATURES = tuple(f"{prefix}_{name}" for prefix in ("dq", "dqm")
+                    for name in ("frequencies", "face", *PARTS, "max_part"))
 FEATURE_NAMES = tuple(f"{p}_{f}" for p in PARTS for f in PART_FEATURES) + GLOBAL_FEATURES + DQ_FEATURES
 ELA_QUALITY = 90
 EPS = 0.05
@@ -34,7 +38,7 @@ _TEMPLATE = np.array([0.31, 0.40, 0.69, 0.40, 0.50, 0.60, 0.35, 0.80, 0.65, 0.80
 class ForensicEmbedder:
     """Splice-evidence features; `.embed(faces)` on crops, `.embed_regions(...)` on native pixels."""
 
-    name = "forensic-v2"
+    name = "forensic-v3"
     dims = len(FEATURE_NAMES) + 1  # + a constant that keeps the magnitude through L2 normalisation
 
     def embed(self, faces: np.ndarray, margin: float = 0.2) -> np.ndarray:
@@ -166,15 +170,21 @@ def _blockiness(luma: np.ndarray, origin: tuple[int, int] | None) -> float:
 
 def _double_jpeg_features(luma: np.ndarray, keypoints: np.ndarray, origin: tuple[int, int] | None,
                           table: np.ndarray | None) -> np.ndarray:
-    """DQ_FEATURES: the share of double-quantisation gaps filled, inner face against its context and
-    each part against the rest of the face (positive: edited-looking); zeros where nothing shows."""
-    out = np.zeros(len(DQ_FEATURES), dtype=np.float32)
+    """DQ_FEATURES: each double-JPEG map read on the face (zeros where nothing shows)."""
     if origin is None or table is None or min(luma.shape) < 64:
-        return out
-    share, used, (dy, dx) = double_jpeg.gap_map(luma, origin, table)
+        return np.zeros(len(DQ_FEATURES), dtype=np.float32)
+    return np.concatenate([_map_features(*double_jpeg.gap_map(luma, origin, table), keypoints),
+                           _map_features(*double_jpeg.modulation_map(luma, origin, table), keypoints)])
+
+
+def _map_features(score: np.ndarray, used: int, offset: tuple[int, int], keypoints: np.ndarray) -> np.ndarray:
+    """A per-block map (positive: edited-looking) read as the share of frequencies it used, the inner
+    face against its context, and each part against the rest of the face and their maximum."""
+    out = np.zeros(len(DQ_FEATURES) // 2, dtype=np.float32)
     if not used:
         return out
-    ys, xs = np.mgrid[0: share.shape[0], 0: share.shape[1]].astype(np.float32) * 8 + 3.5
+    dy, dx = offset
+    ys, xs = np.mgrid[0: score.shape[0], 0: score.shape[1]].astype(np.float32) * 8 + 3.5
     ys, xs = ys + dy, xs + dx
     radii = _part_radii(keypoints, ys, xs)
     le, re, _, ml, mr = np.asarray(keypoints, dtype=np.float32).reshape(5, 2)
@@ -182,10 +192,10 @@ def _double_jpeg_features(luma: np.ndarray, keypoints: np.ndarray, origin: tuple
     centre = (le + re + (ml + mr) / 2) / 3 + np.array([0, 0.1 * eye_dist])
     face = np.hypot((xs - centre[0]) / eye_dist, (ys - centre[1]) / (1.3 * eye_dist))
     rest = (face <= 1.0) & ~np.any([r < 1.25 for r in radii], axis=0)
-    face_rest = _mean_of(share, rest)
-    per_part = np.array([_mean_of(share, r < 1.0) for r in radii]) - face_rest
+    face_rest = _mean_of(score, rest)
+    per_part = np.array([_mean_of(score, r < 1.0) for r in radii]) - face_rest
     out[0] = used / len(double_jpeg.FREQUENCIES)
-    out[1] = _mean_of(share, face <= 1.0) - _mean_of(share, face > 1.6)
+    out[1] = _mean_of(score, face <= 1.0) - _mean_of(score, face > 1.6)
     out[2:2 + len(PARTS)] = per_part
     out[-1] = np.nanmax(per_part) if np.isfinite(per_part).any() else 0.0
     return np.nan_to_num(out, nan=0.0)
