@@ -13,7 +13,8 @@ shape, not their values). The corpus is the demo's 600x600 photos, copied under 
 `--images` (the Kaggle set has 2,041): a fixed start-up cost (Ray, TensorFlow in each actor) is
 part of every real run but should not be all of the measurement. `--scale A,B` also runs the
 forensic pipeline (the stage that ships native face regions) on A and on B images to compare peak
-memory. Prints images/s, ratios and peak memory (driver and largest worker RSS), and writes JSON.
+memory. Prints images/s, ratios and peak memory (driver and largest worker: RSS, and RSS without the
+object store's shared pages), and writes JSON.
 
     .venv/bin/python benchmarks/throughput.py [--corpus data/demo/real_and_fake_face] [--images 600]
         [--scale 200,2000] [--json benchmarks/results/throughput.json]
@@ -160,20 +161,25 @@ def pipeline(corpus_root: Path, out: Path, embedder: str, weights: Path, overrid
     with log.open("wb") as sink:
         process = subprocess.Popen(command, cwd=tree, stdout=sink, stderr=subprocess.STDOUT)
     driver = psutil.Process(process.pid)
-    peaks = {"driver": 0.0, "worker": 0.0}
+    peaks = {"driver": 0.0, "worker": 0.0, "driver_own": 0.0, "worker_own": 0.0}
     stop = threading.Event()
+
+    def record(role: str, pid: int) -> None:
+        rss, store = _rss_mb(pid)
+        peaks[role] = max(peaks[role], rss)
+        peaks[f"{role}_own"] = max(peaks[f"{role}_own"], rss - store)
 
     def sample() -> None:
         while not stop.is_set():
             try:
-                peaks["driver"] = max(peaks["driver"], driver.memory_info().rss / 2**20)
-            except psutil.NoSuchProcess:
+                record("driver", driver.pid)
+            except (psutil.NoSuchProcess, FileNotFoundError, ProcessLookupError):
                 break
             for proc in psutil.process_iter(["cmdline"]):
                 if "ray::MapWorker" in " ".join(proc.info["cmdline"] or []):
                     try:
-                        peaks["worker"] = max(peaks["worker"], proc.memory_info().rss / 2**20)
-                    except psutil.NoSuchProcess:
+                        record("worker", proc.pid)
+                    except (psutil.NoSuchProcess, FileNotFoundError, ProcessLookupError):
                         pass
             time.sleep(0.5)
 
@@ -191,7 +197,25 @@ def pipeline(corpus_root: Path, out: Path, embedder: str, weights: Path, overrid
             "pipeline_seconds": run["timings"]["extract_embed_write_s"],
             "first_row_s": run["timings"].get("first_row_s"),
             "peak_driver_rss_mb": peaks["driver"], "peak_worker_rss_mb": peaks["worker"],
+            "peak_driver_own_mb": peaks["driver_own"], "peak_worker_own_mb": peaks["worker_own"],
             "counts_by_status": run["counts_by_status"], "plan": run["plan"]}
+
+
+def _rss_mb(pid: int) -> tuple[float, float]:
+    """A process's resident memory and the part of it that is shared memory (Ray's object store), in MiB.
+
+    Every process that reads or writes Ray objects maps the store (several GiB of /dev/shm) and
+    keeps the pages it touched resident, so its RSS grows with the objects that passed through it,
+    up to the store's size, while its own memory stays flat. /proc's RssShmem counts those pages
+    (reading smaps per mapping costs 100 ms a sample in a TensorFlow process).
+    """
+    fields = {}
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith(("VmRSS:", "RssShmem:")):
+                name, value = line.split(":")
+                fields[name] = int(value.split()[0]) / 1024
+    return fields.get("VmRSS", 0.0), fields.get("RssShmem", 0.0)
 
 
 def _ratios(result: dict) -> None:
@@ -205,8 +229,8 @@ def _ratios(result: dict) -> None:
                                      / result["pipeline_facenet_full_resolution"]["images_per_s"])
     if "memory_scaling" in result:
         small, big = (result["memory_scaling"][k] for k in sorted(result["memory_scaling"], key=int))
-        result["memory_ratio"] = {"driver": big["peak_driver_rss_mb"] / small["peak_driver_rss_mb"],
-                                  "worker": big["peak_worker_rss_mb"] / small["peak_worker_rss_mb"]}
+        result["memory_ratio"] = {role: big[f"peak_{role}_mb"] / small[f"peak_{role}_mb"]
+                                  for role in ("driver_rss", "worker_rss", "driver_own", "worker_own")}
 
 
 def _print(r: dict) -> None:
@@ -221,11 +245,14 @@ def _print(r: dict) -> None:
               f"peak RSS driver {p['peak_driver_rss_mb']:.0f} MB, worker {p['peak_worker_rss_mb']:.0f} MB")
     for n, p in r.get("memory_scaling", {}).items():
         print(f"pipeline forensic on {n:>5} images: {p['images_per_s']:6.2f} images/s; peak RSS driver "
-              f"{p['peak_driver_rss_mb']:.0f} MB, worker {p['peak_worker_rss_mb']:.0f} MB")
+              f"{p['peak_driver_rss_mb']:.0f} MB, worker {p['peak_worker_rss_mb']:.0f} MB; without the object "
+              f"store: driver {p['peak_driver_own_mb']:.0f} MB, worker {p['peak_worker_own_mb']:.0f} MB")
     print(f"scaled copy vs full-resolution MTCNN (FaceNet pipeline): x{r['scaled_copy_speedup']:.2f}")
     if "memory_ratio" in r:
-        print(f"peak memory, largest/smallest corpus: driver x{r['memory_ratio']['driver']:.2f}, "
-              f"worker x{r['memory_ratio']['worker']:.2f}")
+        m = r["memory_ratio"]
+        print(f"peak memory, largest/smallest corpus: RSS driver x{m['driver_rss']:.2f}, worker "
+              f"x{m['worker_rss']:.2f}; without the object store driver x{m['driver_own']:.2f}, "
+              f"worker x{m['worker_own']:.2f}")
 
 
 def _photos(corpus: Path) -> list[Path]:
