@@ -68,37 +68,54 @@ def gap_map(luma: np.ndarray, origin: tuple[int, int], table: np.ndarray) -> tup
     Returns: (float [rows, cols], NaN where a block has no informative coefficient; how many of
     FREQUENCIES showed gaps; the first block's offset (y, x) in the region).
     """
+    return _block_map(luma, origin, table, MIN_VALUES, _gaps)
+
+
+def _gaps(values: np.ndarray, last: int) -> np.ndarray | None:
+    """1.0 for the magnitudes in the gaps of the coarser first step that best explains `values`."""
+    best_lift, pattern = MIN_LIFT, None
+    for first in range(last + 1, 3 * last + 8):
+        reach = reachable(first, last)
+        cover = reach[1:].mean()
+        if cover > 0.9:
+            continue  # almost every value reachable: no gap to read
+        lift = reach[values].mean() / cover
+        if lift > best_lift:
+            best_lift, pattern = lift, reach
+    return None if pattern is None else (~pattern).astype(float)
+
+
+def _block_map(luma: np.ndarray, origin: tuple[int, int], table: np.ndarray, min_values: int,
+               reading) -> tuple[np.ndarray, int, tuple[int, int]]:
+    """Per grid block, the mean over its informative coefficients of what `reading` makes of their magnitudes.
+
+    Args:
+        min_values: a frequency's non-zero coefficients before it is read.
+        reading: (magnitudes 1..MAX_VALUE of one frequency, its last step) -> float [MAX_VALUE + 1],
+            each magnitude's value, or None where the frequency shows nothing.
+    """
     dct, offset = block_dct(luma, origin)
-    in_gap = np.zeros(dct.shape[:2])
+    total = np.zeros(dct.shape[:2])
     informative = np.zeros(dct.shape[:2])
     used = 0
     for u, v in FREQUENCIES:
-        coefficients = dct[:, :, u, v]
         last = int(table[u, v])
         if last < 2:
             continue
-        magnitude = np.abs(np.round(coefficients / last)).astype(int)
+        magnitude = np.abs(np.round(dct[:, :, u, v] / last)).astype(int)
         counted = (magnitude > 0) & (magnitude <= MAX_VALUE)
         values = magnitude[counted]
-        if len(values) < MIN_VALUES:
+        if len(values) < min_values:
             continue
-        best_lift, pattern = MIN_LIFT, None
-        for first in range(last + 1, 3 * last + 8):
-            reach = reachable(first, last)
-            cover = reach[1:].mean()
-            if cover > 0.9:
-                continue  # almost every value reachable: no gap to read
-            lift = reach[values].mean() / cover
-            if lift > best_lift:
-                best_lift, pattern = lift, reach
-        if pattern is None:
+        per_value = reading(values, last)
+        if per_value is None:
             continue
         used += 1
         informative += counted
-        in_gap += counted & ~pattern[np.minimum(magnitude, MAX_VALUE)]
-    share = np.full(in_gap.shape, np.nan)
-    np.divide(in_gap, informative, out=share, where=informative > 0)
-    return share, used, offset
+        total[counted] += per_value[values]
+    out = np.full(total.shape, np.nan)
+    np.divide(total, informative, out=out, where=informative > 0)
+    return out, used, offset
 
 
 @functools.lru_cache(maxsize=4096)
@@ -131,32 +148,17 @@ def modulation_map(luma: np.ndarray, origin: tuple[int, int],
     Returns: (float [rows, cols], NaN where a block has no informative coefficient; how many of
     FREQUENCIES showed a pattern; the first block's offset (y, x) in the region).
     """
-    dct, offset = block_dct(luma, origin)
-    against = np.zeros(dct.shape[:2])
-    informative = np.zeros(dct.shape[:2])
-    used = 0
-    for u, v in FREQUENCIES:
-        last = int(table[u, v])
-        if last < 2:
+    return _block_map(luma, origin, table, MIN_PATTERN_VALUES, _against_modulation)
+
+
+def _against_modulation(values: np.ndarray, last: int) -> np.ndarray | None:
+    """Minus the log pattern of the finer first step that best explains `values` (index 0 unused)."""
+    best_support, best = MIN_SUPPORT, None
+    for first in range(1, last):
+        pattern = modulation(first, last)
+        if np.ptp(pattern) < MIN_PATTERN:
             continue
-        magnitude = np.abs(np.round(dct[:, :, u, v] / last)).astype(int)
-        counted = (magnitude > 0) & (magnitude <= MAX_VALUE)
-        values = magnitude[counted]
-        if len(values) < MIN_PATTERN_VALUES:
-            continue
-        best_support, best = MIN_SUPPORT, None
-        for first in range(1, last):
-            pattern = modulation(first, last)
-            if np.ptp(pattern) < MIN_PATTERN:
-                continue
-            support = pattern[values - 1].mean()
-            if support > best_support:
-                best_support, best = support, pattern
-        if best is None:
-            continue
-        used += 1
-        informative += counted
-        against[counted] -= best[values - 1]
-    score = np.full(against.shape, np.nan)
-    np.divide(against, informative, out=score, where=informative > 0)
-    return score, used, offset
+        support = pattern[values - 1].mean()
+        if support > best_support:
+            best_support, best = support, pattern
+    return None if best is None else np.concatenate([[0.0], -best])
