@@ -50,11 +50,13 @@ def block_dct(luma: np.ndarray, origin: tuple[int, int]) -> tuple[np.ndarray, tu
     return fft.dctn(blocks.astype(np.float64), axes=(2, 3), norm="ortho"), (dy, dx)
 
 
+@functools.lru_cache(maxsize=4096)
 def reachable(first: int, last: int) -> np.ndarray:
     """bool [MAX_VALUE + 1]: which quantised magnitudes a first step `first` lets a last step reach."""
     values = np.round(np.arange(0, 4 * MAX_VALUE) * first / last).astype(int)
     out = np.zeros(MAX_VALUE + 1, dtype=bool)
     out[values[values <= MAX_VALUE]] = True
+    out.flags.writeable = False  # cached: shared by every call
     return out
 
 
