@@ -6,7 +6,8 @@ import io
 import numpy as np
 from PIL import Image
 
-from fakeface_ray.stages.embedders.double_jpeg import MIN_PATTERN, block_dct, gap_map, modulation, modulation_map
+from fakeface_ray.stages.embedders.double_jpeg import (SCALES, SHAPES, block_dct, double_save, gap_map,
+                                                      modulation_map, single_save)
 from fakeface_ray.stages.embedders.forensic import DQ_FEATURES, ForensicEmbedder, region_features
 from fakeface_ray.stages.imaging import decode_image
 
@@ -64,14 +65,30 @@ def test_a_single_save_shows_no_gaps():
 
 
 def test_a_finer_first_step_leaves_a_periodic_pattern_and_none_when_the_last_is_a_multiple():
-    pattern = modulation(5, 7)  # seven first steps land in five last-step bins: some bins get two
-    np.testing.assert_allclose(pattern[2:7], pattern[7:12], atol=1e-6)
-    assert np.ptp(pattern) > MIN_PATTERN
-    assert np.ptp(modulation(3, 6)) < MIN_PATTERN  # every bin gets two: nothing to read
+    # Seven first steps land in five last-step bins: some bins get two, against the smooth envelope.
+    # Laplacian envelopes wide enough to reach the bins compared.
+    wide = (np.repeat(SHAPES, len(SCALES)) == 1) & (np.tile(SCALES, len(SHAPES)) >= 3)
+    against = (double_save(5, 7) - single_save(7))[wide]
+    np.testing.assert_allclose(against[:, 6:11] - against[:, 6:11].mean(axis=1, keepdims=True),
+                               against[:, 11:16] - against[:, 11:16].mean(axis=1, keepdims=True), atol=0.05)
+    assert np.ptp(against[:, 5:15], axis=1).min() > 0.3
+    # Every bin gets two multiples of a step half the last one: nothing periodic to read.
+    assert np.ptp(np.diff((double_save(3, 6) - single_save(6))[wide], axis=1)[:, 5:15], axis=1).max() < 0.02
+
+
+def test_one_save_is_not_read_as_two_and_a_finer_first_save_is():
+    from skimage import data
+
+    photo = data.astronaut()[96:416, 96:416]
+    for quality in (50, 70, 85, 95):
+        pixels, table = _saved(photo, quality)
+        assert modulation_map(_luma(pixels), (0, 0), table)[1] <= 1
+    pixels, table = _saved(_saved(photo, 80)[0], 70)
+    assert modulation_map(_luma(pixels), (0, 0), table)[1] >= 10
 
 
 def test_a_pasted_patch_breaks_the_pattern_of_a_finer_first_save():
-    pixels, table = _spliced(first=90, last=50)
+    pixels, table = _spliced(first=85, last=60)
     assert gap_map(_luma(pixels), (0, 0), table)[1] == 0  # no gaps in this direction
     score, used, _ = modulation_map(_luma(pixels), (0, 0), table)
     assert used >= 3
@@ -94,7 +111,7 @@ def test_the_forensic_features_point_at_the_pasted_eye_and_stay_zero_without_gri
     assert features["dq_frequencies"] > 0
     assert features["dq_left_eye"] > 0.2 and features["dq_left_eye"] > features["dq_right_eye"] + 0.2
     assert features["dq_max_part"] == features["dq_left_eye"]
-    pixels_m, table_m = _spliced(first=90, last=50)
+    pixels_m, table_m = _spliced(first=85, last=60)
     features = dict(zip(DQ_FEATURES, region_features(pixels_m, KEYPOINTS, (0, 0), table_m)[-len(DQ_FEATURES):]))
     assert features["dqm_frequencies"] > 0 and features["dq_frequencies"] == 0
     assert features["dqm_left_eye"] > features["dqm_right_eye"] + 0.02

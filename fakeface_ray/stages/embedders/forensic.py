@@ -9,6 +9,8 @@ v2 adds the JPEG history on the file's own grid (`double_jpeg`): where the photo
 it was edited, untouched blocks keep the gaps of two quantisations and edited ones fill them.
 v3 reads the other direction too, a first save finer than the last, where untouched blocks keep a
 periodic preference among the values instead of gaps.
+v4 reads that direction as a likelihood test against one save of a smooth envelope; v3's pattern
+also fitted the steep start of photos saved once.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ _TEMPLATE = np.array([0.31, 0.40, 0.69, 0.40, 0.50, 0.60, 0.35, 0.80, 0.65, 0.80
 class ForensicEmbedder:
     """Splice-evidence features; `.embed(faces)` on crops, `.embed_regions(...)` on native pixels."""
 
-    name = "forensic-v3"
+    name = "forensic-v4"
     dims = len(FEATURE_NAMES) + 1  # + a constant that keeps the magnitude through L2 normalisation
 
     def embed(self, faces: np.ndarray, margin: float = 0.2) -> np.ndarray:
