@@ -78,33 +78,41 @@ def gap_map(luma: np.ndarray, origin: tuple[int, int], table: np.ndarray) -> tup
     Returns: (float [rows, cols], NaN where a block has no informative coefficient; how many of
     FREQUENCIES showed gaps; the first block's offset (y, x) in the region).
     """
-    return _block_map(luma, origin, table, MIN_VALUES, _gaps)
+    return _block_map(*block_dct(luma, origin), table, MIN_VALUES, _gaps)
+
+
+def history_maps(luma: np.ndarray, origin: tuple[int, int], table: np.ndarray) -> tuple[tuple, tuple]:
+    """(`gap_map`, `modulation_map`) of one region, from one DCT of its blocks."""
+    dct, offset = block_dct(luma, origin)
+    return (_block_map(dct, offset, table, MIN_VALUES, _gaps),
+            _block_map(dct, offset, table, MIN_PATTERN_VALUES, _single_against_double))
 
 
 def _gaps(values: np.ndarray, last: int) -> np.ndarray | None:
     """1.0 for the magnitudes in the gaps of the coarser first step that best explains `values`."""
+    counts = np.bincount(values, minlength=MAX_VALUE + 1)
     best_lift, pattern = MIN_LIFT, None
     for first in range(last + 1, 3 * last + 8):
         reach = reachable(first, last)
         cover = reach[1:].mean()
         if cover > 0.9:
             continue  # almost every value reachable: no gap to read
-        lift = reach[values].mean() / cover
+        lift = counts[reach].sum() / len(values) / cover
         if lift > best_lift:
             best_lift, pattern = lift, reach
     return None if pattern is None else (~pattern).astype(float)
 
 
-def _block_map(luma: np.ndarray, origin: tuple[int, int], table: np.ndarray, min_values: int,
+def _block_map(dct: np.ndarray, offset: tuple[int, int], table: np.ndarray, min_values: int,
                reading) -> tuple[np.ndarray, int, tuple[int, int]]:
     """Per grid block, the mean over its informative coefficients of what `reading` makes of their magnitudes.
 
     Args:
+        dct, offset: the region's blocks, from `block_dct`.
         min_values: a frequency's non-zero coefficients before it is read.
         reading: (magnitudes 1..MAX_VALUE of one frequency, its last step) -> float [MAX_VALUE + 1],
             each magnitude's value, or None where the frequency shows nothing.
     """
-    dct, offset = block_dct(luma, origin)
     total = np.zeros(dct.shape[:2])
     informative = np.zeros(dct.shape[:2])
     used = 0
@@ -181,7 +189,7 @@ def modulation_map(luma: np.ndarray, origin: tuple[int, int],
     Returns: (float [rows, cols], NaN where a block has no informative coefficient; how many of
     FREQUENCIES showed a finer first save; the first block's offset (y, x) in the region).
     """
-    return _block_map(luma, origin, table, MIN_PATTERN_VALUES, _single_against_double)
+    return _block_map(*block_dct(luma, origin), table, MIN_PATTERN_VALUES, _single_against_double)
 
 
 def _single_against_double(values: np.ndarray, last: int) -> np.ndarray | None:

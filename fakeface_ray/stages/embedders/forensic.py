@@ -175,8 +175,7 @@ def _double_jpeg_features(luma: np.ndarray, keypoints: np.ndarray, origin: tuple
     """DQ_FEATURES: each double-JPEG map read on the face (zeros where nothing shows)."""
     if origin is None or table is None or min(luma.shape) < 64:
         return np.zeros(len(DQ_FEATURES), dtype=np.float32)
-    return np.concatenate([_map_features(*double_jpeg.gap_map(luma, origin, table), keypoints),
-                           _map_features(*double_jpeg.modulation_map(luma, origin, table), keypoints)])
+    return np.concatenate([_map_features(*m, keypoints) for m in double_jpeg.history_maps(luma, origin, table)])
 
 
 def _map_features(score: np.ndarray, used: int, offset: tuple[int, int], keypoints: np.ndarray) -> np.ndarray:
