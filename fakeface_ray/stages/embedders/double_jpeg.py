@@ -88,16 +88,15 @@ def history_maps(luma: np.ndarray, origin: tuple[int, int], table: np.ndarray) -
             _block_map(dct, offset, table, MIN_PATTERN_VALUES, _single_against_double))
 
 
-def _gaps(values: np.ndarray, last: int) -> np.ndarray | None:
-    """1.0 for the magnitudes in the gaps of the coarser first step that best explains `values`."""
-    counts = np.bincount(values, minlength=MAX_VALUE + 1)
+def _gaps(histogram: np.ndarray, last: int) -> np.ndarray | None:
+    """1.0 for the magnitudes in the gaps of the coarser first step that best explains `histogram`."""
     best_lift, pattern = MIN_LIFT, None
     for first in range(last + 1, 3 * last + 8):
         reach = reachable(first, last)
         cover = reach[1:].mean()
         if cover > 0.9:
             continue  # almost every value reachable: no gap to read
-        lift = counts[reach].sum() / len(values) / cover
+        lift = histogram[reach].sum() / histogram.sum() / cover
         if lift > best_lift:
             best_lift, pattern = lift, reach
     return None if pattern is None else (~pattern).astype(float)
@@ -110,8 +109,8 @@ def _block_map(dct: np.ndarray, offset: tuple[int, int], table: np.ndarray, min_
     Args:
         dct, offset: the region's blocks, from `block_dct`.
         min_values: a frequency's non-zero coefficients before it is read.
-        reading: (magnitudes 1..MAX_VALUE of one frequency, its last step) -> float [MAX_VALUE + 1],
-            each magnitude's value, or None where the frequency shows nothing.
+        reading: (one frequency's histogram of magnitudes 0..MAX_VALUE, 0 left empty; its last step)
+            -> float [MAX_VALUE + 1], each magnitude's value, or None where the frequency shows nothing.
     """
     total = np.zeros(dct.shape[:2])
     informative = np.zeros(dct.shape[:2])
@@ -125,7 +124,7 @@ def _block_map(dct: np.ndarray, offset: tuple[int, int], table: np.ndarray, min_
         values = magnitude[counted]
         if len(values) < min_values:
             continue
-        per_value = reading(values, last)
+        per_value = reading(np.bincount(values, minlength=MAX_VALUE + 1), last)
         if per_value is None:
             continue
         used += 1
@@ -198,10 +197,10 @@ def modulation_map(luma: np.ndarray, origin: tuple[int, int],
     return _block_map(*block_dct(luma, origin), table, MIN_PATTERN_VALUES, _single_against_double)
 
 
-def _single_against_double(values: np.ndarray, last: int) -> np.ndarray | None:
+def _single_against_double(histogram: np.ndarray, last: int) -> np.ndarray | None:
     """Per magnitude, log p(single save) - log p(best finer first save), or None if one save explains
-    `values` within MIN_EVIDENCE (index 0 unused)."""
-    counts = np.bincount(values, minlength=MAX_VALUE + 1)[1:]
+    `histogram` within MIN_EVIDENCE (index 0 unused)."""
+    counts = histogram[1:]
     single = single_save(last)
     fit_single = single @ counts
     best_single = int(np.argmax(fit_single))

@@ -175,28 +175,37 @@ def _double_jpeg_features(luma: np.ndarray, keypoints: np.ndarray, origin: tuple
     """DQ_FEATURES: each double-JPEG map read on the face (zeros where nothing shows)."""
     if origin is None or table is None or min(luma.shape) < 64:
         return np.zeros(len(DQ_FEATURES), dtype=np.float32)
-    return np.concatenate([_map_features(*m, keypoints) for m in double_jpeg.history_maps(luma, origin, table)])
+    maps = double_jpeg.history_maps(luma, origin, table)
+    score, _, offset = maps[0]
+    areas = _block_areas(score.shape, offset, keypoints)  # both maps share the region's block grid
+    return np.concatenate([_map_features(score, used, areas) for score, used, _ in maps])
 
 
-def _map_features(score: np.ndarray, used: int, offset: tuple[int, int], keypoints: np.ndarray) -> np.ndarray:
-    """A per-block map (positive: edited-looking) read as the share of frequencies it used, the inner
-    face against its context, and each part against the rest of the face and their maximum."""
-    out = np.zeros(len(DQ_FEATURES) // 2, dtype=np.float32)
-    if not used:
-        return out
+def _block_areas(shape: tuple[int, int], offset: tuple[int, int], keypoints: np.ndarray) -> dict:
+    """Masks over a region's 8x8 blocks: inner face, context, the face without its parts, each part."""
     dy, dx = offset
-    ys, xs = np.mgrid[0: score.shape[0], 0: score.shape[1]].astype(np.float32) * 8 + 3.5
+    ys, xs = np.mgrid[0: shape[0], 0: shape[1]].astype(np.float32) * 8 + 3.5
     ys, xs = ys + dy, xs + dx
     radii = _part_radii(keypoints, ys, xs)
     le, re, _, ml, mr = np.asarray(keypoints, dtype=np.float32).reshape(5, 2)
     eye_dist = max(float(np.linalg.norm(re - le)), 4.0)
     centre = (le + re + (ml + mr) / 2) / 3 + np.array([0, 0.1 * eye_dist])
     face = np.hypot((xs - centre[0]) / eye_dist, (ys - centre[1]) / (1.3 * eye_dist))
-    rest = (face <= 1.0) & ~np.any([r < 1.25 for r in radii], axis=0)
-    face_rest = _mean_of(score, rest)
-    per_part = np.array([_mean_of(score, r < 1.0) for r in radii]) - face_rest
+    return {"face": face <= 1.0, "context": face > 1.6,
+            "rest": (face <= 1.0) & ~np.any([r < 1.25 for r in radii], axis=0),
+            "parts": [r < 1.0 for r in radii]}
+
+
+def _map_features(score: np.ndarray, used: int, areas: dict) -> np.ndarray:
+    """A per-block map (positive: edited-looking) read as the share of frequencies it used, the inner
+    face against its context, and each part against the rest of the face and their maximum."""
+    out = np.zeros(len(DQ_FEATURES) // 2, dtype=np.float32)
+    if not used:
+        return out
+    face_rest = _mean_of(score, areas["rest"])
+    per_part = np.array([_mean_of(score, part) for part in areas["parts"]]) - face_rest
     out[0] = used / len(double_jpeg.FREQUENCIES)
-    out[1] = _mean_of(score, face <= 1.0) - _mean_of(score, face > 1.6)
+    out[1] = _mean_of(score, areas["face"]) - _mean_of(score, areas["context"])
     out[2:2 + len(PARTS)] = per_part
     out[-1] = np.nanmax(per_part) if np.isfinite(per_part).any() else 0.0
     return np.nan_to_num(out, nan=0.0)
