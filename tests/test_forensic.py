@@ -2,7 +2,13 @@ import numpy as np
 
 from fakeface_ray.config import EmbedConfig
 from fakeface_ray.stages.embedders import load_embedder, resolve_embedder
-from fakeface_ray.stages.embedders.forensic import FEATURE_NAMES, ForensicEmbedder, median3, region_features
+from fakeface_ray.stages.embedders.forensic import (
+    FEATURE_NAMES,
+    ForensicEmbedder,
+    face_radius,
+    median3,
+    region_features,
+)
 
 from .photos import face_photo, jpeg_bytes
 
@@ -47,6 +53,23 @@ def test_a_pasted_smoothed_eye_moves_its_features():
     other = FEATURE_NAMES.index("mouth_noise")
     assert fake[noise] < clean[noise] - 0.3  # the pasted eye has less fine noise than its skin
     assert abs(fake[other] - clean[other]) < 0.05  # the untouched mouth does not move
+
+
+def test_a_swapped_smoother_face_moves_the_face_features_and_they_are_magnitudes():
+    from scipy import ndimage
+
+    photo = _photo(4, seed=0)
+    # Another face, resampled and without the photo's noise, feathered in over the inner face.
+    donor = ndimage.gaussian_filter(face_photo(4, 320).astype(float), (1.0, 1.0, 0))
+    ys, xs = np.mgrid[0:320, 0:320].astype(np.float32)
+    mask = ndimage.gaussian_filter((face_radius(KEYPOINTS, ys, xs) < 1.0).astype(float), 6)[..., None]
+    swapped = np.clip(np.round(photo * (1 - mask) + donor * mask), 0, 255).astype(np.uint8)
+    clean = region_features(photo, KEYPOINTS, origin=(0, 0))
+    fake = region_features(swapped, KEYPOINTS, origin=(0, 0))
+    face = [FEATURE_NAMES.index(f"face_{name}") for name in ("noise", "sharpness")]
+    assert np.all(fake[face] > clean[face] + 0.3)  # the face is smoother than the head around it
+    # Magnitudes: a face noisier than its context would read the same as a smoother one.
+    assert np.all(fake[[FEATURE_NAMES.index(n) for n in FEATURE_NAMES if n.startswith("face_")]] >= 0)
 
 
 def test_regions_without_room_for_rings_give_zeros_not_nans():

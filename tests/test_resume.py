@@ -66,7 +66,7 @@ def test_resume_of_a_finished_run_opens_no_input_and_starts_no_ray(tmp_path, mon
     # What a finished run left: one row per input, made from this listing.
     rows = listing.table.to_pylist()
     table = pa.Table.from_pylist([{**r, "sha256": "0" * 64, "status": "too_small", "n_faces": 0,
-                                   "embedder": "forensic-v4"} for r in rows], schema=embeddings_schema(49))
+                                   "embedder": "forensic-v5"} for r in rows], schema=embeddings_schema(56))
     parts.write_part(location(tmp_path / "out" / "embeddings") / "part-a-000000.parquet", table)
 
     def no_ray(*args, **kwargs):

@@ -11,6 +11,8 @@ v3 reads the other direction too, a first save finer than the last, where untouc
 periodic preference among the values instead of gaps.
 v4 reads that direction as a likelihood test against one save of a smooth envelope; v3's pattern
 also fitted the steep start of photos saved once.
+v5 compares the inner face with the head around it by the same seven readings, as magnitudes: a
+swapped face differs from its context in either direction.
 """
 
 from __future__ import annotations
@@ -26,11 +28,16 @@ from . import double_jpeg
 
 PARTS = ("left_eye", "right_eye", "nose", "mouth")
 PART_FEATURES = ("noise", "ela", "cb", "cr", "luma", "edge", "sharpness")
+# The same readings of the inner face against the head around it (hairline, jaw, ears, background),
+# as magnitudes: a swapped face brings its own noise, sharpness and skin tone, more or less than the
+# head it lands on.
+FACE_FEATURES = tuple(f"face_{name}" for name in PART_FEATURES)
 GLOBAL_FEATURES = ("noise_level", "ela_level", "blockiness", "max_noise", "max_ela", "max_edge")
 # The same seven readings of each double-JPEG map: `dq_` gaps (first save coarser), `dqm_` modulation.
 DQ_FEATURES = tuple(f"{prefix}_{name}" for prefix in ("dq", "dqm")
                     for name in ("frequencies", "face", *PARTS, "max_part"))
-FEATURE_NAMES = tuple(f"{p}_{f}" for p in PARTS for f in PART_FEATURES) + GLOBAL_FEATURES + DQ_FEATURES
+FEATURE_NAMES = (tuple(f"{p}_{f}" for p in PARTS for f in PART_FEATURES) + FACE_FEATURES + GLOBAL_FEATURES
+                 + DQ_FEATURES)
 ELA_QUALITY = 90
 EPS = 0.05
 # Keypoints of an average MTCNN box as fractions of it, for crops that come without landmarks.
@@ -40,7 +47,7 @@ _TEMPLATE = np.array([0.31, 0.40, 0.69, 0.40, 0.50, 0.60, 0.35, 0.80, 0.65, 0.80
 class ForensicEmbedder:
     """Splice-evidence features; `.embed(faces)` on crops, `.embed_regions(...)` on native pixels."""
 
-    name = "forensic-v4"
+    name = "forensic-v5"
     dims = len(FEATURE_NAMES) + 1  # + a constant that keeps the magnitude through L2 normalisation
 
     def embed(self, faces: np.ndarray, margin: float = 0.2) -> np.ndarray:
@@ -94,25 +101,12 @@ def region_features(region: np.ndarray, keypoints: np.ndarray, origin: tuple[int
     inside_any = np.zeros(luma.shape, dtype=bool)
     for r in radii:
         inside_any |= r < 1.25
-    per_part = []
-    for r in radii:
-        part = r < 1.0
-        band = (r > 0.85) & (r < 1.15)
-        ring = (r > 1.25) & (r < 1.9) & ~inside_any
-        if part.sum() < 9 or ring.sum() < 9:
-            per_part.append(np.zeros(len(PART_FEATURES), dtype=np.float32))
-            continue
-        per_part.append(np.array([
-            _log_ratio(noise, part, ring),
-            _log_ratio(ela, part, ring),
-            (cb[part].mean() - cb[ring].mean()) / 16.0,
-            (cr[part].mean() - cr[ring].mean()) / 16.0,
-            _log_ratio(luma, part, ring),
-            _log_ratio(grad, band, ring),
-            np.log((fine[part].mean() + EPS) / coarse[part].mean())
-            - np.log((fine[ring].mean() + EPS) / coarse[ring].mean()),
-        ], dtype=np.float32))
-    parts = np.stack(per_part)
+    maps = (noise, ela, cb, cr, luma, grad, fine, coarse)
+    parts = np.stack([_contrast(maps, r < 1.0, (r > 0.85) & (r < 1.15), (r > 1.25) & (r < 1.9) & ~inside_any)
+                      for r in radii])
+    face = face_radius(keypoints, ys, xs)
+    # Magnitudes: a donor face may be noisier or smoother than the head it lands on.
+    whole_face = np.abs(_contrast(maps, face < 1.0, (face > 0.85) & (face < 1.15), face > 1.25))
     global_features = np.array([
         np.log(noise.mean() + EPS),
         np.log(ela.mean() + EPS),
@@ -122,8 +116,30 @@ def region_features(region: np.ndarray, keypoints: np.ndarray, origin: tuple[int
         parts[:, 5].max(),
     ], dtype=np.float32)
     double_jpeg_features = _double_jpeg_features(luma, keypoints, origin, table)
-    features = np.concatenate([parts.reshape(-1), global_features, double_jpeg_features])
+    features = np.concatenate([parts.reshape(-1), whole_face, global_features, double_jpeg_features])
     return np.clip(np.nan_to_num(features, nan=0.0, posinf=0.0, neginf=0.0), -10, 10).astype(np.float32)
+
+
+def _contrast(maps: tuple, inside: np.ndarray, band: np.ndarray, ring: np.ndarray) -> np.ndarray:
+    """PART_FEATURES of an area against the ring around it (zeros when either is under 9 pixels).
+
+    Args:
+        maps: per-pixel noise, error level, Cb, Cr, luma, gradient, fine and coarse detail.
+        band: the area's outline, where a blend leaves an edge.
+    """
+    noise, ela, cb, cr, luma, grad, fine, coarse = maps
+    if inside.sum() < 9 or ring.sum() < 9:
+        return np.zeros(len(PART_FEATURES), dtype=np.float32)
+    return np.array([
+        _log_ratio(noise, inside, ring),
+        _log_ratio(ela, inside, ring),
+        (cb[inside].mean() - cb[ring].mean()) / 16.0,
+        (cr[inside].mean() - cr[ring].mean()) / 16.0,
+        _log_ratio(luma, inside, ring),
+        _log_ratio(grad, band, ring),
+        np.log((fine[inside].mean() + EPS) / coarse[inside].mean())
+        - np.log((fine[ring].mean() + EPS) / coarse[ring].mean()),
+    ], dtype=np.float32)
 
 
 # Paeth's median-of-9 exchange network: after each pair (a, b), value a <= value b; the median ends in 4.
@@ -187,10 +203,7 @@ def _block_areas(shape: tuple[int, int], offset: tuple[int, int], keypoints: np.
     ys, xs = np.mgrid[0: shape[0], 0: shape[1]].astype(np.float32) * 8 + 3.5
     ys, xs = ys + dy, xs + dx
     radii = _part_radii(keypoints, ys, xs)
-    le, re, _, ml, mr = np.asarray(keypoints, dtype=np.float32).reshape(5, 2)
-    eye_dist = max(float(np.linalg.norm(re - le)), 4.0)
-    centre = (le + re + (ml + mr) / 2) / 3 + np.array([0, 0.1 * eye_dist])
-    face = np.hypot((xs - centre[0]) / eye_dist, (ys - centre[1]) / (1.3 * eye_dist))
+    face = face_radius(keypoints, ys, xs)
     return {"face": face <= 1.0, "context": face > 1.6,
             "rest": (face <= 1.0) & ~np.any([r < 1.25 for r in radii], axis=0),
             "parts": [r < 1.0 for r in radii]}
@@ -216,6 +229,14 @@ def _mean_of(share: np.ndarray, mask: np.ndarray) -> float:
     values = share[mask]
     values = values[np.isfinite(values)]
     return float(values.mean()) if len(values) >= 2 else np.nan
+
+
+def face_radius(keypoints: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """Each point's elliptical distance to the inner face (eyes to mouth and a little below)."""
+    le, re, _, ml, mr = np.asarray(keypoints, dtype=np.float32).reshape(5, 2)
+    eye_dist = max(float(np.linalg.norm(re - le)), 4.0)
+    centre = (le + re + (ml + mr) / 2) / 3 + np.array([0, 0.1 * eye_dist])
+    return np.hypot((xs - centre[0]) / eye_dist, (ys - centre[1]) / (1.3 * eye_dist))
 
 
 def _part_radii(keypoints: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> list[np.ndarray]:
