@@ -18,6 +18,7 @@ swapped face differs from its context in either direction.
 from __future__ import annotations
 
 import io
+import math
 
 import numpy as np
 from PIL import Image
@@ -96,17 +97,14 @@ def region_features(region: np.ndarray, keypoints: np.ndarray, origin: tuple[int
     fine = np.abs(ndimage.laplace(luma))
     coarse = np.abs(luma - ndimage.gaussian_filter(luma, 2.0)) + EPS
 
+    maps = np.stack([noise, ela, cb, cr, luma, grad, fine, coarse])
+    ellipses = _part_ellipses(keypoints)
+    parts = np.stack([_part_contrast(maps, ellipses, i) for i in range(len(ellipses))])
     ys, xs = np.mgrid[0: luma.shape[0], 0: luma.shape[1]].astype(np.float32)
-    radii = _part_radii(keypoints, ys, xs)
-    inside_any = np.zeros(luma.shape, dtype=bool)
-    for r in radii:
-        inside_any |= r < 1.25
-    maps = (noise, ela, cb, cr, luma, grad, fine, coarse)
-    parts = np.stack([_contrast(maps, r < 1.0, (r > 0.85) & (r < 1.15), (r > 1.25) & (r < 1.9) & ~inside_any)
-                      for r in radii])
     face = face_radius(keypoints, ys, xs)
     # Magnitudes: a donor face may be noisier or smoother than the head it lands on.
-    whole_face = np.abs(_contrast(maps, face < 1.0, (face > 0.85) & (face < 1.15), face > 1.25))
+    whole_face = np.abs(_contrast(maps.reshape(len(maps), -1), face < 1.0, (face > 0.85) & (face < 1.15),
+                                  face > 1.25))
     global_features = np.array([
         np.log(noise.mean() + EPS),
         np.log(ela.mean() + EPS),
@@ -120,25 +118,48 @@ def region_features(region: np.ndarray, keypoints: np.ndarray, origin: tuple[int
     return np.clip(np.nan_to_num(features, nan=0.0, posinf=0.0, neginf=0.0), -10, 10).astype(np.float32)
 
 
-def _contrast(maps: tuple, inside: np.ndarray, band: np.ndarray, ring: np.ndarray) -> np.ndarray:
+def _part_contrast(maps: np.ndarray, ellipses: list[tuple[float, float, float, float]], i: int) -> np.ndarray:
+    """PART_FEATURES of part `i` against its ring (1.25-1.9 radii, other parts left out), read in the
+    window the ring fits in rather than over the whole region."""
+    cx, cy, rx, ry = ellipses[i]
+    height, width = maps.shape[1:]
+    y0, y1 = max(math.floor(cy - 1.9 * ry), 0), min(math.ceil(cy + 1.9 * ry) + 1, height)
+    x0, x1 = max(math.floor(cx - 1.9 * rx), 0), min(math.ceil(cx + 1.9 * rx) + 1, width)
+    if y1 <= y0 or x1 <= x0:
+        return np.zeros(len(PART_FEATURES), dtype=np.float32)
+    ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+    radii = [_radius(e, ys, xs) for e in ellipses]
+    r = radii[i]
+    inside_any = np.any([q < 1.25 for q in radii], axis=0)
+    window = maps[:, y0:y1, x0:x1].reshape(len(maps), -1)
+    return _contrast(window, r < 1.0, (r > 0.85) & (r < 1.15), (r > 1.25) & (r < 1.9) & ~inside_any)
+
+
+def _contrast(maps: np.ndarray, inside: np.ndarray, band: np.ndarray, ring: np.ndarray) -> np.ndarray:
     """PART_FEATURES of an area against the ring around it (zeros when either is under 9 pixels).
 
     Args:
-        maps: per-pixel noise, error level, Cb, Cr, luma, gradient, fine and coarse detail.
+        maps: float32 [8, pixels]: noise, error level, Cb, Cr, luma, gradient, fine and coarse detail.
         band: the area's outline, where a blend leaves an edge.
     """
-    noise, ela, cb, cr, luma, grad, fine, coarse = maps
-    if inside.sum() < 9 or ring.sum() < 9:
+    areas = np.stack([inside, band, ring]).reshape(3, -1)
+    counts = areas.sum(axis=1)
+    if counts[0] < 9 or counts[2] < 9:
         return np.zeros(len(PART_FEATURES), dtype=np.float32)
+    # One matrix product instead of a boolean gather per map and area: the region's pixels are read once.
+    # An empty outline gives NaN means, which the caller turns into zeros.
+    means = np.full((len(maps), 3), np.nan, dtype=np.float32)
+    np.divide(maps @ areas.T.astype(np.float32), counts, out=means, where=counts > 0)
+    noise, ela, cb, cr, luma, grad, fine, coarse = means
+    inner, edge, outer = 0, 1, 2
     return np.array([
-        _log_ratio(noise, inside, ring),
-        _log_ratio(ela, inside, ring),
-        (cb[inside].mean() - cb[ring].mean()) / 16.0,
-        (cr[inside].mean() - cr[ring].mean()) / 16.0,
-        _log_ratio(luma, inside, ring),
-        _log_ratio(grad, band, ring),
-        np.log((fine[inside].mean() + EPS) / coarse[inside].mean())
-        - np.log((fine[ring].mean() + EPS) / coarse[ring].mean()),
+        np.log((noise[inner] + EPS) / (noise[outer] + EPS)),
+        np.log((ela[inner] + EPS) / (ela[outer] + EPS)),
+        (cb[inner] - cb[outer]) / 16.0,
+        (cr[inner] - cr[outer]) / 16.0,
+        np.log((luma[inner] + EPS) / (luma[outer] + EPS)),
+        np.log((grad[edge] + EPS) / (grad[outer] + EPS)),
+        np.log((fine[inner] + EPS) / coarse[inner]) - np.log((fine[outer] + EPS) / coarse[outer]),
     ], dtype=np.float32)
 
 
@@ -202,7 +223,7 @@ def _block_areas(shape: tuple[int, int], offset: tuple[int, int], keypoints: np.
     dy, dx = offset
     ys, xs = np.mgrid[0: shape[0], 0: shape[1]].astype(np.float32) * 8 + 3.5
     ys, xs = ys + dy, xs + dx
-    radii = _part_radii(keypoints, ys, xs)
+    radii = [_radius(e, ys, xs) for e in _part_ellipses(keypoints)]
     face = face_radius(keypoints, ys, xs)
     return {"face": face <= 1.0, "context": face > 1.6,
             "rest": (face <= 1.0) & ~np.any([r < 1.25 for r in radii], axis=0),
@@ -235,24 +256,25 @@ def face_radius(keypoints: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.nda
     """Each point's elliptical distance to the inner face (eyes to mouth and a little below)."""
     le, re, _, ml, mr = np.asarray(keypoints, dtype=np.float32).reshape(5, 2)
     eye_dist = max(float(np.linalg.norm(re - le)), 4.0)
-    centre = (le + re + (ml + mr) / 2) / 3 + np.array([0, 0.1 * eye_dist])
-    return np.hypot((xs - centre[0]) / eye_dist, (ys - centre[1]) / (1.3 * eye_dist))
+    cx, cy = (le + re + (ml + mr) / 2) / 3
+    return _radius((float(cx), float(cy) + 0.1 * eye_dist, eye_dist, 1.3 * eye_dist), ys, xs)
 
 
-def _part_radii(keypoints: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> list[np.ndarray]:
-    """For each part, each point's elliptical distance to the part (1.0 = on its outline)."""
+def _part_ellipses(keypoints: np.ndarray) -> list[tuple[float, float, float, float]]:
+    """Each part's ellipse as (centre x, centre y, x radius, y radius), in PARTS order."""
     le, re, nose, ml, mr = np.asarray(keypoints, dtype=np.float32).reshape(5, 2)
     eye_dist = max(float(np.linalg.norm(re - le)), 4.0)
     mouth = (ml + mr) / 2
     mouth_half = max(float(np.linalg.norm(mr - ml)) / 2, 0.2 * eye_dist)
-    ellipses = [
-        (le, 0.40 * eye_dist, 0.25 * eye_dist),
-        (re, 0.40 * eye_dist, 0.25 * eye_dist),
-        (nose - np.array([0, 0.15 * eye_dist]), 0.28 * eye_dist, 0.38 * eye_dist),
-        (mouth, mouth_half + 0.15 * eye_dist, 0.28 * eye_dist),
+    return [
+        (float(le[0]), float(le[1]), 0.40 * eye_dist, 0.25 * eye_dist),
+        (float(re[0]), float(re[1]), 0.40 * eye_dist, 0.25 * eye_dist),
+        (float(nose[0]), float(nose[1]) - 0.15 * eye_dist, 0.28 * eye_dist, 0.38 * eye_dist),
+        (float(mouth[0]), float(mouth[1]), mouth_half + 0.15 * eye_dist, 0.28 * eye_dist),
     ]
-    return [np.hypot((xs - c[0]) / rx, (ys - c[1]) / ry) for c, rx, ry in ellipses]
 
 
-def _log_ratio(values: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.log((values[a].mean() + EPS) / (values[b].mean() + EPS)))
+def _radius(ellipse: tuple[float, float, float, float], ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """Each point's elliptical distance to an ellipse's centre (1.0 = on its outline)."""
+    cx, cy, rx, ry = ellipse
+    return np.hypot((xs - cx) / rx, (ys - cy) / ry)
