@@ -100,7 +100,8 @@ def region_features(region: np.ndarray, keypoints: np.ndarray, origin: tuple[int
     maps = np.stack([noise, ela, cb, cr, luma, grad, fine, coarse])
     ellipses = _part_ellipses(keypoints)
     parts = np.stack([_part_contrast(maps, ellipses, i) for i in range(len(ellipses))])
-    ys, xs = np.mgrid[0: luma.shape[0], 0: luma.shape[1]].astype(np.float32)
+    # A column and a row of coordinates: the ellipse distances broadcast to the region.
+    ys, xs = (axis.astype(np.float32) for axis in np.ogrid[0: luma.shape[0], 0: luma.shape[1]])
     face = face_radius(keypoints, ys, xs)
     # Magnitudes: a donor face may be noisier or smoother than the head it lands on.
     whole_face = np.abs(_contrast(maps.reshape(len(maps), -1), face < 1.0, (face > 0.85) & (face < 1.15),
@@ -127,7 +128,7 @@ def _part_contrast(maps: np.ndarray, ellipses: list[tuple[float, float, float, f
     x0, x1 = max(math.floor(cx - 1.9 * rx), 0), min(math.ceil(cx + 1.9 * rx) + 1, width)
     if y1 <= y0 or x1 <= x0:
         return np.zeros(len(PART_FEATURES), dtype=np.float32)
-    ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
+    ys, xs = (axis.astype(np.float32) for axis in np.ogrid[y0:y1, x0:x1])
     radii = [_radius(e, ys, xs) for e in ellipses]
     r = radii[i]
     inside_any = np.any([q < 1.25 for q in radii], axis=0)
