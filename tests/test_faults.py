@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -67,15 +68,27 @@ def test_a_killed_extract_worker_loses_nothing(demo_corpus, tmp_path, ray_sessio
     _assert_exactly_once(tmp_path, demo_corpus)
 
 
+def _repeated(corpus: Path, to: Path, times: int) -> Path:
+    """`corpus` with every image `times` times under new names: a run long enough that a signal sent
+    when its first part appears lands mid-run (the demo corpus alone can finish within the poll)."""
+    for image in corpus.rglob("*.jpg"):
+        folder = to / image.parent.relative_to(corpus)
+        folder.mkdir(parents=True, exist_ok=True)
+        for copy in range(times):
+            shutil.copy2(image, folder / f"{image.stem}-{copy}{image.suffix}")
+    return to
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["sigint", "sigkill"])
 def test_an_interrupted_run_resumes_to_exactly_once(demo_corpus, tmp_path, sig):
-    command = [sys.executable, "-m", "fakeface_ray.cli", "extract", "--infile", str(demo_corpus), "--out", str(tmp_path)]
+    corpus, out = _repeated(demo_corpus, tmp_path / "corpus", times=3), tmp_path / "out"
+    command = [sys.executable, "-m", "fakeface_ray.cli", "extract", "--infile", str(corpus), "--out", str(out)]
     for item in SMALL_BATCHES:
         command += ["--set", item]
     first = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                              start_new_session=True)
     try:
-        _wait_for_part(tmp_path, lambda: first.poll() is None)
+        _wait_for_part(out, lambda: first.poll() is None)
         first.send_signal(sig)
         output, _ = first.communicate(timeout=120)
     finally:
@@ -84,11 +97,11 @@ def test_an_interrupted_run_resumes_to_exactly_once(demo_corpus, tmp_path, sig):
         except ProcessLookupError:
             pass
     if sig == signal.SIGINT:
-        assert first.returncode == 130 and "rerun with --resume" in output
-    embeddings = tmp_path / "embeddings"
-    assert not (embeddings / "_COMPLETE").exists() and not (tmp_path / "run.json").exists()
-    before = len(_rows(tmp_path))
-    assert 0 < before < sum(1 for _ in demo_corpus.rglob("*.jpg"))
+        assert first.returncode == 130 and "rerun with --resume" in output, output[-3000:]
+    embeddings = out / "embeddings"
+    assert not (embeddings / "_COMPLETE").exists() and not (out / "run.json").exists()
+    before = len(_rows(out))
+    assert 0 < before < sum(1 for _ in corpus.rglob("*.jpg"))
 
     refused = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     if sig == signal.SIGINT:  # Ctrl-C released the lock
@@ -103,13 +116,12 @@ def test_an_interrupted_run_resumes_to_exactly_once(demo_corpus, tmp_path, sig):
     resumed = subprocess.run(command + resume, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     assert f"({before} rows already written, resuming)" in resumed.stdout
-    assert not (tmp_path / "_LOCK").exists()
-    _assert_exactly_once(tmp_path, demo_corpus)
+    assert not (out / "_LOCK").exists()
+    _assert_exactly_once(out, corpus)
     assert (embeddings / "_COMPLETE").exists()
 
 
 def test_resume_replaces_rows_of_changed_files_and_drops_vanished_ones(demo_corpus, tmp_path, ray_session):
-    import shutil
 
     local = tmp_path / "corpus"
     shutil.copytree(demo_corpus, local)
