@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from .cluster.connect import connection_scope
 from .config import dump_config, load_config
 from .console import output
 from .errors import RunError, UserError
@@ -21,6 +22,7 @@ def _user_errors(fn):
     """Run the command in a console session; turn errors into one line: exit 2 for the user's, 1 for a
     failed run.
 
+    Ray, if the command connected to it, is shut down after its last line (`connection_scope`).
     Once a command logs to a file (`console.output.capture`), any other exception (a Ray actor that
     cannot start, a worker killed for memory, a bug) is one line too, naming the log, which holds the
     traceback; before that, or with --verbose, it propagates with its traceback as usual.
@@ -28,7 +30,7 @@ def _user_errors(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        with output.session():
+        with output.session(), connection_scope():
             try:
                 return fn(*args, **kwargs)
             except UserError as exc:
