@@ -51,13 +51,26 @@ def _extractor_pids() -> list[int]:
     return [int(line.split()[0]) for line in ps.splitlines() if "MapBatches(FaceExtractor)" in line]
 
 
+def _repeated(corpus: Path, to: Path, times: int) -> Path:
+    """`corpus` with every image `times` times under new names: a run long enough that a signal or a
+    kill sent when its first part appears lands mid-run (the demo corpus alone can finish within the
+    poll)."""
+    for image in corpus.rglob("*.jpg"):
+        folder = to / image.parent.relative_to(corpus)
+        folder.mkdir(parents=True, exist_ok=True)
+        for copy in range(times):
+            shutil.copy2(image, folder / f"{image.stem}-{copy}{image.suffix}")
+    return to
+
+
 def test_a_killed_extract_worker_loses_nothing(demo_corpus, tmp_path, ray_session):
-    config = load_config(overrides=SMALL_BATCHES, infile=str(demo_corpus), out=str(tmp_path))
-    listing = sources.list_sources(str(demo_corpus), config.read.extensions)
+    corpus, out = _repeated(demo_corpus, tmp_path / "corpus", times=3), tmp_path / "out"
+    config = load_config(overrides=SMALL_BATCHES, infile=str(corpus), out=str(out))
+    listing = sources.list_sources(str(corpus), config.read.extensions)
     outcome = {}
-    worker = threading.Thread(target=lambda: outcome.update(result=extract_embeddings(config, tmp_path, listing)))
+    worker = threading.Thread(target=lambda: outcome.update(result=extract_embeddings(config, out, listing)))
     worker.start()
-    _wait_for_part(tmp_path, worker.is_alive)
+    _wait_for_part(out, worker.is_alive)
     pids = _extractor_pids()
     assert pids, "no extract actor process found"
     for pid in pids:
@@ -65,18 +78,7 @@ def test_a_killed_extract_worker_loses_nothing(demo_corpus, tmp_path, ray_sessio
     worker.join(timeout=600)
     assert "result" in outcome, "the run did not survive the killed worker"
     assert not set(pids) & set(_extractor_pids())  # the pool was rebuilt with new processes
-    _assert_exactly_once(tmp_path, demo_corpus)
-
-
-def _repeated(corpus: Path, to: Path, times: int) -> Path:
-    """`corpus` with every image `times` times under new names: a run long enough that a signal sent
-    when its first part appears lands mid-run (the demo corpus alone can finish within the poll)."""
-    for image in corpus.rglob("*.jpg"):
-        folder = to / image.parent.relative_to(corpus)
-        folder.mkdir(parents=True, exist_ok=True)
-        for copy in range(times):
-            shutil.copy2(image, folder / f"{image.stem}-{copy}{image.suffix}")
-    return to
+    _assert_exactly_once(out, corpus)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["sigint", "sigkill"])
