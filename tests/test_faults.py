@@ -157,7 +157,8 @@ def test_same_inputs_same_embeddings_and_metrics(demo_corpus, tmp_path, ray_sess
 
 
 def test_losing_a_worker_node_mid_run_loses_nothing(demo_corpus, tmp_path):
-    command = [sys.executable, "-m", "tests.cluster_scenarios", "node-loss", str(demo_corpus), str(tmp_path)]
+    corpus, out = _repeated(demo_corpus, tmp_path / "corpus", times=3), tmp_path / "out"
+    command = [sys.executable, "-m", "tests.cluster_scenarios", "node-loss", str(corpus), str(out)]
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900, env=env)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
@@ -165,5 +166,5 @@ def test_losing_a_worker_node_mid_run_loses_nothing(demo_corpus, tmp_path):
     result = json.loads(lines[-1].removeprefix("RESULT "))
     assert result["error"] is None, result
     assert result["removed_while_running"] and result["nodes_alive_after"] == 2
-    assert sum(result["counts"].values()) == result["n_inputs"] == sum(1 for _ in demo_corpus.rglob("*.jpg"))
-    _assert_exactly_once(tmp_path, demo_corpus)
+    assert sum(result["counts"].values()) == result["n_inputs"] == sum(1 for _ in corpus.rglob("*.jpg"))
+    _assert_exactly_once(out, corpus)
