@@ -1,7 +1,7 @@
 """Golden outputs: an embedder's name is the version key `--resume` and `predict` trust.
 
-If one of these fails, the features changed: give the embedder a new name (`forensic-v6`) instead of
-updating the numbers, or old embeddings and models would silently mix with new ones.
+If one of these fails, the features changed: give the embedder a new name (`forensic-v6`, `splice-v2`)
+instead of updating the numbers, or old embeddings and models would silently mix with new ones.
 """
 
 import numpy as np
@@ -24,6 +24,11 @@ FORENSIC_V5 = np.array([
     8.526838e-10, 1.077950e-09, 8.854728e-02, 5.038008e-02, 1.679258e-02, -7.526572e-01,
     -4.060928e-01, -4.354040e-02, 8.138192e-02, 6.527313e-02, 1.088553e-01,
     0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3.519205e-01])
+# splice-v1 with seeded weights on the same face: the four part logits, the four boundary-map peaks and
+# the first four pooled features, then the projection of all 136 dims on a fixed random direction.
+SPLICE_V1_HEAD = np.array([0.1252379, 0.1264129, 0.1261585, 0.1288765, 0.5040799, 0.5040604,
+                           0.5040572, 0.5039686, 0.0608403, 0.2430573, 0.0868380, 0.0955284])
+SPLICE_V1_PROJECTION = 2.958256
 # First 8 of 128 dims, and the projection of all 128 on a fixed random direction.
 FACENET_128_HEAD = np.array([-0.007224, -0.176073, -0.006354, 0.070641, 0.021752, 0.116487, -0.037393, 0.048793])
 FACENET_128_PROJECTION = 0.206360
@@ -73,3 +78,16 @@ def test_facenet_output_is_pinned(tmp_path):
     got = FaceNetEmbedder(weights).embed(face_photo(0, 160)[None])[0]
     np.testing.assert_allclose(got[:8], FACENET_128_HEAD, rtol=0, atol=1e-4)
     assert got @ np.random.default_rng(0).normal(size=128) == pytest.approx(FACENET_128_PROJECTION, abs=1e-4)
+
+
+@pytest.mark.slow
+def test_splice_output_is_pinned(tmp_path):
+    from fakeface_ray.learning.splice_training import save_splice
+    from fakeface_ray.stages.embedders.splice import DIMS, SpliceEmbedder, build_patch_net
+
+    net = build_patch_net()
+    seed_weights(net, 11)
+    save_splice(net, tmp_path, history=[], extra={})
+    got = SpliceEmbedder(tmp_path).embed_images([face_photo(0, 400)], [KEYPOINTS])[0]  # loads what was saved
+    np.testing.assert_allclose(got[:12], SPLICE_V1_HEAD, rtol=0, atol=1e-4)
+    assert got @ np.random.default_rng(0).normal(size=DIMS) == pytest.approx(SPLICE_V1_PROJECTION, abs=1e-3)
