@@ -51,11 +51,17 @@ def demo_corpus(tmp_path_factory, detector) -> Path:
     return out / demo.CORPUS
 
 
-def copy_corpus(corpus: Path, to: Path, per_class: int | None = None) -> Path:
-    """A copy of `corpus` under `to`: the first `per_class` images of each class folder (all by default)."""
+def copy_corpus(corpus: Path, to: Path, per_class: int | None = None, times: int = 1) -> Path:
+    """A copy of `corpus` under `to`: the first `per_class` images of each class folder (all by default).
+
+    Args:
+        times: copies of each image, named `<stem>-<k>` when more than one.
+    """
     root = to / corpus.name
     for folder in sorted(p for p in corpus.iterdir() if p.is_dir()):
         (root / folder.name).mkdir(parents=True)
         for image in sorted(folder.iterdir())[:per_class]:
-            shutil.copy2(image, root / folder.name / image.name)
+            for k in range(times):
+                name = image.name if times == 1 else f"{image.stem}-{k}{image.suffix}"
+                shutil.copy2(image, root / folder.name / name)
     return root

@@ -19,6 +19,8 @@ from fakeface_ray.config import load_config
 from fakeface_ray.pipeline import extract_embeddings
 from fakeface_ray.runs import run_extract, run_train
 
+from .conftest import copy_corpus
+
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 ROOT = Path(__file__).parents[1]
 # Small batches, and parts committed every second: the first part shows up long before the run ends.
@@ -51,20 +53,14 @@ def _extractor_pids() -> list[int]:
     return [int(line.split()[0]) for line in ps.splitlines() if "MapBatches(FaceExtractor)" in line]
 
 
-def _repeated(corpus: Path, to: Path, times: int) -> Path:
-    """`corpus` with every image `times` times under new names: a run long enough that a signal or a
-    kill sent when its first part appears lands mid-run (the demo corpus alone can finish within the
-    poll)."""
-    for image in corpus.rglob("*.jpg"):
-        folder = to / image.parent.relative_to(corpus)
-        folder.mkdir(parents=True, exist_ok=True)
-        for copy in range(times):
-            shutil.copy2(image, folder / f"{image.stem}-{copy}{image.suffix}")
-    return to
+def _long_corpus(demo_corpus: Path, tmp_path: Path) -> Path:
+    """The demo corpus three times over: a run long enough that a signal or a kill sent when its first
+    part appears lands mid-run (the demo corpus alone can finish within the poll)."""
+    return copy_corpus(demo_corpus, tmp_path / "corpus", times=3)
 
 
 def test_a_killed_extract_worker_loses_nothing(demo_corpus, tmp_path, ray_session):
-    corpus, out = _repeated(demo_corpus, tmp_path / "corpus", times=3), tmp_path / "out"
+    corpus, out = _long_corpus(demo_corpus, tmp_path), tmp_path / "out"
     config = load_config(overrides=SMALL_BATCHES, infile=str(corpus), out=str(out))
     listing = sources.list_sources(str(corpus), config.read.extensions)
     outcome = {}
@@ -83,7 +79,7 @@ def test_a_killed_extract_worker_loses_nothing(demo_corpus, tmp_path, ray_sessio
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["sigint", "sigkill"])
 def test_an_interrupted_run_resumes_to_exactly_once(demo_corpus, tmp_path, sig):
-    corpus, out = _repeated(demo_corpus, tmp_path / "corpus", times=3), tmp_path / "out"
+    corpus, out = _long_corpus(demo_corpus, tmp_path), tmp_path / "out"
     command = [sys.executable, "-m", "fakeface_ray.cli", "extract", "--infile", str(corpus), "--out", str(out)]
     for item in SMALL_BATCHES:
         command += ["--set", item]
@@ -124,7 +120,6 @@ def test_an_interrupted_run_resumes_to_exactly_once(demo_corpus, tmp_path, sig):
 
 
 def test_resume_replaces_rows_of_changed_files_and_drops_vanished_ones(demo_corpus, tmp_path, ray_session):
-
     local = tmp_path / "corpus"
     shutil.copytree(demo_corpus, local)
     config = load_config(infile=str(local), out=str(tmp_path / "out"))
@@ -157,7 +152,7 @@ def test_same_inputs_same_embeddings_and_metrics(demo_corpus, tmp_path, ray_sess
 
 
 def test_losing_a_worker_node_mid_run_loses_nothing(demo_corpus, tmp_path):
-    corpus, out = _repeated(demo_corpus, tmp_path / "corpus", times=3), tmp_path / "out"
+    corpus, out = _long_corpus(demo_corpus, tmp_path), tmp_path / "out"
     command = [sys.executable, "-m", "tests.cluster_scenarios", "node-loss", str(corpus), str(out)]
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900, env=env)
