@@ -15,6 +15,7 @@ import yaml
 from .errors import UserError
 
 # Every choice a config key offers, defined once; modules that act on a choice read it from here.
+DetectorName = Literal["auto", "numpy", "tensorflow"]
 EmbedderName = Literal["auto", "facenet", "forensic"]
 Preprocessing = Literal["auto", "prewhiten", "fixed"]
 JoblibBackend = Literal["ray", "loky"]
@@ -82,6 +83,7 @@ class ExtractConfig:
     detect_max_side: int = 320
     region_max_side: int = 640
     batch_size: int = 8
+    detector: DetectorName = "auto"
     device: str = "CPU:0"
     num_cpus: float = 0.5
     num_gpus: float = 0.0
@@ -92,6 +94,8 @@ class ExtractConfig:
             raise ConfigError(f"extract.margin must be >= 0, got {self.margin}")
         if self.detect_max_side < 0:
             raise ConfigError(f"extract.detect_max_side must be >= 0 (0 = full resolution), got {self.detect_max_side}")
+        if self.detector == "numpy" and self.num_gpus:
+            raise ConfigError("extract.detector=numpy runs on CPUs only; with extract.num_gpus > 0 use auto or tensorflow")
 
 
 @dataclass(frozen=True)

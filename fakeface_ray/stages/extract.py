@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..cluster.devices import configure_tensorflow
-from ..config import ExtractConfig, ReadConfig
+from ..config import DetectorName, ExtractConfig, ReadConfig
 from ..storage.schema import Status
 from . import faces, imaging
 
@@ -17,8 +17,21 @@ REGION_CONTEXT = 0.2  # margin around the box for the native region: skin around
 PASSTHROUGH = ("image_id", "uri", "label", "sha256", "file_size", "file_mtime_ns")
 
 
-def load_detector(device: str = "CPU:0", num_threads: int | None = None) -> Any:
-    """An `mtcnn.MTCNN` on `device`, with TensorFlow's threads capped to the actor's CPUs."""
+def load_detector(name: DetectorName = "auto", device: str = "CPU:0", num_threads: int | None = None) -> Any:
+    """MTCNN with `detect_faces`: in numpy (`mtcnn_numpy`, no TensorFlow) or the `mtcnn` package.
+
+    Args:
+        name: `extract.detector`; auto is numpy on a CPU device and the package on a GPU.
+        num_threads: caps the BLAS or TensorFlow threads to the CPUs Ray gave this actor.
+    """
+    if name == "numpy" or (name == "auto" and not device.upper().startswith("GPU")):
+        if num_threads:
+            from threadpoolctl import threadpool_limits
+
+            threadpool_limits(num_threads)
+        from .mtcnn_numpy import NumpyMTCNN
+
+        return NumpyMTCNN()
     configure_tensorflow(device, num_threads)
     from mtcnn import MTCNN
 
@@ -44,7 +57,7 @@ class FaceExtractor:
         self.config = config
         self.max_pixels = read.max_pixels
         self.region_max_side = config.region_max_side if keep_regions else 0
-        self.detector = detector if detector is not None else load_detector(device or config.device, num_threads)
+        self.detector = detector if detector is not None else load_detector(config.detector, device or config.device, num_threads)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         n = len(batch["uri"])
