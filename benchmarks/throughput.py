@@ -4,7 +4,8 @@
    on that one face;
 2. this project's pipeline: `fakeface extract` as a whole process, Ray start included, once with
    FaceNet and once with the forensic embedder, then FaceNet again with MTCNN on the full image
-   (`extract.detect_max_side=0`, the behaviour before the scaled copy);
+   (`extract.detect_max_side=0`, the behaviour before the scaled copy), and FaceNet with the mtcnn
+   package's TensorFlow MTCNN in the actors (`extract.detector=tensorflow`, before the numpy one);
 3. the ceiling: MTCNN alone and each embedder alone, batched, in one process, no Ray; the pipeline
    cannot beat the serial sum of the two per-image costs on a machine whose cores they share.
 
@@ -40,6 +41,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+PIPELINE_ARMS = ("facenet", "forensic", "facenet_full_resolution", "facenet_tensorflow_mtcnn")
 
 
 def main() -> None:
@@ -66,6 +68,9 @@ def main() -> None:
         # The same FaceNet run with MTCNN on the full image (before extract.detect_max_side): what the copy gains.
         result["pipeline_facenet_full_resolution"] = pipeline(work / "small", work / "out-facenet-full", "facenet",
                                                               weights, ["extract.detect_max_side=0"])
+        # And with the mtcnn package's TensorFlow MTCNN in the actors (before the numpy detector).
+        result["pipeline_facenet_tensorflow_mtcnn"] = pipeline(work / "small", work / "out-facenet-tf", "facenet",
+                                                               weights, ["extract.detector=tensorflow"])
         if args.scale:
             result["memory_scaling"] = {}
             for n in (int(v) for v in args.scale.split(",")):
@@ -220,13 +225,15 @@ def _rss_mb(pid: int) -> tuple[float, float]:
 
 def _ratios(result: dict) -> None:
     original = result["original_loop"]["images_per_s"]
-    for name in ("facenet", "forensic", "facenet_full_resolution"):
+    for name in PIPELINE_ARMS:
         result[f"pipeline_{name}"]["vs_original"] = result[f"pipeline_{name}"]["images_per_s"] / original
     for embedder in ("facenet", "forensic"):  # the ceiling scans the scaled copy, as these runs do
         p = result[f"pipeline_{embedder}"]
         p["vs_ceiling"] = p["images_per_s"] / result["ceiling"][f"{embedder}_images_per_s"]
     result["scaled_copy_speedup"] = (result["pipeline_facenet"]["images_per_s"]
                                      / result["pipeline_facenet_full_resolution"]["images_per_s"])
+    result["numpy_mtcnn_speedup"] = (result["pipeline_facenet"]["images_per_s"]
+                                     / result["pipeline_facenet_tensorflow_mtcnn"]["images_per_s"])
     if "memory_scaling" in result:
         small, big = (result["memory_scaling"][k] for k in sorted(result["memory_scaling"], key=int))
         result["memory_ratio"] = {role: big[f"peak_{role}_mb"] / small[f"peak_{role}_mb"]
@@ -236,7 +243,7 @@ def _ratios(result: dict) -> None:
 def _print(r: dict) -> None:
     print(f"{r['machine']}; {r['images']} images of {r['image_size']}")
     print(f"original loop (FaceNet predict per face): {r['original_loop']['images_per_s']:6.2f} images/s")
-    for name in ("facenet", "forensic", "facenet_full_resolution"):
+    for name in PIPELINE_ARMS:
         p = r[f"pipeline_{name}"]
         ceiling = (f", {100 * p['vs_ceiling']:.0f}% of ceiling ({r['ceiling'][f'{name}_images_per_s']:.2f}/s)"
                    if "vs_ceiling" in p else "")
@@ -248,6 +255,7 @@ def _print(r: dict) -> None:
               f"{p['peak_driver_rss_mb']:.0f} MB, worker {p['peak_worker_rss_mb']:.0f} MB; without the object "
               f"store: driver {p['peak_driver_own_mb']:.0f} MB, worker {p['peak_worker_own_mb']:.0f} MB")
     print(f"scaled copy vs full-resolution MTCNN (FaceNet pipeline): x{r['scaled_copy_speedup']:.2f}")
+    print(f"numpy MTCNN vs the package's TensorFlow one (FaceNet pipeline): x{r['numpy_mtcnn_speedup']:.2f}")
     if "memory_ratio" in r:
         m = r["memory_ratio"]
         print(f"peak memory, largest/smallest corpus: RSS driver x{m['driver_rss']:.2f}, worker "
