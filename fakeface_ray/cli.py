@@ -285,7 +285,7 @@ def demo_data(out, seed, variants) -> None:
     from .demo import build_demo_corpus
     from .stages.requirements import require
 
-    require("tensorflow", "mtcnn")  # the fakes are spliced on MTCNN's landmarks
+    require("mtcnn")  # the fakes are spliced on MTCNN's landmarks (its weights, run in numpy)
     manifest = build_demo_corpus(out, seed=seed, variants=variants)
     labels = [m["label"] for m in manifest["images"]]
     click.echo(f"wrote {labels.count('real')} real and {labels.count('fake')} fake images to {out}")
@@ -302,14 +302,14 @@ def demo(out, data_dir, break_lock, verbose, config_files, overrides, address) -
     """Build the demo corpus if missing, then run the whole pipeline on it."""
     from .demo import CORPUS, build_demo_corpus, corpus_ready
     from .runs import capture_logs, run_all
-    from .stages.requirements import PIPELINE, require
+    from .stages.requirements import pipeline_needs, require
     from .storage.locations import location
 
     config = load_config(config_files, overrides, infile=str(Path(data_dir) / CORPUS), out=out,
                          ray__address=address, console__verbose=verbose or None)
     output.configure(config.console)
     if not corpus_ready(data_dir):
-        require(*PIPELINE)
+        require(*pipeline_needs(config.extract, config.embed))
         capture_logs(location(config.out))  # building the corpus runs MTCNN in this process
         output.echo(f"[fakeface] building the demo corpus in {data_dir} ...")
         build_demo_corpus(data_dir, seed=config.seed)

@@ -27,7 +27,7 @@ from .pipeline import ExtractResult, extract_embeddings, predict_images, status_
 from .stages import sources
 from .stages.filecues import UNREADABLE, FileCues, file_cues
 from .stages.embedders import embedder_identity
-from .stages.requirements import PIPELINE, require
+from .stages.requirements import pipeline_needs, require
 from .stages.synth import choose_donors
 from .storage import parts
 from .storage.locations import Location, WriteError, location, read_bytes
@@ -141,7 +141,7 @@ def run_extract(config: Config, overwrite: bool = False, resume: bool = False,
         break_lock: take over a stale run lock on `config.out`.
     """
     started = time.perf_counter()
-    require(*PIPELINE)
+    require(*pipeline_needs(config.extract, config.embed))
     if listing is None:
         listing = sources.list_sources(config.infile, config.read.extensions, config.class_map)
     listed = time.perf_counter()
@@ -228,7 +228,7 @@ def run_all(config: Config, overwrite: bool = False, resume: bool = False, verif
     from .learning.train import check_labels
 
     started = time.perf_counter()
-    require(*PIPELINE)
+    require(*pipeline_needs(config.extract, config.embed))
     listing = sources.list_sources(config.infile, config.read.extensions, config.class_map)
     check_labels(listing.labels(), config.train.test_split)
     began = time.perf_counter()
@@ -288,7 +288,7 @@ def run_predict(config: Config, model: str, overwrite: bool = False, break_lock:
     from .learning.train import TrainError
 
     out = location(config.out)
-    require(*PIPELINE)
+    require(*pipeline_needs(config.extract, config.embed))
     listing = sources.list_sources(config.infile, config.read.extensions, config.class_map)
     artifact, saved = load_artifact(model)
     name, dims = embedder_identity(config.embed)

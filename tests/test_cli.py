@@ -1,3 +1,4 @@
+import pytest
 import yaml
 from click.testing import CliRunner
 
@@ -109,17 +110,19 @@ def test_commands_that_need_tensorflow_exit_2_without_it_before_ray_starts(tmp_p
 
     _labelled(tmp_path / "in")
     out = str(tmp_path / "out")
-    commands = [["run", "--infile", str(tmp_path / "in"), "--out", out],
-                ["extract", "--infile", str(tmp_path / "in"), "--out", out],
-                ["predict", "--model", str(tmp_path / "model"), "--infile", str(tmp_path / "in"), "--out", out],
-                ["demo-data", "--out", out], ["check-weights", str(tmp_path / "w.h5")]]
+    facenet = ["--set", "embed.embedder=facenet"]
+    commands = [["run", "--infile", str(tmp_path / "in"), "--out", out] + facenet,
+                ["extract", "--infile", str(tmp_path / "in"), "--out", out] + facenet,
+                ["extract", "--infile", str(tmp_path / "in"), "--out", out, "--set", "extract.detector=tensorflow"],
+                ["predict", "--model", str(tmp_path / "model"), "--infile", str(tmp_path / "in"), "--out", out] + facenet,
+                ["check-weights", str(tmp_path / "w.h5")]]
     done = subprocess.run([sys.executable, "-c", WITHOUT_TENSORFLOW, json.dumps(commands)], capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(done.stdout.splitlines()[-1])
     for args, (code, shown) in zip(commands, report["results"]):
         assert code == 2, (args, shown)
-        assert shown.startswith("error: not installed: tensorflow for MTCNN face detection and FaceNet"), shown
+        assert shown.startswith("error: not installed: tensorflow for FaceNet and MTCNN on GPUs"), shown
         assert "pip install 'fakeface-ray[cpu]'" in shown and "Traceback" not in shown
         assert len(shown.strip().splitlines()) == 1
     assert not report["ray_started"]
@@ -143,3 +146,44 @@ def test_a_failure_after_logging_started_is_one_line_naming_the_log(tmp_path, mo
     assert ("failed: RuntimeError: The actor died unexpectedly before finishing "
             f"this task. (log: {log})") in result.output.splitlines()
     assert "Traceback" in log.read_text() and "class_name: MapWorker" in log.read_text()
+
+
+def test_the_pipeline_needs_tensorflow_only_for_facenet_and_gpus(tmp_path):
+    from fakeface_ray.config import EmbedConfig, ExtractConfig
+    from fakeface_ray.stages.requirements import pipeline_needs
+
+    cpu, forensic = ExtractConfig(), EmbedConfig(embedder="forensic")
+    assert pipeline_needs(cpu, forensic) == ("mtcnn",)
+    assert pipeline_needs(cpu, EmbedConfig(embedder="auto", weights=str(tmp_path / "none.h5"))) == ("mtcnn",)
+    (tmp_path / "w.h5").write_bytes(b"")  # auto picks FaceNet when its weight file is there
+    assert pipeline_needs(cpu, EmbedConfig(embedder="auto", weights=str(tmp_path / "w.h5"))) == (
+        "mtcnn", "tensorflow", "h5py")
+    assert pipeline_needs(ExtractConfig(num_gpus=0.25), forensic) == ("mtcnn", "tensorflow")
+    assert pipeline_needs(ExtractConfig(detector="tensorflow"), forensic) == ("mtcnn", "tensorflow")
+
+
+@pytest.mark.slow
+def test_a_forensic_extract_runs_where_tensorflow_cannot_be_imported(demo_corpus, tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from .conftest import copy_corpus
+
+    # A `tensorflow` that raises on import, first on the path of the driver and of every Ray worker
+    # (a local Ray's workers inherit the driver's environment).
+    blocked = tmp_path / "blocked" / "tensorflow"
+    blocked.mkdir(parents=True)
+    (blocked / "__init__.py").write_text("raise ImportError('tensorflow is blocked in this test')\n")
+    corpus = copy_corpus(demo_corpus, tmp_path / "corpus", per_class=4)
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0",
+           "PYTHONPATH": os.pathsep.join(p for p in (str(blocked.parent), os.environ.get("PYTHONPATH")) if p)}
+    command = [sys.executable, "-m", "fakeface_ray.cli", "extract", "--infile", str(corpus),
+               "--out", str(tmp_path / "out"), "--set", "embed.embedder=forensic"]
+    done = subprocess.run(command, cwd=Path(__file__).parents[1], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    counts = json.loads((tmp_path / "out" / "run.json").read_text())["counts_by_status"]
+    assert sum(counts.values()) == 8 and counts.get("ok", 0) >= 6, counts

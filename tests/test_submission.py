@@ -44,6 +44,20 @@ def test_runtime_env_gets_the_working_dir(tmp_path):
         load_runtime_env(tmp_path / "none.yaml", tmp_path)
 
 
+def test_runtime_env_pins_what_setup_cfg_pins():
+    import configparser
+    from pathlib import Path
+
+    root = Path(__file__).parents[1]
+    setup = configparser.ConfigParser()
+    setup.read(root / "setup.cfg")
+    required = {line.strip() for line in setup["options"]["install_requires"].splitlines()
+                if line.strip() and not line.strip().startswith("#")}
+    packages = set(load_runtime_env(root / "jobs" / "runtime_env.yaml", root)["pip"]["packages"])
+    assert packages - required == {setup["options.extras_require"]["cpu"].strip()}
+    assert required <= packages
+
+
 def test_a_submitted_job_names_its_dashboard_page_and_how_to_follow_it():
     lines = submission.follow_lines("http://head:8265/", "raysubmit_123")
     assert lines[0] == "[fakeface] submitted job raysubmit_123 to http://head:8265/"

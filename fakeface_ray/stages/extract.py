@@ -17,14 +17,24 @@ REGION_CONTEXT = 0.2  # margin around the box for the native region: skin around
 PASSTHROUGH = ("image_id", "uri", "label", "sha256", "file_size", "file_mtime_ns")
 
 
+def detector_runtime(name: DetectorName, on_gpu: bool) -> str:
+    """How MTCNN runs for `extract.detector`: "numpy", or "tensorflow" (the mtcnn package).
+
+    auto is numpy on CPUs and the package on a GPU, where TensorFlow runs the networks on the card.
+    """
+    if name == "auto":
+        return "tensorflow" if on_gpu else "numpy"
+    return name
+
+
 def load_detector(name: DetectorName = "auto", device: str = "CPU:0", num_threads: int | None = None) -> Any:
     """MTCNN with `detect_faces`: in numpy (`mtcnn_numpy`, no TensorFlow) or the `mtcnn` package.
 
     Args:
-        name: `extract.detector`; auto is numpy on a CPU device and the package on a GPU.
+        name: `extract.detector` (see `detector_runtime`).
         num_threads: caps the BLAS or TensorFlow threads to the CPUs Ray gave this actor.
     """
-    if name == "numpy" or (name == "auto" and not device.upper().startswith("GPU")):
+    if detector_runtime(name, device.upper().startswith("GPU")) == "numpy":
         if num_threads:
             from threadpoolctl import threadpool_limits
 

@@ -1,20 +1,39 @@
 """The libraries the stages load inside Ray's actors, checked on the driver before Ray starts.
 
 pip cannot make an extra the default: `pip install fakeface-ray` without `[cpu]` or `[gpu]` installs
-mtcnn but no TensorFlow, and without this check the first sign is a ModuleNotFoundError raised in
-an actor, behind a Ray RPC error.
+mtcnn but no TensorFlow. That is enough for MTCNN on CPUs and the forensic embedder; for FaceNet
+or MTCNN on GPUs, without this check the first sign would be a ModuleNotFoundError raised in an
+actor, behind a Ray RPC error.
 """
 
 from __future__ import annotations
 
 import importlib.util
 
+from ..config import EmbedConfig, ExtractConfig
 from ..errors import UserError
 
 INSTALL = "pip install 'fakeface-ray[cpu]' (or 'fakeface-ray[gpu]' on a machine with CUDA)"
-PURPOSE = {"tensorflow": "MTCNN face detection and FaceNet", "mtcnn": "face detection",
+PURPOSE = {"tensorflow": "FaceNet and MTCNN on GPUs", "mtcnn": "the face detector's weights",
            "h5py": "FaceNet weight files"}
-PIPELINE = ("tensorflow", "mtcnn", "h5py")  # what the extract and embed actors load
+
+
+def pipeline_needs(extract: ExtractConfig, embed: EmbedConfig) -> tuple[str, ...]:
+    """The libraries the extract and embed actors of this config load.
+
+    MTCNN on CPUs and the forensic embedder need no TensorFlow; FaceNet (asked for, or found by
+    `auto` at `embed.weights`) and MTCNN on GPUs do.
+    """
+    from .embedders import resolve_embedder
+    from .extract import detector_runtime
+
+    needs = ["mtcnn"]
+    on_gpu = extract.num_gpus > 0 or extract.device.upper().startswith("GPU")
+    if detector_runtime(extract.detector, on_gpu) == "tensorflow":
+        needs.append("tensorflow")
+    if resolve_embedder(embed.embedder, embed.weights)[0] == "facenet":
+        needs += ["tensorflow", "h5py"]
+    return tuple(dict.fromkeys(needs))
 
 
 class MissingLibrary(UserError):
