@@ -97,7 +97,8 @@ def _write_rows(config: Config, target: Location, listing: sources.Listing, resu
                    if resume else "") + f"; {reason}")
     plan_used, first_row, written_parts = None, None, []
     if todo.num_rows:
-        plan_used = plan_pools(connect(config.ray), config.extract, config.embed)
+        plan_used = plan_pools(connect(config.ray), config.extract,
+                               dataclasses.replace(config.embed, embedder=embedder))
         writer = _part_writer(target, config)
         dataset = build_dataset(todo, config, embedder, plan_used, artifact=artifact)
         label = "extract+embed" if artifact is None else "predict"
@@ -153,7 +154,7 @@ def synthesize_fakes(config: Config, out: str | Path | Location, parents: list[d
     target = location(out) / "synthetic"
     target.delete()  # fakes are remade from the seed: a rerun never mixes two sets
     embedder, _ = resolve_embedder(config.embed.embedder, config.embed.weights)
-    plan = plan_pools(connect(config.ray), config.extract, config.embed)
+    plan = plan_pools(connect(config.ray), config.extract, dataclasses.replace(config.embed, embedder=embedder))
     per_block = config.read.files_per_block
     ds = ray.data.from_items(parents, override_num_blocks=max(1, math.ceil(len(parents) / per_block)))
     ds = ds.map_batches(sources.read_files, batch_size=per_block, batch_format="numpy", num_cpus=plan.read_cpus)

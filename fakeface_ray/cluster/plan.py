@@ -9,6 +9,10 @@ from ..config import EmbedConfig, ExtractConfig, ReadConfig
 from ..errors import UserError
 
 READ_TASK_CPUS = 0.25  # reads are I/O; a quarter CPU lets them interleave with the actors
+# The embed pool's share of the actors' CPUs, by embedder: its cost per face against the extract
+# stage's per image (on one thread, 600x600: extract 45 ms, FaceNet 20 ms, forensic 58 ms;
+# benchmarks/results/throughput_600_numpy_mtcnn.json), so that neither pool waits on the other.
+EMBED_CPU_SHARE = {"facenet": 0.3, "forensic": 0.55}
 
 
 class PlanError(UserError):
@@ -35,8 +39,14 @@ def plan_pools(resources: dict[str, float], extract: ExtractConfig, embed: Embed
     """Pool sizes that fit `resources` (as from `ray.cluster_resources()`), or a PlanError.
 
     CPUs for at least two read tasks are kept free so the actors never starve the reads (a silent
-    hang otherwise), and GPUs are only asked for when the cluster has them.
+    hang otherwise), and GPUs are only asked for when the cluster has them. The CPUs left are
+    split by `EMBED_CPU_SHARE`, at least one actor each.
+
+    Args:
+        embed: with `embedder` resolved (not `auto`): the split depends on the embedder's cost.
     """
+    if embed.embedder not in EMBED_CPU_SHARE:
+        raise ValueError(f"plan_pools needs a resolved embedder, got {embed.embedder!r}")
     cpus = float(resources.get("CPU", 0))
     gpus = float(resources.get("GPU", 0))
     for stage, want in (("extract", extract.num_gpus), ("embed", embed.num_gpus)):
@@ -47,9 +57,12 @@ def plan_pools(resources: dict[str, float], extract: ExtractConfig, embed: Embed
     if available < extract.num_cpus + embed.num_cpus:
         raise PlanError(f"the cluster has {cpus:g} CPUs; extract ({extract.num_cpus:g}) and embed "
                         f"({embed.num_cpus:g}) actors plus {reserve:g} for reads need more")
-    # The embed pool leaves one extract actor's share of the GPUs.
-    n_embed = _pool_size(available * 0.25, embed.num_cpus, gpus - extract.num_gpus, embed.num_gpus,
-                         embed.max_actors)
+    # The nearest whole number of embed actors to the share, leaving one extract actor's CPUs and GPUs.
+    embed_cpus = available - extract.num_cpus
+    if embed.num_cpus > 0:
+        wanted = max(1, round(available * EMBED_CPU_SHARE[embed.embedder] / embed.num_cpus))
+        embed_cpus = min(embed_cpus, wanted * embed.num_cpus)
+    n_embed = _pool_size(embed_cpus, embed.num_cpus, gpus - extract.num_gpus, embed.num_gpus, embed.max_actors)
     n_extract = _pool_size(available - n_embed * embed.num_cpus, extract.num_cpus,
                            gpus - n_embed * embed.num_gpus, extract.num_gpus, extract.max_actors)
     return Plan(
@@ -66,7 +79,7 @@ def read_tasks(n_files: int, read: ReadConfig) -> int:
 
 def _pool_size(cpus: float, per_actor_cpus: float, gpus: float, per_actor_gpus: float,
                cap: int | None) -> int:
-    size = math.floor(cpus / per_actor_cpus) if per_actor_cpus > 0 else 1
+    size = math.floor(cpus / per_actor_cpus + 1e-9) if per_actor_cpus > 0 else 1
     if per_actor_gpus > 0:
         size = min(size, math.floor(gpus / per_actor_gpus + 1e-9))
         if size < 1:
