@@ -16,9 +16,9 @@ ROOT = Path(__file__).parents[1]
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory, demo_corpus):
-    # 150 images: on a fast box 30 were done before the pool grew past two actors, and Ray packed
-    # those two on one node.
-    return copy_corpus(demo_corpus, tmp_path_factory.mktemp("multinode"), per_class=15, times=5)
+    # 300 images: the pool starts with one actor and grows; with the numpy MTCNN, 150 were mostly
+    # done by the first actor before the second, on the other node, had started.
+    return copy_corpus(demo_corpus, tmp_path_factory.mktemp("multinode"), per_class=15, times=10)
 
 
 def test_extract_work_is_spread_over_nodes(corpus, tmp_path):
