@@ -84,9 +84,9 @@ def multi_node(corpus: str, out: str) -> dict:
 
     from fakeface_ray.pipeline import extract_embeddings
 
-    # Extract actors of 1.5 CPUs cannot share a 2-CPU node (Ray packed two 1-CPU ones on one node in
-    # some runs); one embed actor leaves CPUs for two of them (the forensic embedder's share is larger).
-    cluster, _, config, listing = _three_nodes(corpus, out, overrides=("extract.num_cpus=1.5", "embed.max_actors=1"))
+    # One embed actor leaves the extract pool room for 4 actors of 1 CPU, more than one 2-CPU node
+    # holds (the forensic embedder's larger share had cut it to 2, and Ray packed both on one node).
+    cluster, _, config, listing = _three_nodes(corpus, out, overrides=("embed.max_actors=1",))
     outcome: dict = {}
     worker = threading.Thread(target=lambda: outcome.update(result=extract_embeddings(config, Path(out), listing)))
     worker.start()
