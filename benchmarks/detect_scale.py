@@ -39,6 +39,9 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 FACES = ROOT.parent / "shared" / "faces"
 SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+# MTCNN at full resolution on the 12-32 MP photos of ../shared/faces took the process past 21 GB
+# and the OOM killer.
+MAX_PIXELS = 4_000_000
 
 
 class RelativeMinFace:
@@ -76,9 +79,8 @@ def main() -> None:
     parser.add_argument("--sides", default="160,240,320,400", help="extract.detect_max_side values to try")
     parser.add_argument("--min-faces", default="0.1,0.2", help="smallest face as a fraction of the short side")
     parser.add_argument("--runs", type=int, default=2, help="timed passes per setting")
-    parser.add_argument("--max-pixels", type=int, default=4_000_000,
-                        help="leave out larger photos: MTCNN at full resolution on the 12-32 MP ones of "
-                             "../shared/faces took the process past 21 GB and the OOM killer")
+    parser.add_argument("--max-pixels", type=int, default=MAX_PIXELS,
+                        help="leave out larger photos (MTCNN at full resolution on them runs out of memory)")
     parser.add_argument("--json", default=str(ROOT / "benchmarks/results/detect_scale.json"))
     args = parser.parse_args()
 
@@ -89,12 +91,10 @@ def main() -> None:
 
     corpora, skipped = {}, {}
     for name, folder in (("demo", Path(args.demo)), ("shared_faces", Path(args.faces))):
-        paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in SUFFIXES) if folder.is_dir() else []
-        small = [p for p in paths if _pixels(p) <= args.max_pixels]
-        if len(small) < len(paths):
-            print(f"{name}: {len(paths) - len(small)} of {len(paths)} images over {args.max_pixels} pixels left out")
-            skipped[name] = len(paths) - len(small)
-        paths = small
+        paths, left_out = corpus_paths(folder, args.max_pixels)
+        if left_out:
+            print(f"{name}: {left_out} of {len(paths) + left_out} images over {args.max_pixels} pixels left out")
+            skipped[name] = left_out
         if paths:
             corpora[name] = read_batches(paths)
         else:
@@ -159,11 +159,17 @@ def _compare(rows: dict, full: dict, seconds: list[float], n: int, scanned: int)
     }
 
 
-def _pixels(path: Path) -> int:
+def corpus_paths(folder: Path, max_pixels: int = MAX_PIXELS) -> tuple[list[Path], int]:
+    """The images under `folder` of at most `max_pixels`, sorted, and how many larger ones were left out."""
     from PIL import Image
 
-    with Image.open(path) as image:
-        return image.width * image.height
+    def pixels(path: Path) -> int:
+        with Image.open(path) as image:
+            return image.width * image.height
+
+    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in SUFFIXES) if folder.is_dir() else []
+    kept = [p for p in paths if pixels(p) <= max_pixels]
+    return kept, len(paths) - len(kept)
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:

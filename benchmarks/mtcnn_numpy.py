@@ -22,8 +22,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
-MAX_PIXELS = 4_000_000  # the larger photos of ../shared/faces take GBs at full resolution (see detect_scale.py)
 
 
 def main() -> None:
@@ -87,14 +85,13 @@ def _key(face: dict) -> tuple:
 
 
 def _images(corpus: Path) -> list[np.ndarray]:
+    """The corpus's decodable images under detect_scale.py's size cap."""
+    from detect_scale import corpus_paths  # this folder is on sys.path when the script runs
+
     from fakeface_ray.stages import imaging
 
-    out = []
-    for path in sorted(p for p in corpus.rglob("*") if p.suffix.lower() in SUFFIXES):
-        decoded = imaging.decode_image(path.read_bytes(), 200_000_000)
-        if decoded.image is not None and decoded.image.shape[0] * decoded.image.shape[1] <= MAX_PIXELS:
-            out.append(decoded.image)
-    return out
+    decoded = (imaging.decode_image(path.read_bytes(), 200_000_000) for path in corpus_paths(corpus)[0])
+    return [d.image for d in decoded if d.image is not None]
 
 
 if __name__ == "__main__":

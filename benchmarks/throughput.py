@@ -17,8 +17,13 @@ forensic pipeline (the stage that ships native face regions) on A and on B image
 memory. Prints images/s, ratios and peak memory (driver and largest worker: RSS, and RSS without the
 object store's shared pages), and writes JSON.
 
+`--rounds N --arms facenet,forensic --no-ceiling` repeats the loop and the named pipeline arms N times
+in turn, each ratio taken within its round, and reports each ratio's mean and standard deviation: on
+a shared 2-core box one slow start or a slow minute moves a single ratio by 0.5.
+
     .venv/bin/python benchmarks/throughput.py [--corpus data/demo/real_and_fake_face] [--images 600]
-        [--scale 200,2000] [--json benchmarks/results/throughput.json]
+        [--scale 200,2000] [--rounds 1] [--arms facenet,forensic,...] [--no-ceiling]
+        [--json benchmarks/results/throughput.json]
 """
 
 from __future__ import annotations
@@ -50,8 +55,15 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=600, help="images to time (demo photos, copied)")
     parser.add_argument("--scale", default="",
                         help="two corpus sizes, e.g. 200,2000: forensic pipeline peak memory on each")
+    parser.add_argument("--rounds", type=int, default=1, help="times to run the loop and the arms, in turn")
+    parser.add_argument("--arms", default=",".join(PIPELINE_ARMS), help="pipeline arms to run, comma-separated")
+    parser.add_argument("--no-ceiling", action="store_true", help="skip the stages-alone ceiling")
     parser.add_argument("--json", default=str(ROOT / "benchmarks/results/throughput.json"))
     args = parser.parse_args()
+    arms = tuple(a for a in args.arms.split(",") if a)
+    unknown = set(arms) - set(PIPELINE_ARMS)
+    if unknown or args.rounds < 1:
+        parser.error(f"--arms takes {', '.join(PIPELINE_ARMS)}; --rounds at least 1")
 
     work = Path(tempfile.mkdtemp(prefix="fakeface-bench-"))
     try:
@@ -61,16 +73,10 @@ def main() -> None:
         _write_random_facenet(weights)
         result: dict = {"machine": _machine(), "date": time.strftime("%Y-%m-%d"), "images": len(images),
                         "image_size": _size(images[0])}
-        result["original_loop"] = original_loop(images, weights)
-        result["ceiling"] = ceiling(images, weights)
-        for embedder in ("facenet", "forensic"):
-            result[f"pipeline_{embedder}"] = pipeline(work / "small", work / f"out-{embedder}", embedder, weights)
-        # The same FaceNet run with MTCNN on the full image (before extract.detect_max_side): what the copy gains.
-        result["pipeline_facenet_full_resolution"] = pipeline(work / "small", work / "out-facenet-full", "facenet",
-                                                              weights, ["extract.detect_max_side=0"])
-        # And with the mtcnn package's TensorFlow MTCNN in the actors (before the numpy detector).
-        result["pipeline_facenet_tensorflow_mtcnn"] = pipeline(work / "small", work / "out-facenet-tf", "facenet",
-                                                               weights, ["extract.detector=tensorflow"])
+        if not args.no_ceiling:
+            result["ceiling"] = ceiling(images, weights)
+        result["rounds"] = [one_round(images, work, weights, arms, n) for n in range(args.rounds)]
+        result.update(result["rounds"][0])  # the first round, in the single run's layout
         if args.scale:
             result["memory_scaling"] = {}
             for n in (int(v) for v in args.scale.split(",")):
@@ -83,6 +89,25 @@ def main() -> None:
         print(f"\nwritten {args.json}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+ARM_OVERRIDES = {
+    "facenet": ("facenet", []),
+    "forensic": ("forensic", []),
+    # FaceNet with MTCNN on the full image (before extract.detect_max_side): what the scaled copy gains.
+    "facenet_full_resolution": ("facenet", ["extract.detect_max_side=0"]),
+    # FaceNet with the mtcnn package's TensorFlow MTCNN in the actors (before the numpy detector).
+    "facenet_tensorflow_mtcnn": ("facenet", ["extract.detector=tensorflow"]),
+}
+
+
+def one_round(images: list[Path], work: Path, weights: Path, arms: tuple[str, ...], n: int) -> dict:
+    """The original loop, then each pipeline arm, on the same images."""
+    out = {"original_loop": original_loop(images, weights)}
+    for arm in arms:
+        embedder, overrides = ARM_OVERRIDES[arm]
+        out[f"pipeline_{arm}"] = pipeline(work / "small", work / f"out-{arm}-{n}", embedder, weights, overrides)
+    return out
 
 
 def original_loop(images: list[Path], weights: Path) -> dict:
@@ -223,17 +248,29 @@ def _rss_mb(pid: int) -> tuple[float, float]:
     return fields.get("VmRSS", 0.0), fields.get("RssShmem", 0.0)
 
 
+def _arms(result: dict) -> list[str]:
+    return [name for name in PIPELINE_ARMS if f"pipeline_{name}" in result]
+
+
 def _ratios(result: dict) -> None:
-    original = result["original_loop"]["images_per_s"]
-    for name in PIPELINE_ARMS:
-        result[f"pipeline_{name}"]["vs_original"] = result[f"pipeline_{name}"]["images_per_s"] / original
+    for one in result["rounds"]:
+        original = one["original_loop"]["images_per_s"]
+        for name in _arms(one):
+            one[f"pipeline_{name}"]["vs_original"] = one[f"pipeline_{name}"]["images_per_s"] / original
+    if len(result["rounds"]) > 1:
+        result["vs_original"] = {}
+        for name in _arms(result):
+            ratios = [one[f"pipeline_{name}"]["vs_original"] for one in result["rounds"]]
+            result["vs_original"][name] = {"mean": float(np.mean(ratios)), "std": float(np.std(ratios, ddof=1)),
+                                           "min": min(ratios), "runs": ratios}
     for embedder in ("facenet", "forensic"):  # the ceiling scans the scaled copy, as these runs do
-        p = result[f"pipeline_{embedder}"]
-        p["vs_ceiling"] = p["images_per_s"] / result["ceiling"][f"{embedder}_images_per_s"]
-    result["scaled_copy_speedup"] = (result["pipeline_facenet"]["images_per_s"]
-                                     / result["pipeline_facenet_full_resolution"]["images_per_s"])
-    result["numpy_mtcnn_speedup"] = (result["pipeline_facenet"]["images_per_s"]
-                                     / result["pipeline_facenet_tensorflow_mtcnn"]["images_per_s"])
+        if "ceiling" in result and f"pipeline_{embedder}" in result:
+            p = result[f"pipeline_{embedder}"]
+            p["vs_ceiling"] = p["images_per_s"] / result["ceiling"][f"{embedder}_images_per_s"]
+    for name, arm in (("scaled_copy_speedup", "facenet_full_resolution"),
+                      ("numpy_mtcnn_speedup", "facenet_tensorflow_mtcnn")):
+        if {"pipeline_facenet", f"pipeline_{arm}"} <= result.keys():
+            result[name] = result["pipeline_facenet"]["images_per_s"] / result[f"pipeline_{arm}"]["images_per_s"]
     if "memory_scaling" in result:
         small, big = (result["memory_scaling"][k] for k in sorted(result["memory_scaling"], key=int))
         result["memory_ratio"] = {role: big[f"peak_{role}_mb"] / small[f"peak_{role}_mb"]
@@ -242,20 +279,27 @@ def _ratios(result: dict) -> None:
 
 def _print(r: dict) -> None:
     print(f"{r['machine']}; {r['images']} images of {r['image_size']}")
-    print(f"original loop (FaceNet predict per face): {r['original_loop']['images_per_s']:6.2f} images/s")
-    for name in PIPELINE_ARMS:
-        p = r[f"pipeline_{name}"]
-        ceiling = (f", {100 * p['vs_ceiling']:.0f}% of ceiling ({r['ceiling'][f'{name}_images_per_s']:.2f}/s)"
-                   if "vs_ceiling" in p else "")
-        print(f"pipeline {name:<23} (whole process): {p['images_per_s']:6.2f} images/s  "
-              f"x{p['vs_original']:.2f} original{ceiling}; first row {p['first_row_s']:.1f} s; "
-              f"peak RSS driver {p['peak_driver_rss_mb']:.0f} MB, worker {p['peak_worker_rss_mb']:.0f} MB")
+    for n, one in enumerate(r["rounds"], 1):
+        print(f"round {n}: original loop (FaceNet predict per face): "
+              f"{one['original_loop']['images_per_s']:6.2f} images/s")
+        for name in _arms(one):
+            p = one[f"pipeline_{name}"]
+            ceiling = (f", {100 * p['vs_ceiling']:.0f}% of ceiling ({r['ceiling'][f'{name}_images_per_s']:.2f}/s)"
+                       if "vs_ceiling" in p else "")
+            print(f"pipeline {name:<23} (whole process): {p['images_per_s']:6.2f} images/s  "
+                  f"x{p['vs_original']:.2f} original{ceiling}; first row {p['first_row_s']:.1f} s; "
+                  f"peak RSS driver {p['peak_driver_rss_mb']:.0f} MB, worker {p['peak_worker_rss_mb']:.0f} MB")
+    for name, v in r.get("vs_original", {}).items():
+        print(f"pipeline {name} vs the original loop over {len(v['runs'])} rounds: "
+              f"x{v['mean']:.2f} +- {v['std']:.2f} (lowest x{v['min']:.2f})")
     for n, p in r.get("memory_scaling", {}).items():
         print(f"pipeline forensic on {n:>5} images: {p['images_per_s']:6.2f} images/s; peak RSS driver "
               f"{p['peak_driver_rss_mb']:.0f} MB, worker {p['peak_worker_rss_mb']:.0f} MB; without the object "
               f"store: driver {p['peak_driver_own_mb']:.0f} MB, worker {p['peak_worker_own_mb']:.0f} MB")
-    print(f"scaled copy vs full-resolution MTCNN (FaceNet pipeline): x{r['scaled_copy_speedup']:.2f}")
-    print(f"numpy MTCNN vs the package's TensorFlow one (FaceNet pipeline): x{r['numpy_mtcnn_speedup']:.2f}")
+    if "scaled_copy_speedup" in r:
+        print(f"scaled copy vs full-resolution MTCNN (FaceNet pipeline): x{r['scaled_copy_speedup']:.2f}")
+    if "numpy_mtcnn_speedup" in r:
+        print(f"numpy MTCNN vs the package's TensorFlow one (FaceNet pipeline): x{r['numpy_mtcnn_speedup']:.2f}")
     if "memory_ratio" in r:
         m = r["memory_ratio"]
         print(f"peak memory, largest/smallest corpus: RSS driver x{m['driver_rss']:.2f}, worker "

@@ -17,7 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
-KEYPOINT_ORDER = ("left_eye", "right_eye", "nose", "mouth_left", "mouth_right")
+from .faces import KEYPOINT_NAMES
 
 
 def weights_path(name: str) -> Path:
@@ -298,6 +298,6 @@ def to_json(found: np.ndarray, shape: tuple) -> list[dict]:
         faces.append({
             "box": np.asarray([x1, y1, x2 - x1, y2 - y1]).round().astype(int).tolist(),
             "confidence": float(row[5]),
-            "keypoints": {name: [int(marks[k]), int(marks[k + 5])] for k, name in enumerate(KEYPOINT_ORDER)},
+            "keypoints": {name: [int(marks[k]), int(marks[k + 5])] for k, name in enumerate(KEYPOINT_NAMES)},
         })
     return faces
