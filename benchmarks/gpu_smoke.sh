@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# GPU smoke check: extract + embed on a generated corpus with configs/gpu.yaml, then faces/s and the
-# peak GPU memory used. Installs nothing: it needs a .venv whose TensorFlow sees the GPU, i.e. one
-# built with `make setup EXTRAS=gpu,test` (tensorflow[and-cuda]) while the registry was reachable.
-#   bash benchmarks/gpu_smoke.sh [IDENTITIES]
+# GPU smoke check: extract + embed on a generated corpus with configs/gpu.yaml, then faces/s, the
+# peak GPU memory used and the mean GPU utilisation. Installs nothing: it needs a Python whose
+# TensorFlow sees the GPU and which has this project installed, by default the .venv that
+# `make setup EXTRAS=gpu,test` (tensorflow[and-cuda]) builds while the registry is reachable.
+#   [PY=/path/to/python] bash benchmarks/gpu_smoke.sh [IDENTITIES]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=.venv/bin/python
+PY=${PY:-.venv/bin/python}
 N=${1:-60}
 work=$(mktemp -d)
 trap 'kill "${sampler:-0}" 2>/dev/null || true; rm -rf "$work"' EXIT
@@ -27,10 +28,11 @@ build_demo_corpus(sys.argv[1] + "/data", seed=0, variants=2, identities=int(sys.
 write_weight_file(sys.argv[1] + "/facenet.h5", model_weights(build_inception_resnet_v1(128)), "keras2-weights")
 PYEOF
 
-( while true; do nvidia-smi --query-gpu=memory.used --format=csv,noheader,nounits; sleep 0.5; done ) > "$work/mem.log" &
+( while true; do nvidia-smi --query-gpu=memory.used,utilization.gpu --format=csv,noheader,nounits; sleep 0.5
+  done ) > "$work/gpu.log" &
 sampler=$!
 start=$(date +%s.%N)
-.venv/bin/fakeface extract --config configs/gpu.yaml --infile "$work/data/real_and_fake_face" --out "$work/out" \
+"$PY" -m fakeface_ray.cli extract --config configs/gpu.yaml --infile "$work/data/real_and_fake_face" --out "$work/out" \
   --set embed.embedder=facenet --set "embed.weights=$work/facenet.h5" > "$work/extract.log" 2>&1 \
   || { tail -40 "$work/extract.log"; exit 1; }
 end=$(date +%s.%N)
@@ -41,9 +43,12 @@ work, start, end = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
 run = json.load(open(f"{work}/out/run.json"))
 ok = run["counts_by_status"].get("ok", 0)
 pipeline_s = run["timings"]["extract_embed_write_s"]
-peak = max(int(line) for line in open(f"{work}/mem.log") if line.strip().isdigit())
+samples = [[int(v) for v in line.split(",")] for line in open(f"{work}/gpu.log")
+           if line.replace(",", "").split() and all(v.strip().isdigit() for v in line.split(","))]
+peak = max(memory for memory, _ in samples)
+busy = sum(use for _, use in samples) / len(samples)
 print(f"images {run['n_inputs']}, faces embedded {ok}, embedder {run['embedder']}")
 print(f"wall {end - start:.1f} s (process), pipeline {pipeline_s:.1f} s -> {ok / pipeline_s:.1f} faces/s")
 print(f"plan {json.dumps(run['plan'])}")
-print(f"peak GPU memory used {peak} MiB")
+print(f"peak GPU memory used {peak} MiB, mean GPU utilisation {busy:.0f}% over {len(samples)} samples")
 PYEOF
