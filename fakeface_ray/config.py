@@ -81,7 +81,7 @@ class ExtractConfig:
     face_size: int = 160
     min_face_size: int = 20
     detect_max_side: int = 320
-    region_max_side: int = 640
+    region_max_side: int = 1024
     batch_size: int = 8
     detector: DetectorName = "auto"
     device: str = "CPU:0"

@@ -8,7 +8,7 @@ from PIL import Image
 
 from fakeface_ray.stages.embedders.double_jpeg import (SCALES, SHAPES, block_dct, double_save, gap_map,
                                                       modulation_map, single_save)
-from fakeface_ray.stages.embedders.forensic import DQ_FEATURES, ForensicEmbedder, region_features
+from fakeface_ray.stages.embedders.forensic import DQ_FEATURES, FEATURE_NAMES, ZONE_FEATURES, ForensicEmbedder, region_features
 from fakeface_ray.stages.imaging import decode_image
 
 from .photos import jpeg_bytes
@@ -105,24 +105,66 @@ def test_the_grid_follows_the_region_origin():
     np.testing.assert_array_equal(cut[0, 0], whole[3, 2])
 
 
+def _named(features: np.ndarray, names: tuple[str, ...]) -> dict[str, float]:
+    return {name: float(features[FEATURE_NAMES.index(name)]) for name in names}
+
+
 def test_the_forensic_features_point_at_the_pasted_eye_and_stay_zero_without_grid_or_table():
     pixels, table = _spliced()
-    features = dict(zip(DQ_FEATURES, region_features(pixels, KEYPOINTS, (0, 0), table)[-len(DQ_FEATURES):]))
+    features = _named(region_features(pixels, KEYPOINTS, (0, 0), table), DQ_FEATURES)
     assert features["dq_frequencies"] > 0
     assert features["dq_left_eye"] > 0.2 and features["dq_left_eye"] > features["dq_right_eye"] + 0.2
     assert features["dq_max_part"] == features["dq_left_eye"]
     pixels_m, table_m = _spliced(first=85, last=60)
-    features = dict(zip(DQ_FEATURES, region_features(pixels_m, KEYPOINTS, (0, 0), table_m)[-len(DQ_FEATURES):]))
+    features = _named(region_features(pixels_m, KEYPOINTS, (0, 0), table_m), DQ_FEATURES)
     assert features["dqm_frequencies"] > 0 and features["dq_frequencies"] == 0
     assert features["dqm_left_eye"] > features["dqm_right_eye"] + 0.02
     assert features["dqm_max_part"] == features["dqm_left_eye"]
-    assert not region_features(pixels, KEYPOINTS, None, table)[-len(DQ_FEATURES):].any()
-    assert not region_features(pixels, KEYPOINTS, (0, 0), None)[-len(DQ_FEATURES):].any()
+    for origin, known in (((0, 0), None), (None, table)):
+        off = _named(region_features(pixels, KEYPOINTS, origin, known), DQ_FEATURES + ZONE_FEATURES)
+        assert not any(off.values())
     # The embedder's own call: a table of zeros (not a JPEG) counts as none.
     embedder = ForensicEmbedder()
     with_table, without = embedder.embed_regions([pixels] * 2, [KEYPOINTS] * 2, origins=[(0, 0)] * 2,
                                                  tables=[table.reshape(-1), np.zeros(64, np.int32)])
     assert np.any(with_table != without)
+
+
+def test_the_zones_read_an_edited_part_against_the_head_around_the_face():
+    from skimage import data
+
+    # A small face in the middle of the 512-px astronaut, so that the head's context (1.6-3 face radii) is in the image.
+    keypoints = np.array([232, 220, 280, 220, 256, 248, 236, 276, 276, 276], dtype=np.float32)
+    photo = _saved(data.astronaut(), 50)[0]
+    source = np.asarray(Image.fromarray(photo).resize((555, 555), Image.BICUBIC))
+
+    def zones(patch: tuple[slice, slice] | None) -> dict[str, float]:
+        edited = photo.copy()
+        if patch is not None:
+            edited[patch] = source[patch]
+        pixels, table = _saved(edited, 90)
+        return _named(region_features(pixels, keypoints, (0, 0), table), ZONE_FEATURES)
+
+    clean = zones(None)
+    eye = zones((slice(200, 240), slice(208, 256)))
+    mouth = zones((slice(264, 296), slice(224, 288)))
+    assert eye["dq_eyes_zone"] > clean["dq_eyes_zone"] + 0.05
+    assert mouth["dq_mouth_zone"] > clean["dq_mouth_zone"] + 0.05
+    assert mouth["dq_mouth_zone"] - clean["dq_mouth_zone"] > mouth["dq_eyes_zone"] - clean["dq_eyes_zone"]
+    assert min(eye["dq_inner_head"], mouth["dq_inner_head"]) > clean["dq_inner_head"] + 0.05
+
+
+def test_a_face_window_reads_the_face_as_the_region_it_cuts_and_the_zones_on_the_whole_region():
+    pixels, table = _spliced()
+    x0, y0, x1, y1 = 40, 56, 280, 300
+    inner = KEYPOINTS.reshape(5, 2) - [x0, y0]
+    alone = region_features(pixels[y0:y1, x0:x1], inner.reshape(-1), (x0, y0), table)
+    windowed = region_features(pixels, KEYPOINTS, (0, 0), table, window=(x0, y0, x1, y1))
+    face = [FEATURE_NAMES.index(n) for n in FEATURE_NAMES if n not in ZONE_FEATURES]
+    np.testing.assert_array_equal(windowed[face], alone[face])
+    whole = region_features(pixels, KEYPOINTS, (0, 0), table)
+    zones = [FEATURE_NAMES.index(n) for n in ZONE_FEATURES]
+    np.testing.assert_array_equal(windowed[zones], whole[zones])
 
 
 def test_an_exif_turned_jpeg_gives_no_table():

@@ -68,7 +68,7 @@ class RegionMean:
     def embed(self, faces):
         raise AssertionError("a region embedder gets regions")
 
-    def embed_regions(self, regions, keypoints, origins, scales, tables):
+    def embed_regions(self, regions, keypoints, origins, scales, tables, windows):
         return np.array([r.reshape(-1, 3).mean(axis=0) for r in regions], np.float32)
 
 

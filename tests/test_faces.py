@@ -81,6 +81,17 @@ def test_native_region_never_upsamples_and_moves_keypoints():
     capped = faces.native_region(image, det, context=0.5, max_side=75)
     assert capped.scale == 0.5 and capped.pixels.shape == (75, 75, 3)
     assert capped.keypoints[:2].tolist() == [22.5, 27.5]
+    assert small.window == (0, 0, 150, 150)  # no window asked for: the whole region
+
+
+def test_the_face_window_is_the_box_with_its_own_margin_in_region_pixels():
+    image = np.zeros((400, 400, 3), dtype=np.uint8)
+    det = Detection((100, 100, 100, 100), 0.9, np.array([120, 130] * 5, dtype=np.float32))
+    region = faces.native_region(image, det, context=1.0, max_side=512, window_context=0.2)
+    assert region.origin == (50, 50) and region.window == (40, 40, 160, 160)  # the image's (90, 90)-(210, 210)
+    assert faces.native_region(image, det, 1.0, 100, 0.2).window == (20, 20, 80, 80)  # scaled by 0.5
+    edge = Detection((0, 0, 100, 100), 0.9, np.array([20, 30] * 5, dtype=np.float32))
+    assert faces.native_region(image, edge, 1.0, 512, 0.2).window == (0, 0, 110, 110)  # clamped like the region
 
 
 def test_prewhiten_of_a_flat_image_is_finite():

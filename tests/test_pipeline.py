@@ -58,10 +58,10 @@ def test_run_writes_one_row_per_input_and_the_report(corpus, finished):
     assert set(metrics["per_class"]) == {"real", "fake"}
     assert metrics["confusion_matrix"]["labels"] == ["real", "fake"]
     assert sum(metrics["counts_by_status"].values()) == n_inputs
-    assert metrics["embedder"] == "forensic-v5"
+    assert metrics["embedder"] == "forensic-v6"
 
     run = json.loads((tmp_path / "run" / "run.json").read_text())
-    assert run["embedder"] == "forensic-v5" and "auto" in run["embedder_reason"]
+    assert run["embedder"] == "forensic-v6" and "auto" in run["embedder_reason"]
     assert {"extract_embed_write_s", "train_s", "report_s", "total_s"} <= set(run["timings"])
     assert run["config"]["infile"] == str(corpus)
     for name in ("classification_report.txt", "model/classifier.joblib", "model/metadata.json",
@@ -144,7 +144,7 @@ def test_predict_scores_every_input_with_the_trained_model(corpus, finished, tmp
     write_weight_file(weights, model_weights(build_inception_resnet_v1(128)), "keras2-weights")
     other = load_config(overrides=["embed.embedder=facenet", f"embed.weights={weights}"],
                         infile=str(corpus), out=str(tmp_path / "pred2"))
-    with pytest.raises(TrainError, match="trained on forensic-v5 \\(56 dims\\) but this run embeds with facenet-128"):
+    with pytest.raises(TrainError, match="trained on forensic-v6 \\(62 dims\\) but this run embeds with facenet-128"):
         run_predict(other, str(run_dir / "run" / "model"))
     assert not (tmp_path / "pred2").exists()
 

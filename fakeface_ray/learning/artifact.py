@@ -32,7 +32,7 @@ class ClassifierArtifact:
     model: Pipeline  # scaler + classifier; `decision_function` is larger for `fake`
     calibrated: CalibratedClassifierCV  # the same model refit with sigmoid calibration, for p_fake
     threshold: float  # call `fake` when the decision value is >= this (chosen on CV folds)
-    embedder: str  # the embeddings it reads, e.g. `forensic-v5`
+    embedder: str  # the embeddings it reads, e.g. `forensic-v6`
     dims: int
     version: int = ARTIFACT_VERSION
 

@@ -12,7 +12,11 @@ from ..config import DetectorName, ExtractConfig, ReadConfig
 from ..storage.schema import Status
 from . import faces, imaging
 
-REGION_CONTEXT = 0.2  # margin around the box for the native region: skin around the parts
+# The native region: the box doubled, so that it holds the head and background around the face
+# (forensic-v6 reads the JPEG history of the face against them) ...
+REGION_CONTEXT = 1.0
+# ... and inside it the face's own window, the box with a margin: skin around the parts.
+FACE_WINDOW_CONTEXT = 0.2
 # Columns handed on from the read stage as they are; the listing's two are absent when called alone.
 PASSTHROUGH = ("image_id", "uri", "label", "sha256", "file_size", "file_mtime_ns")
 
@@ -155,10 +159,11 @@ def fill_face(out: dict[str, np.ndarray], i: int, image: np.ndarray, detection: 
     out["status"][i], out["error"][i] = Status.OK, ""
     if not region_max_side:
         return
-    region = faces.native_region(image, detection, REGION_CONTEXT, region_max_side)
+    region = faces.native_region(image, detection, REGION_CONTEXT, region_max_side, FACE_WINDOW_CONTEXT)
     h, w = region.pixels.shape[:2]
     out["region"][i, :h, :w] = region.pixels
     out["region_shape"][i] = (h, w)
+    out["region_window"][i] = region.window
     out["region_keypoints"][i] = region.keypoints
     out["region_origin"][i] = region.origin
     out["region_scale"][i] = region.scale
@@ -184,6 +189,7 @@ def empty_columns(n: int, face_size: int, region_side: int) -> dict[str, np.ndar
         "face": np.zeros((n, face_size, face_size, 3), dtype=np.uint8),
         "region": np.zeros((n, region_side, region_side, 3), dtype=np.uint8),
         "region_shape": np.zeros((n, 2), dtype=np.int32),
+        "region_window": np.zeros((n, 4), dtype=np.int32),  # x0, y0, x1, y1 of the face's window
         "region_keypoints": np.full((n, 10), np.nan, dtype=np.float32),
         "region_origin": np.zeros((n, 2), dtype=np.int32),
         "region_scale": np.zeros(n, dtype=np.float32),

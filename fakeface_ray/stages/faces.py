@@ -24,6 +24,7 @@ class Region:
     keypoints: np.ndarray  # float32 [10] in region pixel coordinates
     origin: tuple[int, int]  # x, y of the region's top-left corner in the image
     scale: float  # region pixels per image pixel (<= 1)
+    window: tuple[int, int, int, int]  # x0, y0, x1, y1 of the face's own window, in region pixels
 
 
 def detection_from_mtcnn(face: dict, scale: tuple[float, float] = (1.0, 1.0)) -> Detection:
@@ -95,18 +96,28 @@ def crop_face(image: np.ndarray, box: Sequence[int], margin: float, size: int) -
     return np.asarray(crop.resize((size, size), Image.BILINEAR), dtype=np.uint8)
 
 
-def native_region(image: np.ndarray, detection: Detection, context: float, max_side: int) -> Region:
-    """The face with `context` margin at native resolution, downscaled only if over `max_side`."""
+def native_region(image: np.ndarray, detection: Detection, context: float, max_side: int,
+                  window_context: float | None = None) -> Region:
+    """The face with `context` margin at native resolution, downscaled only if over `max_side`.
+
+    Args:
+        window_context: the margin of the face's own window inside the region (`Region.window`);
+            None: the whole region.
+    """
     height, width = image.shape[:2]
     x0, y0, x1, y1 = expand_box(detection.box, context, width, height)
     pixels = image[y0:y1, x0:x1]
     scale = min(1.0, max_side / max(pixels.shape[:2]))
     points = detection.keypoints.reshape(5, 2) - np.array([x0, y0], dtype=np.float32)
+    inner = expand_box(detection.box, window_context, width, height) if window_context is not None else (x0, y0, x1, y1)
     if scale < 1.0:
         new_size = (max(1, round(pixels.shape[1] * scale)), max(1, round(pixels.shape[0] * scale)))
         pixels = np.asarray(Image.fromarray(pixels).resize(new_size, Image.LANCZOS), dtype=np.uint8)
         points = points * scale
-    return Region(np.ascontiguousarray(pixels), points.reshape(-1).astype(np.float32), (x0, y0), scale)
+    h, w = pixels.shape[:2]
+    window = (min(max(round((inner[0] - x0) * scale), 0), w), min(max(round((inner[1] - y0) * scale), 0), h),
+              min(max(round((inner[2] - x0) * scale), 0), w), min(max(round((inner[3] - y0) * scale), 0), h))
+    return Region(np.ascontiguousarray(pixels), points.reshape(-1).astype(np.float32), (x0, y0), scale, window)
 
 
 def prewhiten(x: np.ndarray) -> np.ndarray:

@@ -13,6 +13,9 @@ v4 reads that direction as a likelihood test against one save of a smooth envelo
 also fitted the steep start of photos saved once.
 v5 compares the inner face with the head around it by the same seven readings, as magnitudes: a
 swapped face differs from its context in either direction.
+v6 reads both JPEG-history maps in zones around the eyes, the mouth and the inner head against the
+head and background around the face, on a region twice the face box: a warp, a blend or a pasted
+part resamples more than the part itself, so the face's own surroundings are not a clean reference.
 """
 
 from __future__ import annotations
@@ -37,8 +40,12 @@ GLOBAL_FEATURES = ("noise_level", "ela_level", "blockiness", "max_noise", "max_e
 # The same seven readings of each double-JPEG map: `dq_` gaps (first save coarser), `dqm_` modulation.
 DQ_FEATURES = tuple(f"{prefix}_{name}" for prefix in ("dq", "dqm")
                     for name in ("frequencies", "face", *PARTS, "max_part"))
+# Each double-JPEG map in zones (both eyes' surroundings, the mouth's, the inner head) against the
+# head's context, 1.6-3 face radii out.
+ZONES = ("eyes_zone", "mouth_zone", "inner_head")
+ZONE_FEATURES = tuple(f"{prefix}_{zone}" for prefix in ("dq", "dqm") for zone in ZONES)
 FEATURE_NAMES = (tuple(f"{p}_{f}" for p in PARTS for f in PART_FEATURES) + FACE_FEATURES + GLOBAL_FEATURES
-                 + DQ_FEATURES)
+                 + DQ_FEATURES + ZONE_FEATURES)
 ELA_QUALITY = 90
 EPS = 0.05
 # Keypoints of an average MTCNN box as fractions of it, for crops that come without landmarks.
@@ -48,7 +55,7 @@ _TEMPLATE = np.array([0.31, 0.40, 0.69, 0.40, 0.50, 0.60, 0.35, 0.80, 0.65, 0.80
 class ForensicEmbedder:
     """Splice-evidence features; `.embed(faces)` on crops, `.embed_regions(...)` on native pixels."""
 
-    name = "forensic-v5"
+    name = "forensic-v6"
     dims = len(FEATURE_NAMES) + 1  # + a constant that keeps the magnitude through L2 normalisation
 
     def embed(self, faces: np.ndarray, margin: float = 0.2) -> np.ndarray:
@@ -61,34 +68,51 @@ class ForensicEmbedder:
     def embed_regions(self, regions: list[np.ndarray], keypoints: list[np.ndarray],
                       origins: list[tuple[int, int]] | None = None,
                       scales: list[float] | None = None,
-                      tables: list[np.ndarray] | None = None) -> np.ndarray:
+                      tables: list[np.ndarray] | None = None,
+                      windows: list[tuple[int, int, int, int]] | None = None) -> np.ndarray:
         """Features of native-resolution face regions with landmarks in region coordinates.
 
         Args:
             origins: each region's top-left corner in its image, to line up the JPEG 8x8 grid.
             scales: region pixels per image pixel; the grid is only used where this is 1.
             tables: each file's JPEG luma quantisation table (64 values, zeros when not a JPEG).
+            windows: each face's own window (x0, y0, x1, y1) in its region, where the part and face
+                readings are taken; None: the whole region.
         """
         rows = []
         for i, (region, points) in enumerate(zip(regions, keypoints)):
             origin = origins[i] if origins is not None else None
             aligned = scales is None or scales[i] == 1.0
             table = np.asarray(tables[i]).reshape(8, 8) if tables is not None and np.any(tables[i]) else None
-            rows.append(region_features(region, points, origin if aligned else None, table))
+            window = windows[i] if windows is not None else None
+            rows.append(region_features(region, points, origin if aligned else None, table, window))
         features = np.stack(rows) if rows else np.zeros((0, len(FEATURE_NAMES)), dtype=np.float32)
         with_constant = np.concatenate([features, np.ones((len(features), 1), np.float32)], axis=1)
         return l2_normalize(with_constant)
 
 
 def region_features(region: np.ndarray, keypoints: np.ndarray, origin: tuple[int, int] | None,
-                    table: np.ndarray | None = None) -> np.ndarray:
+                    table: np.ndarray | None = None,
+                    window: tuple[int, int, int, int] | None = None) -> np.ndarray:
     """float32 [len(FEATURE_NAMES)] for one RGB uint8 region and its 10 landmark coordinates.
 
     Args:
         origin: the region's top-left corner in the original image when pixels are unscaled
             (aligns the JPEG grid); None when unknown.
         table: the file's JPEG luma quantisation table [8, 8]; None when it is not a JPEG.
+        window: the face's own window (x0, y0, x1, y1) in the region; None: the whole region.
     """
+    x0, y0, x1, y1 = window if window is not None else (0, 0, region.shape[1], region.shape[0])
+    inner_origin = (origin[0] + x0, origin[1] + y0) if origin is not None else None
+    inner_points = (np.asarray(keypoints, dtype=np.float32).reshape(5, 2) - [x0, y0]).reshape(-1)
+    face = _face_features(np.asarray(region)[y0:y1, x0:x1], inner_points, inner_origin, table)
+    features = np.concatenate([face, _zone_features(region, keypoints, origin, table)])
+    return np.clip(np.nan_to_num(features, nan=0.0, posinf=0.0, neginf=0.0), -10, 10).astype(np.float32)
+
+
+def _face_features(region: np.ndarray, keypoints: np.ndarray, origin: tuple[int, int] | None,
+                   table: np.ndarray | None) -> np.ndarray:
+    """Every feature but ZONE_FEATURES, read in the face's own window."""
     rgb = np.asarray(region, dtype=np.float32)
     luma, cb, cr = _ycbcr(rgb)
     noise = np.abs(luma - median3(luma))
@@ -115,8 +139,39 @@ def region_features(region: np.ndarray, keypoints: np.ndarray, origin: tuple[int
         parts[:, 5].max(),
     ], dtype=np.float32)
     double_jpeg_features = _double_jpeg_features(luma, keypoints, origin, table)
-    features = np.concatenate([parts.reshape(-1), whole_face, global_features, double_jpeg_features])
-    return np.clip(np.nan_to_num(features, nan=0.0, posinf=0.0, neginf=0.0), -10, 10).astype(np.float32)
+    return np.concatenate([parts.reshape(-1), whole_face, global_features, double_jpeg_features])
+
+
+def _zone_features(region: np.ndarray, keypoints: np.ndarray, origin: tuple[int, int] | None,
+                   table: np.ndarray | None) -> np.ndarray:
+    """ZONE_FEATURES on the whole region: each map's zones against the head's context (zeros where
+    nothing shows)."""
+    out = np.zeros(len(ZONE_FEATURES), dtype=np.float32)
+    if origin is None or table is None or min(region.shape[:2]) < 64:
+        return out
+    luma = _ycbcr(np.asarray(region, dtype=np.float32))[0]
+    maps = double_jpeg.history_maps(luma, origin, table)
+    zones = _head_zones(maps[0][0].shape, maps[0][2], keypoints)
+    for k, (score, used, _) in enumerate(maps):
+        if used:
+            context = _mean_of(score, zones["context"])
+            out[k * len(ZONES): (k + 1) * len(ZONES)] = [_mean_of(score, zones[z]) - context for z in ZONES]
+    return np.nan_to_num(out, nan=0.0)
+
+
+def _head_zones(shape: tuple[int, int], offset: tuple[int, int], keypoints: np.ndarray) -> dict:
+    """Masks over a region's 8x8 blocks: ZONES, and the context around the face (1.6-3 face radii)."""
+    dy, dx = offset
+    ys, xs = np.mgrid[0: shape[0], 0: shape[1]].astype(np.float32) * 8 + 3.5
+    ys, xs = ys + dy, xs + dx
+    le, re, _, ml, mr = np.asarray(keypoints, dtype=np.float32).reshape(5, 2)
+    eye_dist = max(float(np.linalg.norm(re - le)), 4.0)
+    mouth = (ml + mr) / 2
+    face = face_radius(keypoints, ys, xs)
+    # A liquify warp or a blend reaches about an eye distance around the eyes and further around the mouth.
+    eyes = (np.hypot(xs - le[0], ys - le[1]) < eye_dist) | (np.hypot(xs - re[0], ys - re[1]) < eye_dist)
+    return {"eyes_zone": eyes, "mouth_zone": np.hypot(xs - mouth[0], ys - mouth[1]) < 1.4 * eye_dist,
+            "inner_head": face <= 1.3, "context": (face > 1.6) & (face < 3.0)}
 
 
 def _part_contrast(maps: np.ndarray, ellipses: list[tuple[float, float, float, float]], i: int) -> np.ndarray:
