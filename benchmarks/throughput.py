@@ -46,7 +46,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-PIPELINE_ARMS = ("facenet", "forensic", "facenet_full_resolution", "facenet_tensorflow_mtcnn")
+# Each pipeline arm: the embedder and the overrides of its `fakeface extract` run.
+ARM_OVERRIDES = {
+    "facenet": ("facenet", []),
+    "forensic": ("forensic", []),
+    # FaceNet with MTCNN on the full image (before extract.detect_max_side): what the scaled copy gains.
+    "facenet_full_resolution": ("facenet", ["extract.detect_max_side=0"]),
+    # FaceNet with the mtcnn package's TensorFlow MTCNN in the actors (before the numpy detector).
+    "facenet_tensorflow_mtcnn": ("facenet", ["extract.detector=tensorflow"]),
+}
+PIPELINE_ARMS = tuple(ARM_OVERRIDES)
 
 
 def main() -> None:
@@ -89,16 +98,6 @@ def main() -> None:
         print(f"\nwritten {args.json}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-
-ARM_OVERRIDES = {
-    "facenet": ("facenet", []),
-    "forensic": ("forensic", []),
-    # FaceNet with MTCNN on the full image (before extract.detect_max_side): what the scaled copy gains.
-    "facenet_full_resolution": ("facenet", ["extract.detect_max_side=0"]),
-    # FaceNet with the mtcnn package's TensorFlow MTCNN in the actors (before the numpy detector).
-    "facenet_tensorflow_mtcnn": ("facenet", ["extract.detector=tensorflow"]),
-}
 
 
 def one_round(images: list[Path], work: Path, weights: Path, arms: tuple[str, ...], n: int) -> dict:

@@ -79,6 +79,7 @@ def _with_regions(batch, sides):
     for i, side in enumerate(sides):
         batch["region"][i, :side, :side] = 10 * i + 1
     batch["region_shape"] = np.array([[s, s] for s in sides], np.int32)
+    batch["region_window"] = np.array([[0, 0, s, s] for s in sides], np.int32)
     batch["region_keypoints"] = np.zeros((len(sides), 10), np.float32)
     batch["region_origin"] = np.zeros((len(sides), 2), np.int32)
     batch["region_scale"] = np.ones(len(sides), np.float32)

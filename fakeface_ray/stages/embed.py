@@ -47,6 +47,5 @@ class FaceEmbedder:
         return embed_regions(regions, [batch["region_keypoints"][i] for i in rows],
                              origins=[tuple(batch["region_origin"][i]) for i in rows],
                              scales=[float(batch["region_scale"][i]) for i in rows],
-                             windows=[tuple(batch["region_window"][i]) for i in rows] if "region_window" in batch
-                             else None,
+                             windows=[tuple(batch["region_window"][i]) for i in rows],
                              tables=[batch["quantisation"][i] for i in rows] if "quantisation" in batch else None)

@@ -115,8 +115,8 @@ def native_region(image: np.ndarray, detection: Detection, context: float, max_s
         pixels = np.asarray(Image.fromarray(pixels).resize(new_size, Image.LANCZOS), dtype=np.uint8)
         points = points * scale
     h, w = pixels.shape[:2]
-    window = (min(max(round((inner[0] - x0) * scale), 0), w), min(max(round((inner[1] - y0) * scale), 0), h),
-              min(max(round((inner[2] - x0) * scale), 0), w), min(max(round((inner[3] - y0) * scale), 0), h))
+    shifted = np.round((np.array(inner) - [x0, y0, x0, y0]) * scale)
+    window = tuple(int(v) for v in np.clip(shifted, 0, [w, h, w, h]))
     return Region(np.ascontiguousarray(pixels), points.reshape(-1).astype(np.float32), (x0, y0), scale, window)
 
 

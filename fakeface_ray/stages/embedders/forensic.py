@@ -161,9 +161,7 @@ def _zone_features(region: np.ndarray, keypoints: np.ndarray, origin: tuple[int,
 
 def _head_zones(shape: tuple[int, int], offset: tuple[int, int], keypoints: np.ndarray) -> dict:
     """Masks over a region's 8x8 blocks: ZONES, and the context around the face (1.6-3 face radii)."""
-    dy, dx = offset
-    ys, xs = np.mgrid[0: shape[0], 0: shape[1]].astype(np.float32) * 8 + 3.5
-    ys, xs = ys + dy, xs + dx
+    ys, xs = _block_centres(shape, offset)
     le, re, _, ml, mr = np.asarray(keypoints, dtype=np.float32).reshape(5, 2)
     eye_dist = max(float(np.linalg.norm(re - le)), 4.0)
     mouth = (ml + mr) / 2
@@ -276,14 +274,18 @@ def _double_jpeg_features(luma: np.ndarray, keypoints: np.ndarray, origin: tuple
 
 def _block_areas(shape: tuple[int, int], offset: tuple[int, int], keypoints: np.ndarray) -> dict:
     """Masks over a region's 8x8 blocks: inner face, context, the face without its parts, each part."""
-    dy, dx = offset
-    ys, xs = np.mgrid[0: shape[0], 0: shape[1]].astype(np.float32) * 8 + 3.5
-    ys, xs = ys + dy, xs + dx
+    ys, xs = _block_centres(shape, offset)
     radii = [_radius(e, ys, xs) for e in _part_ellipses(keypoints)]
     face = face_radius(keypoints, ys, xs)
     return {"face": face <= 1.0, "context": face > 1.6,
             "rest": (face <= 1.0) & ~np.any([r < 1.25 for r in radii], axis=0),
             "parts": [r < 1.0 for r in radii]}
+
+
+def _block_centres(shape: tuple[int, int], offset: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Region coordinates (y, x) of the centre of each 8x8 block of a `shape` block grid at `offset`."""
+    ys, xs = np.mgrid[0: shape[0], 0: shape[1]].astype(np.float32) * 8 + 3.5
+    return ys + offset[0], xs + offset[1]
 
 
 def _map_features(score: np.ndarray, used: int, areas: dict) -> np.ndarray:
