@@ -349,6 +349,15 @@ def _summary(trained) -> None:
              f"({synthetic['variants']} each), training side only")
     elif "skipped" in synthetic:
         echo(f"synthetic  none: {synthetic['skipped']}")
+    splice = record.train.get("splice") or {}
+    if "fallback" in splice:
+        echo(f"splice-v1  not used (fallback {splice['fallback']}): {splice['reason']}")
+    elif "histories" in splice:
+        first = sum(h[0]["loss"] for h in splice["histories"]) / len(splice["histories"])
+        last = sum(h[-1]["loss"] for h in splice["histories"]) / len(splice["histories"])
+        echo(f"splice-v1  {splice['use']}: {splice['networks']} network(s) {'reused' if splice['reused'] else 'trained'} "
+             f"on {splice['training_images']} images, {splice['epochs']} epochs, mean loss {first:.3f} -> {last:.3f}, "
+             f"{splice['train_seconds_per_1000_images']:.0f} s per 1,000 training images (report.html)")
     point = metrics["operating_point"]
     echo(f"threshold  {point['threshold']:.3f} ({point['rule']}; on CV folds: fake recall "
          f"{point['fake_recall']:.3f}, precision {point['fake_precision']:.3f})")

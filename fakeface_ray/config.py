@@ -24,6 +24,7 @@ ClassifierName = Literal["auto", "svc", "linear", "sgd", "nystroem"]
 ClassWeight = Literal["balanced", "none"]
 SynthDonor = Literal["self", "other", "retouch"]
 SynthBlend = Literal["alpha", "feather", "poisson"]
+SpliceUse = Literal["none", "alone", "concat"]
 
 
 def choices(vocabulary: Any) -> tuple[str, ...]:
@@ -127,18 +128,22 @@ class SynthConfig:
 
 @dataclass(frozen=True)
 class SpliceConfig:
+    use: SpliceUse = "none"
     epochs: int = 8
     batch_size: int = 16
     learning_rate: float = 1e-3
     fake_fraction: float = 0.5
     boundary_weight: float = 1.0
     min_reals: int = 10
+    cross_fit_folds: int = 3
     workers: int = 1
     use_gpu: bool = False
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.workers < 1:
             raise ConfigError("splice.epochs, splice.batch_size and splice.workers must be positive")
+        if self.cross_fit_folds == 1 or self.cross_fit_folds < 0:
+            raise ConfigError(f"splice.cross_fit_folds must be 0 (off) or at least 2, got {self.cross_fit_folds}")
         if not 0.0 < self.fake_fraction < 1.0:
             raise ConfigError(f"splice.fake_fraction must be between 0 and 1, got {self.fake_fraction}")
 

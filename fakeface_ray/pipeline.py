@@ -68,16 +68,21 @@ def extract_embeddings(config: Config, out: str | Path | Location, listing: sour
 
 
 def predict_images(config: Config, out: str | Path | Location, listing: sources.Listing,
-                   artifact: ClassifierArtifact) -> ExtractResult:
+                   artifact: ClassifierArtifact, splice: dict | None = None) -> ExtractResult:
     """Write `<out>/predictions/`: the embed stage's rows, classified by the Predictor stage.
 
     The caller checks that `artifact` reads the embeddings this config writes.
+
+    Args:
+        splice: `SpliceFeatures` arguments (weights, use, max_pixels) when the model reads splice-v1
+            features; the embed actors then add them.
     """
-    return _write_rows(config, location(out) / "predictions", listing, artifact=artifact)
+    return _write_rows(config, location(out) / "predictions", listing, artifact=artifact, splice=splice)
 
 
 def _write_rows(config: Config, target: Location, listing: sources.Listing, resume: bool = False,
-                verify: bool = False, artifact: ClassifierArtifact | None = None) -> ExtractResult:
+                verify: bool = False, artifact: ClassifierArtifact | None = None,
+                splice: dict | None = None) -> ExtractResult:
     started = time.perf_counter()
     embedder, reason = resolve_embedder(config.embed.embedder, config.embed.weights)
     weights = describe_weights(config.embed.weights) if embedder == "facenet" else None
@@ -100,7 +105,7 @@ def _write_rows(config: Config, target: Location, listing: sources.Listing, resu
         plan_used = plan_pools(connect(config.ray), config.extract,
                                dataclasses.replace(config.embed, embedder=embedder))
         writer = _part_writer(target, config)
-        dataset = build_dataset(todo, config, embedder, plan_used, artifact=artifact)
+        dataset = build_dataset(todo, config, embedder, plan_used, artifact=artifact, splice=splice)
         label = "extract+embed" if artifact is None else "predict"
         with Progress(label, todo.num_rows, "images", errors=True) as progress:
             first_row = _write_parts(dataset, writer, config.ray.stall_timeout_s, progress)
@@ -172,6 +177,52 @@ def synthesize_fakes(config: Config, out: str | Path | Location, parents: list[d
                            f"{config.synth.variants} variants")
     parts.mark_complete(target, len(statuses))
     return SynthResult(target, len(parents), count_statuses(statuses), time.perf_counter() - started)
+
+
+@dataclass
+class SpliceRowsResult:
+    folder: Location  # `<out>/splice_embeddings`
+    counts_by_status: dict[str, int]
+    seconds: float
+
+
+def splice_rows(config: Config, out: str | Path | Location, source: Location, splice: dict) -> SpliceRowsResult:
+    """Write `<out>/splice_embeddings/`: every row of `source` (an embeddings folder) with splice-v1 features.
+
+    The rows are read from their parts by Ray Data and pass through `SpliceFeatures` actors (the
+    embed pool's size and resources); one row out for each row in.
+
+    Args:
+        splice: `SpliceFeatures` arguments (weights, use, max_pixels).
+    """
+    import ray
+
+    from .stages.splice_features import SpliceFeatures
+
+    started = time.perf_counter()
+    _quiet_ray_data()
+    target = location(out) / "splice_embeddings"
+    target.delete()  # remade from the network each time: never rows of two networks
+    embedder, _ = resolve_embedder(config.embed.embedder, config.embed.weights)
+    plan = plan_pools(connect(config.ray), config.extract, dataclasses.replace(config.embed, embedder=embedder))
+    files = [p.path for p in parts.committed_parts(source)]
+    ds = ray.data.read_parquet(files, filesystem=source.fs)
+    pool = plan.embed
+    ds = ds.map_batches(SpliceFeatures, batch_size=pool.batch_size, batch_format="pyarrow", num_cpus=pool.num_cpus,
+                        num_gpus=pool.num_gpus or None,
+                        compute=ray.data.ActorPoolStrategy(min_size=pool.min_size, max_size=pool.max_size),
+                        fn_constructor_kwargs=dict(**splice, device="GPU:0" if pool.num_gpus else "CPU:0",
+                                                   num_threads=max(1, math.ceil(pool.num_cpus))))
+    expected = parts.read_folder(source, ["image_id"]).num_rows
+    writer = _part_writer(target, config)
+    with Progress("splice", expected, "rows", errors=True) as progress:
+        _write_parts(ds, writer, config.ray.stall_timeout_s, progress)
+    table = parts.read_folder(target, ["image_id", "status"]) if writer.parts else None
+    written = 0 if table is None else table.num_rows
+    if written != expected:
+        raise ExactlyOnceError(f"{target} holds {written} rows for the {expected} rows of {source}")
+    parts.mark_complete(target, written)
+    return SpliceRowsResult(target, count_statuses(table.column("status")), time.perf_counter() - started)
 
 
 def check_exactly_once(target: Location, ids: pa.ChunkedArray, listed: pa.ChunkedArray) -> None:
@@ -275,7 +326,7 @@ def count_statuses(statuses: pa.ChunkedArray | list[str]) -> dict[str, int]:
 
 
 def build_dataset(items: pa.Table, config: Config, embedder: str, plan: Plan,
-                  artifact: ClassifierArtifact | None = None):
+                  artifact: ClassifierArtifact | None = None, splice: dict | None = None):
     """The lazy Ray Dataset: rows of the embeddings schema (or predictions), one per item.
 
     Args:
@@ -283,6 +334,7 @@ def build_dataset(items: pa.Table, config: Config, embedder: str, plan: Plan,
             the same bytes must not be redone (a `--verify` resume).
         embedder: the concrete embedder (`auto` resolved on the driver, so every actor agrees).
         artifact: a trained classifier; the Predictor stage then turns the rows into predictions.
+        splice: `SpliceFeatures` arguments, for a classifier that reads splice-v1 features.
     """
     import ray
 
@@ -294,7 +346,8 @@ def build_dataset(items: pa.Table, config: Config, embedder: str, plan: Plan,
                                    device="GPU:0" if plan.extract.num_gpus else None,
                                    num_threads=max(1, math.ceil(plan.extract.num_cpus))),
     )
-    ds = ds.map_batches(FaceEmbedder, **_actor_pool(plan.embed), fn_constructor_kwargs=_embed_kwargs(config, embedder, plan))
+    ds = ds.map_batches(FaceEmbedder, **_actor_pool(plan.embed),
+                        fn_constructor_kwargs=_embed_kwargs(config, embedder, plan, splice))
     if artifact is None:
         return ds
     from .learning.predict import Predictor
@@ -332,10 +385,11 @@ def read_listed(batch: dict[str, np.ndarray], listing) -> dict[str, np.ndarray]:
     return sources.read_files({name: rows.column(name).to_numpy(zero_copy_only=False) for name in rows.column_names})
 
 
-def _embed_kwargs(config: Config, embedder: str, plan: Plan) -> dict:
+def _embed_kwargs(config: Config, embedder: str, plan: Plan, splice: dict | None = None) -> dict:
     """The embed actors' constructor arguments: the config section with the embedder resolved."""
     return dict(config=dataclasses.replace(config.embed, embedder=embedder, batch_size=plan.embed.batch_size),
-                device="GPU:0" if plan.embed.num_gpus else "CPU:0", num_threads=max(1, math.ceil(plan.embed.num_cpus)))
+                device="GPU:0" if plan.embed.num_gpus else "CPU:0", num_threads=max(1, math.ceil(plan.embed.num_cpus)),
+                splice=splice)
 
 
 def _actor_pool(pool: PoolPlan) -> dict:

@@ -23,10 +23,12 @@ from .config import Config
 from .console import output
 from .console.progress import Progress
 from .errors import RunError, UserError
-from .pipeline import ExtractResult, extract_embeddings, predict_images, status_counts, synthesize_fakes
+from .pipeline import ExtractResult, extract_embeddings, predict_images, splice_rows, status_counts, synthesize_fakes
 from .stages import sources
 from .stages.filecues import UNREADABLE, FileCues, file_cues
 from .stages.embedders import embedder_identity
+from .stages.embedders.splice import NETWORKS, PATCH, SpliceModel, network_weights
+from .stages.splice_features import splice_use, spliced_dims, spliced_name
 from .stages.requirements import pipeline_needs, require
 from .stages.synth import choose_donors
 from .storage import parts
@@ -41,7 +43,7 @@ if TYPE_CHECKING:
 PACKAGES = ("fakeface-ray", "ray", "tensorflow-cpu", "tensorflow", "mtcnn", "scikit-learn", "numpy",
             "pyarrow", "pillow")
 MIN_SYNTH_REALS = 2  # a donor needs another face
-OUTPUTS = ("embeddings", "synthetic", "model", "plots", "metrics.json", "classification_report.txt", "run.json",
+OUTPUTS = ("embeddings", "synthetic", "splice_embeddings", "splice_train", "model", "plots", "metrics.json", "classification_report.txt", "run.json",
            "test_predictions.parquet", "report.html", "audit.json")
 READ_THREADS = 8  # the audit reads files this many at a time (object stores answer slowly, not busily)
 
@@ -87,7 +89,7 @@ class RunRecord:
         (out / "run.json").write_text(json.dumps(self.to_dict(), indent=2, default=str))
 
 
-TRAIN_KEYS = ("metrics", "classifier", "best_params", "duplicates", "embeddings", "synthetic")
+TRAIN_KEYS = ("metrics", "classifier", "best_params", "duplicates", "embeddings", "synthetic", "splice")
 
 
 @dataclass
@@ -197,10 +199,12 @@ def _train(config: Config, embeddings: Location, record: RunRecord | None, start
     capture_logs(out)
     began = time.perf_counter()
     data = load_embeddings(embeddings)
-    if config.train.backend == "ray":
+    if config.train.backend == "ray" or config.splice.use != "none":
         connect(config.ray)
+    check_splice_resources(config)
+    data, train_ids, splice_summary = _splice_features(config, out, embeddings, data)
     synthetic, synth_summary = _synthetic_fakes(config, out, embeddings, data)
-    result = fit(data, config.train, config.seed, synthetic)
+    result = fit(data, config.train, config.seed, synthetic, train_ids=train_ids)
     trained = time.perf_counter()
     evaluation = evaluate(result.artifact, result.test)
     metrics = metrics_document(evaluation, result,
@@ -212,7 +216,8 @@ def _train(config: Config, embeddings: Location, record: RunRecord | None, start
         "seed": config.seed, "test_split": config.train.test_split})
     record.train = {"metrics": {k: metrics[k] for k in ("macro_f1", "accuracy", "roc_auc")},
                     "classifier": result.classifier, "best_params": result.best_params,
-                    "duplicates": metrics["duplicates"], "embeddings": str(embeddings), "synthetic": synth_summary}
+                    "duplicates": metrics["duplicates"], "embeddings": str(embeddings), "synthetic": synth_summary,
+                    "splice": splice_summary}
     record.timings["train_s"] = trained - began
     build_report(out, config.report.samples_per_class, run=record.to_dict())
     record.timings["report_s"] = time.perf_counter() - trained
@@ -231,6 +236,9 @@ def run_all(config: Config, overwrite: bool = False, resume: bool = False, verif
     require(*pipeline_needs(config.extract, config.embed))
     listing = sources.list_sources(config.infile, config.read.extensions, config.class_map)
     check_labels(listing.labels(), config.train.test_split)
+    if config.splice.use != "none":
+        connect(config.ray)
+        check_splice_resources(config)  # before hours of extraction, not after
     began = time.perf_counter()
     shortcut = run_audit(config, listing)
     output.echo(f"[fakeface] audit: {shortcut.verdict()}")
@@ -292,18 +300,24 @@ def run_predict(config: Config, model: str, overwrite: bool = False, break_lock:
     listing = sources.list_sources(config.infile, config.read.extensions, config.class_map)
     artifact, saved = load_artifact(model)
     name, dims = embedder_identity(config.embed)
+    use = splice_use(artifact.embedder)
+    splice = None
+    if use != "none":
+        weights = network_weights(model)  # before any actor starts: a missing or swapped file is refused here
+        name, dims = spliced_name(name, use), spliced_dims(dims, use)
+        splice = {"weights": weights, "use": use, "max_pixels": config.read.max_pixels}
     if (artifact.embedder, artifact.dims) != (name, dims):
         raise TrainError(f"the model in {model} was trained on {artifact.embedder} ({artifact.dims} dims) but "
                          f"this run embeds with {name} ({dims} dims); set embed.embedder / embed.weights to match")
     with locked(config, break_lock):
         try:
-            return _predict(config, out, listing, artifact, model, name, overwrite)
+            return _predict(config, out, listing, artifact, model, name, overwrite, splice)
         except WriteError as exc:
             raise exc.then("run predict again with --overwrite") from None
 
 
 def _predict(config: Config, out: Location, listing: sources.Listing, artifact, model: str, name: str,
-             overwrite: bool) -> dict:
+             overwrite: bool, splice: dict | None) -> dict:
     predictions = out / "predictions"
     if predictions.exists():
         if not overwrite:
@@ -312,7 +326,7 @@ def _predict(config: Config, out: Location, listing: sources.Listing, artifact, 
     out.sweep_temporaries()
     capture_logs(out)
     started = time.perf_counter()
-    result = predict_images(config, out, listing, artifact)
+    result = predict_images(config, out, listing, artifact, splice)
     elapsed = time.perf_counter() - started
     preds = parts.read_folder(predictions, ["pred"]).column("pred").to_pylist()
     summary = {
@@ -346,6 +360,10 @@ def _synthetic_fakes(config: Config, out: Location, embeddings: Location, data: 
 
     if config.synth.variants == 0:
         return None, {"variants": 0, "skipped": "synth.variants is 0"}
+    if splice_use(data.embedder) != "none":
+        reason = (f"the SVM reads {data.embedder} features, and the synth stage embeds with the base embedder only "
+                  "(splice-v1 makes its own synthetic fakes every epoch): trained without synthetic fakes")
+        return None, {"variants": config.synth.variants, "skipped": reason}
     name, _ = embedder_identity(config.embed)
     if name != data.embedder:
         reason = f"the embeddings are {data.embedder} but this config embeds with {name}: trained without synthetic fakes"
@@ -363,6 +381,103 @@ def _synthetic_fakes(config: Config, out: Location, embeddings: Location, data: 
     synthetic = load_embeddings(made.folder)
     return synthetic, {"variants": config.synth.variants, "parents": made.n_parents, "fakes": len(synthetic.ids),
                        "counts_by_status": made.counts_by_status, "seconds": made.seconds}
+
+
+def check_splice_resources(config: Config) -> None:
+    """Refuse splice training the connected cluster cannot run (GPUs, workers), before it is waited for."""
+    import ray
+
+    from .learning.splice_training import check_resources
+
+    if config.splice.use != "none":
+        check_resources(config.splice, ray.cluster_resources())
+
+
+def _splice_features(config: Config, out: Location, embeddings: Location, data: Embeddings
+                     ) -> tuple[Embeddings, set | None, dict]:
+    """The rows with splice-v1 features (`splice.use`), from a network trained on the training side only.
+
+    Returns the rows to train on, the training side's image_ids (the SVM keeps this split even if
+    a file fails the splice pass) and what was done. Too few usable training reals is no error: the
+    rows stay as they are, and the fallback and its reason are returned and shown.
+    """
+    from .learning.splice_training import SpliceTrainingError, TrainingImage, check_training_set
+    from .learning.train import load_embeddings, split
+
+    use = config.splice.use
+    if use == "none":
+        return data, None, {"use": "none"}
+    train_side, _ = split(data, config.train.test_split, config.seed)
+    chosen = set(train_side.ids.tolist())
+    columns = ["image_id", "uri", "label", "keypoints", "face_box"]
+    rows = [r for r in parts.read_folder(embeddings, columns).to_pylist() if r["image_id"] in chosen]
+    big = [r for r in rows if min(r["face_box"][2:]) >= PATCH]  # face_box: x, y, width, height
+    images = [TrainingImage(r["image_id"], r["uri"], tuple(r["keypoints"]), CLASSES.index(r["label"]))
+              for r in sorted(big, key=lambda r: r["image_id"])]
+    small = sum(1 for r in rows if r["label"] == CLASSES[0]) - sum(1 for i in images if i.label == 0)
+    try:
+        check_training_set(images, config.splice, small_faces=small)
+    except SpliceTrainingError as exc:
+        reason = f"{exc}: trained on {data.embedder} alone"
+        output.echo(f"[fakeface] splice-v1 not trained: {reason}", err=True)
+        return data, None, {"use": use, "fallback": data.embedder, "reason": reason}
+    # Cross-fitting: each fold's network never sees that fold; the training rows get their fold's
+    # scores, every other row (test, predict) the mean of all folds' networks.
+    n_folds = max(1, config.splice.cross_fit_folds)
+    folds = _cross_fit_folds(images, config.splice.cross_fit_folds, config.seed)
+    folder = out / "model" / "splice"
+    names, histories, cost = [], [], 0.0
+    for k in range(n_folds):
+        subset = [i for i, fold in zip(images, folds) if fold != k]
+        metadata, seconds = _splice_network(config, out, folder / f"net-{k}", subset,
+                                            f"network {k + 1}/{n_folds}")
+        names.append(f"net-{k}")
+        histories.append(metadata.get("history", []))
+        cost += seconds
+    (folder / NETWORKS).write_text(json.dumps({"networks": names, "cross_fit_folds": config.splice.cross_fit_folds},
+                                              indent=2))
+    assignment = {i.image_id: int(fold) for i, fold in zip(images, folds) if fold >= 0}
+    made = splice_rows(config, out, embeddings, {"weights": network_weights(out / "model"), "use": use,
+                                                 "max_pixels": config.read.max_pixels, "assignment": assignment})
+    spliced = load_embeddings(made.folder)
+    summary = {"use": use, "embedder": spliced.embedder, "reused": cost == 0.0, "model": str(folder),
+               "training_images": len(images), "training_reals": metadata.get("training_reals"),
+               "small_faces_left_out": small, "cross_fit_folds": config.splice.cross_fit_folds,
+               "networks": len(names), "epochs": len(histories[0]), "histories": histories,
+               "train_seconds": cost, "train_seconds_per_1000_images": 1000 * cost / len(images),
+               "features_seconds": made.seconds, "features_counts_by_status": made.counts_by_status}
+    return spliced, chosen, summary
+
+
+def _cross_fit_folds(images: list, n_folds: int, seed: int) -> np.ndarray:
+    """A fold for each training image, stratified by label and seeded; all -1 (no fold: every network
+    trained on every image) when cross-fitting is off."""
+    folds = np.full(len(images), -1)
+    if n_folds < 2:
+        return folds
+    labels = np.array([i.label for i in images])
+    rng = np.random.default_rng(seed)
+    for label in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        folds[members] = np.arange(len(members)) % n_folds
+    return folds
+
+
+def _splice_network(config: Config, out: Location, folder: Location, images: list, what: str) -> tuple[dict, float]:
+    """The splice network for `images` in `folder`: reused when trained on the same set and settings,
+    else trained now. Returns its metadata and the seconds spent training (0 when reused)."""
+    from .learning.splice_training import train_splice, training_key
+
+    model = SpliceModel(folder)
+    key = training_key(images, config.splice, config.synth, config.seed)
+    if model.exists() and model.metadata().get("training_key") == key:
+        output.echo(f"[fakeface] splice-v1, {what}: reusing the network in {folder} (same images and settings)")
+        return model.metadata(), 0.0
+    output.echo(f"[fakeface] splice-v1, {what}: training on {len(images)} images ({config.splice.epochs} epochs, "
+                f"{config.splice.workers} Ray Train worker(s))")
+    storage = Path((out / "splice_train").path).resolve() if out.is_local else out / "splice_train"
+    metadata = train_splice(images, config.splice, config.synth, config.seed, folder, str(storage))
+    return metadata, metadata["seconds"]
 
 
 def _extract_summary(result: ExtractResult) -> dict[str, Any]:

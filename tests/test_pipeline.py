@@ -222,3 +222,55 @@ def test_the_read_stage_reads_every_input_once_in_at_most_max_read_tasks_blocks(
     got = {uri: data for block in blocks for uri, data in zip(block["uri"], block["bytes"])}
     assert sum(len(block["uri"]) for block in blocks) == len(got) == 61
     assert all(data == bytes([int(uri[-6:-4])]) * (int(uri[-6:-4]) + 1) for uri, data in got.items())
+
+
+def test_splice_networks_are_cross_fitted_on_the_training_side_reused_and_read_by_predict(
+        corpus, finished, tmp_path, ray_session):
+    import pyarrow.parquet as pq
+
+    from fakeface_ray.runs import run_predict, run_train
+
+    run_dir, _ = finished
+    overrides = ["splice.use=concat", "splice.epochs=1", "splice.batch_size=4", "splice.cross_fit_folds=2",
+                 "splice.min_reals=3", "train.c_grid=[1]", "train.gamma_grid=[scale]", "train.backend=loky"]
+    config = load_config(overrides=overrides, out=str(tmp_path / "spliced"))
+    trained = run_train(config, str(run_dir / "run" / "embeddings"))
+    summary = trained.record.train["splice"]
+    assert trained.metrics["embedder"] == "forensic-v6+splice-v1" and summary["networks"] == 2
+    assert not summary["reused"] and [len(h) for h in summary["histories"]] == [1, 1]
+    model = tmp_path / "spliced" / "model"
+    seen = [set(json.loads((model / "splice" / name / "splice.json").read_text())["image_ids"])
+            for name in json.loads((model / "splice" / "networks.json").read_text())["networks"]]
+    test_ids = set(pq.read_table(tmp_path / "spliced" / "test_predictions.parquet").column("image_id").to_pylist())
+    training = seen[0] | seen[1]
+    assert len(training) == summary["training_images"] and not training & test_ids
+    assert all(sum(i in s for s in seen) == 1 for i in training)  # each training row is unseen by one network
+    page = (tmp_path / "spliced" / "report.html").read_text()
+    assert 'data-plot="splice_training"' in page and "splice-v1 networks (concat)" in page
+
+    again = run_train(config, str(run_dir / "run" / "embeddings"))
+    assert again.record.train["splice"]["reused"] and again.metrics["macro_f1"] == trained.metrics["macro_f1"]
+
+    predicted = load_config(infile=str(corpus), out=str(tmp_path / "pred"))
+    result = run_predict(predicted, str(model))
+    assert result["embedder"] == "forensic-v6+splice-v1"
+    rows = {r["image_id"]: r for r in pads.dataset(str(tmp_path / "pred" / "predictions"), format="parquet")
+            .to_table().to_pylist()}
+    # Test rows were scored by the mean of the networks in training; predict does the same.
+    for r in pq.read_table(tmp_path / "spliced" / "test_predictions.parquet").to_pylist():
+        assert rows[r["image_id"]]["score"] == pytest.approx(r["score"], abs=1e-3)
+
+
+def test_too_few_training_reals_for_the_splice_network_fall_back_with_the_reason(finished, tmp_path):
+    from fakeface_ray.runs import run_train
+
+    run_dir, _ = finished
+    config = load_config(overrides=["splice.use=alone", "splice.min_reals=500", "train.c_grid=[1]",
+                                    "train.gamma_grid=[scale]", "train.backend=loky"], out=str(tmp_path / "fallback"))
+    trained = run_train(config, str(run_dir / "run" / "embeddings"))
+    splice = trained.record.train["splice"]
+    assert splice["fallback"] == trained.metrics["embedder"] == "forensic-v6"
+    assert "usable training reals, fewer than splice.min_reals=500" in splice["reason"]
+    assert json.loads((tmp_path / "fallback" / "run.json").read_text())["splice"] == splice
+    assert "Not used: " in (tmp_path / "fallback" / "report.html").read_text()
+    assert not (tmp_path / "fallback" / "model" / "splice").exists()

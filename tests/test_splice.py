@@ -105,4 +105,69 @@ def test_ray_train_with_two_workers_writes_verified_weights(reals, tmp_path, ray
     metadata = train_splice(reals, config, SynthConfig(), seed=0, folder=tmp_path / "model",
                             storage=tmp_path / "ray-train")
     assert metadata["workers"] == 2 and metadata["training_reals"] == 12
-    assert SpliceModel(tmp_path / "model").verified().is_file()
+    assert len(SpliceModel(tmp_path / "model").verified()) > 1000
+
+
+class _Constant:
+    """A stand-in network: every patch scores `value` in every dim; records how many patches it saw."""
+
+    def __init__(self, value: float):
+        self.value, self.seen = value, 0
+
+    def embed_patches(self, patches: np.ndarray) -> np.ndarray:
+        self.seen += len(patches)
+        return np.full((len(patches), 136), self.value, dtype=np.float32)
+
+
+def _rows(tmp_path, reals):
+    import hashlib
+
+    import pyarrow as pa
+
+    from fakeface_ray.storage.schema import embeddings_schema
+
+    rows = []
+    for k, item in enumerate(reals[:4]):
+        data = Path(item.uri).read_bytes()
+        rows.append({"image_id": item.image_id, "uri": item.uri, "label": "real",
+                     "sha256": hashlib.sha256(data).hexdigest(), "status": "ok", "n_faces": 1,
+                     "face_box": [100, 100, 200, 250], "keypoints": list(KEYPOINTS), "embedder": "forensic-v6",
+                     "embedding": [float(k)] * 3})
+    rows[2]["sha256"] = "0" * 64  # the file changed since its row was made
+    rows.append({**rows[0], "image_id": "gone", "uri": str(tmp_path / "gone.jpg")})
+    rows.append({**rows[0], "image_id": "no face", "status": "no_face", "embedding": None, "keypoints": None,
+                 "face_box": None})
+    return pa.Table.from_pylist(rows, schema=embeddings_schema(3))
+
+
+def test_splice_scores_come_from_the_unseen_network_or_the_mean_and_bad_files_become_error_rows(reals, tmp_path):
+    from fakeface_ray.stages.splice_features import SCORE_DIMS, SpliceFeatures
+
+    nets = [_Constant(1.0), _Constant(3.0)]
+    stage = SpliceFeatures(None, "concat", 10**8, assignment={"r0": 1, "r1": 0}, embedders=nets)
+    out = stage(_rows(tmp_path, reals)).to_pylist()
+    by_id = {r["image_id"]: r for r in out}
+    assert [r["image_id"] for r in out] == ["r0", "r1", "r2", "r3", "gone", "no face"]  # every row, in place
+    assert by_id["r0"]["embedding"] == [0.0] * 3 + [3.0] * SCORE_DIMS  # its fold's network only
+    assert by_id["r1"]["embedding"] == [1.0] * 3 + [1.0] * SCORE_DIMS
+    assert by_id["r3"]["embedding"] == [3.0] * 3 + [2.0] * SCORE_DIMS  # not assigned: the mean of both
+    assert by_id["r2"]["status"] == "read_error" and "changed since its row was made" in by_id["r2"]["error"]
+    assert by_id["gone"]["status"] == "read_error" and by_id["gone"]["embedding"] is None
+    assert by_id["no face"]["status"] == "no_face" and by_id["no face"]["embedding"] is None
+    assert {r["embedder"] for r in out} == {"forensic-v6+splice-v1"}
+    assert (nets[0].seen, nets[1].seen) == (2, 2)  # r1 and r3; r0 and r3
+
+    alone = SpliceFeatures(None, "alone", 10**8, embedders=[_Constant(5.0)])(_rows(tmp_path, reals)).to_pylist()
+    assert alone[0]["embedding"] == [5.0] * SCORE_DIMS and alone[0]["embedder"] == "splice-v1"
+
+
+def test_cross_fitting_folds_are_stratified_and_seeded(reals):
+    from fakeface_ray.learning.splice_training import TrainingImage
+    from fakeface_ray.runs import _cross_fit_folds
+
+    images = reals + [TrainingImage(f"f{i}", "x", KEYPOINTS, 1) for i in range(6)]
+    folds = _cross_fit_folds(images, 3, seed=0)
+    labels = np.array([i.label for i in images])
+    assert all(np.bincount(folds[labels == label]).tolist() == [n // 3] * 3 for label, n in ((0, 12), (1, 6)))
+    np.testing.assert_array_equal(folds, _cross_fit_folds(images, 3, seed=0))
+    assert (_cross_fit_folds(images, 0, seed=0) == -1).all()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import tempfile
 import time
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from ..stages import blends, imaging
 from ..stages.embedders.splice import MAP, METADATA, NAME, PATCH, WEIGHTS, boundary_targets
 from ..stages.faces import PATCH_PARTS, part_patches
 from ..stages.synth import choose_donors, variant_rng
-from ..storage.locations import read_bytes
+from ..storage.locations import Location, read_bytes
 
 
 class SpliceTrainingError(UserError):
@@ -41,11 +40,17 @@ class TrainingImage:
     label: int
 
 
-def check_training_set(images: list[TrainingImage], config: SpliceConfig) -> None:
-    """Refuse a training set with too few reals to synthesise from."""
+def check_training_set(images: list[TrainingImage], config: SpliceConfig, small_faces: int = 0) -> None:
+    """Refuse a training set with too few reals to synthesise from.
+
+    Args:
+        small_faces: training reals left out because their face is smaller than a patch (said in the message).
+    """
     reals = sum(1 for i in images if i.label == 0)
     if reals < config.min_reals:
-        raise SpliceTrainingError(f"{reals} usable training reals, fewer than splice.min_reals={config.min_reals}")
+        left_out = f" ({small_faces} more have faces under {PATCH} px, the network's input)" if small_faces else ""
+        raise SpliceTrainingError(f"{reals} usable training reals{left_out}, fewer than "
+                                  f"splice.min_reals={config.min_reals}")
 
 
 def check_resources(config: SpliceConfig, resources: dict[str, float]) -> None:
@@ -203,13 +208,29 @@ def train_loop_per_worker(loop: dict) -> None:
         ray.train.report({"loss": history[-1]["loss"]}, checkpoint=checkpoint)
 
 
+def training_key(images: list[TrainingImage], config: SpliceConfig, synth: SynthConfig, seed: int) -> str:
+    """sha256 of what a training depends on: the images and labels, the settings, the seed.
+
+    A rerun (`--resume`, `train` again) with the same key reuses the saved network.
+    """
+    from dataclasses import asdict
+
+    settings = {k: v for k, v in asdict(config).items() if k not in ("use", "workers", "use_gpu")}
+    facts = {"images": sorted((i.image_id, i.uri, i.label, list(i.keypoints)) for i in images),
+             "splice": settings, "synth": asdict(synth), "seed": seed, "embedder": NAME}
+    return hashlib.sha256(json.dumps(facts, sort_keys=True, default=list).encode()).hexdigest()
+
+
 def train_splice(images: list[TrainingImage], config: SpliceConfig, synth: SynthConfig, seed: int,
-                 folder: Path, storage: Path) -> dict:
+                 folder: Location, storage: str) -> dict:
     """Run Ray Train (TensorflowTrainer, `config.workers` workers) and put the weights in `folder`.
 
+    The caller checks the training set (`check_training_set`) first.
+
     Args:
-        storage: Ray Train's run folder (its checkpoints); the weights are copied out of it.
-    Returns: the saved metadata.
+        folder: where the weights and `splice.json` go (a run's `model/`; a path or URI).
+        storage: Ray Train's run folder (its checkpoints): a path every worker's node can write, or a URI.
+    Returns: the saved metadata, with the training key, time and sizes added.
     """
     from dataclasses import asdict
 
@@ -218,7 +239,6 @@ def train_splice(images: list[TrainingImage], config: SpliceConfig, synth: Synth
 
     import ray
 
-    check_training_set(images, config)
     check_resources(config, ray.cluster_resources())
     started = time.perf_counter()
     trainer = TensorflowTrainer(
@@ -226,15 +246,18 @@ def train_splice(images: list[TrainingImage], config: SpliceConfig, synth: Synth
         train_loop_config={"images": [asdict(i) for i in images], "splice": asdict(config), "synth": asdict(synth),
                            "seed": seed},
         scaling_config=ScalingConfig(num_workers=config.workers, use_gpu=config.use_gpu),
-        run_config=RunConfig(name="splice", storage_path=str(storage.resolve())),
+        run_config=RunConfig(name="splice", storage_path=storage),
     )
     result = trainer.fit()
+    folder.mkdir()
     with result.checkpoint.as_directory() as saved:
-        folder.mkdir(parents=True, exist_ok=True)
-        for name in (WEIGHTS, METADATA):
-            shutil.copyfile(Path(saved) / name, folder / name)
-    metadata = json.loads((folder / METADATA).read_text())
-    metadata.update({"seconds": time.perf_counter() - started, "workers": config.workers,
-                     "training_images": len(images), "training_reals": sum(i.label == 0 for i in images)})
+        (folder / WEIGHTS).write_bytes((Path(saved) / WEIGHTS).read_bytes())
+        metadata = json.loads((Path(saved) / METADATA).read_text())
+    seconds = time.perf_counter() - started
+    metadata.update({"seconds": seconds, "workers": config.workers, "use_gpu": config.use_gpu,
+                     "training_images": len(images), "training_reals": sum(i.label == 0 for i in images),
+                     "seconds_per_1000_images": 1000 * seconds / len(images),
+                     "training_key": training_key(images, config, synth, seed),
+                     "image_ids": sorted(i.image_id for i in images)})  # what it saw: audits, and the tests
     (folder / METADATA).write_text(json.dumps(metadata, indent=2))
     return metadata

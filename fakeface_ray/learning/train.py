@@ -190,7 +190,15 @@ def split(data: Embeddings, test_split: float, seed: int) -> tuple[Embeddings, E
     """Train/test split stratified by class, with a fixed seed; identical bytes never straddle it."""
     _check_counts(np.bincount(data.y, minlength=len(CLASSES)), test_split)
     start, total = grouped_positions(data.groups, data.y, seed)
-    in_test = start < test_split * total
+    return _checked_sides(data, start < test_split * total)
+
+
+def split_by_ids(data: Embeddings, train_ids: set) -> tuple[Embeddings, Embeddings]:
+    """The rows whose image_id is in `train_ids`, and the others (test)."""
+    return _checked_sides(data, ~np.isin(data.ids, list(train_ids)))
+
+
+def _checked_sides(data: Embeddings, in_test: np.ndarray) -> tuple[Embeddings, Embeddings]:
     train, test = data.take(np.flatnonzero(~in_test)), data.take(np.flatnonzero(in_test))
     for side, part, least in (("training", train, 2), ("test", test, 1)):
         counts = np.bincount(part.y, minlength=len(CLASSES))
@@ -209,7 +217,8 @@ def grouped_folds(data: Embeddings, n_folds: int, seed: int) -> list[tuple[np.nd
     return [(np.flatnonzero(fold != k), np.flatnonzero(fold == k)) for k in range(n_folds)]
 
 
-def fit(data: Embeddings, config: TrainConfig, seed: int, synthetic: Embeddings | None = None) -> TrainResult:
+def fit(data: Embeddings, config: TrainConfig, seed: int, synthetic: Embeddings | None = None,
+        train_ids: set | None = None) -> TrainResult:
     """Split, grid-search on the training part (macro F1, stratified folds), refit the best.
 
     The split and the folds keep rows with identical bytes together (`Embeddings.groups`).
@@ -217,8 +226,10 @@ def fit(data: Embeddings, config: TrainConfig, seed: int, synthetic: Embeddings 
     Args:
         synthetic: synthetic fakes; those whose parent lands on the training side join it, the
             others are dropped, so nothing made from a test image is ever trained on.
+        train_ids: the training side, when an earlier step (the splice network) was trained on a
+            split of these rows already; every other row is test.
     """
-    train, test = split(data, config.test_split, seed)
+    train, test = split(data, config.test_split, seed) if train_ids is None else split_by_ids(data, train_ids)
     if synthetic is not None:
         train = with_synthetic(train, synthetic)
     return tune(train, test, config, seed)

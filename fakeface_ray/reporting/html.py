@@ -44,7 +44,8 @@ def build_report(out: str | Location, per_class: int = 16, run: dict | None = No
                           "run train again to rewrite it") from None
     y_true = np.array([CLASSES.index(r["label"]) for r in table], dtype=np.int64)
     scores = np.array([r["score"] for r in table], dtype=float)
-    written = plots.plot_all(out, metrics, y_true, scores, _samples(table, per_class))
+    splice = (run.get("splice") or {})
+    written = plots.plot_all(out, metrics, y_true, scores, _samples(table, per_class), splice.get("histories"))
     audit = json.loads((out / "audit.json").read_text()) if (out / "audit.json").exists() else None
     page = out / "report.html"
     page.write_text(render(metrics, run, {name: loc.read_bytes() for name, loc in written.items()}, audit))
@@ -78,6 +79,7 @@ def render(metrics: dict, run: dict, pngs: dict[str, bytes], audit: dict | None 
     images = "".join(
         f'<figure><img data-plot="{name}" alt="{name}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
         f"<figcaption>{name.replace('_', ' ')}</figcaption></figure>" for name, data in pngs.items())
+    splice_section = _splice_section(run.get("splice") or {}, cell)
     details = html.escape(json.dumps({"config": run.get("config"), "versions": run.get("versions"),
                                       "embedder_reason": run.get("embedder_reason"),
                                       "timings": run.get("timings")}, indent=2))
@@ -102,6 +104,7 @@ pre {{ background: #f6f6f6; padding: 1em; overflow: auto; }}
 <h2>Operating point (chosen on cross-validation folds)</h2><table>{point_rows}</table>
 <h2>Confusion matrix</h2><table><tr><th></th>{header}</tr>{body}</table>
 <h2>Inputs by status</h2><table>{statuses}</table>
+{splice_section}
 <h2>Plots</h2>{images}
 <h2>Run</h2><pre>{details}</pre>
 <script>
@@ -113,6 +116,33 @@ window.addEventListener("load", () => {{
 </script>
 </body></html>
 """
+
+
+def _splice_section(splice: dict, cell) -> str:
+    """The splice networks' part of the page: their training, epoch by epoch, or why none was used."""
+    if "fallback" in splice:
+        return (f"<h2>splice-v1 network</h2><p>Not used: {html.escape(splice['reason'])}. "
+                f"The classifier reads {html.escape(splice['fallback'])}.</p>")
+    if "histories" not in splice:
+        return ""
+    histories = splice["histories"]
+    header = "".join(f"<th>network {k + 1} loss</th><th>training ROC AUC</th>" for k in range(len(histories)))
+    rows = []
+    for epoch in range(len(histories[0])):
+        cells = "".join(cell(f"splice.net{k}.epoch{epoch + 1}.loss", h[epoch]["loss"])
+                        + cell(f"splice.net{k}.epoch{epoch + 1}.train_auc", h[epoch].get("train_auc"))
+                        for k, h in enumerate(histories))
+        rows.append(f"<tr><th>{epoch + 1}</th>{cells}</tr>")
+    how = "Reused from an earlier run on the same training set" if splice["reused"] else "Trained"
+    cost = splice.get("train_seconds_per_1000_images")
+    folds = splice.get("cross_fit_folds", 0)
+    scheme = (f"one per cross-fitting fold ({folds}): each scores the training rows it never saw, and their mean "
+              "scores the test rows" if folds else "one network, trained on every training row")
+    return (f"<h2>splice-v1 networks ({html.escape(splice['use'])})</h2><p>{how} on {splice['training_images']} "
+            f"images of the training side, {scheme}. "
+            f'<span data-metric="splice.train_seconds_per_1000_images">{"n/a" if cost is None else f"{cost:.0f}"}'
+            "</span> s of training per 1,000 training images. First epoch to last (plot: splice training):</p>"
+            f"<table><tr><th>epoch</th>{header}</tr>{''.join(rows)}</table>")
 
 
 def _samples(rows: list[dict], per_class: int) -> dict[str, list[tuple[np.ndarray, str]]]:

@@ -16,14 +16,17 @@ SAMPLE_GRIDS = ("real", "fake", "true_positive", "false_positive", "true_negativ
 
 
 def plot_all(out: Location, metrics: dict, y_true: np.ndarray, scores: np.ndarray,
-             samples: dict[str, Sequence[tuple[np.ndarray, str]]]) -> dict[str, Location]:
+             samples: dict[str, Sequence[tuple[np.ndarray, str]]],
+             splice_histories: list[list[dict]] | None = None) -> dict[str, Location]:
     """Write the PNG plots under `out/plots/`; returns them by name.
 
     Sample grids (each class, as the original showed, and the four outcomes of the test split),
-    the confusion matrix, and ROC and precision-recall curves with the operating point marked.
+    the confusion matrix, ROC and precision-recall curves with the operating point marked, and
+    the splice network's training curves when one was trained.
 
     Args:
         samples: grid name -> (RGB thumbnail, caption) pairs.
+        splice_histories: each splice-v1 network's epochs (`loss`, `train_auc`), first to last.
     """
     import matplotlib
 
@@ -85,6 +88,22 @@ def plot_all(out: Location, metrics: dict, y_true: np.ndarray, scores: np.ndarra
         ax.set_ylim(0, 1.02)
         ax.legend(loc="lower left")
         written["precision_recall"] = _save(fig, folder / "precision_recall.png")
+
+    if splice_histories:
+        fig, ax = plt.subplots(figsize=(4, 4))
+        twin = ax.twinx()
+        for k, history in enumerate(splice_histories):
+            epochs = [h["epoch"] for h in history]
+            ax.plot(epochs, [h["loss"] for h in history], "o-", color=f"C{k}", label=f"network {k + 1} loss")
+            twin.plot(epochs, [np.nan if h.get("train_auc") is None else h["train_auc"] for h in history], "s:",
+                      color=f"C{k}")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("training loss (solid)")
+        twin.set_ylabel("training ROC AUC (dotted)")
+        twin.set_ylim(0, 1)
+        ax.legend(loc="upper right", fontsize=7)
+        ax.set_title("splice-v1 training")
+        written["splice_training"] = _save(fig, folder / "splice_training.png")
     return written
 
 

@@ -10,6 +10,7 @@ import pyarrow as pa
 from ..config import EmbedConfig
 from ..storage.schema import Status, to_table
 from .embedders import Embedder, load_embedder
+from .splice_features import SpliceFeatures
 
 
 class FaceEmbedder:
@@ -21,12 +22,16 @@ class FaceEmbedder:
     Args:
         config: the `embed` section; its `embedder` must be concrete (the driver resolves `auto`).
         model: an embedder to use instead of building one from `config` (tests pass tiny ones).
+        splice: a splice stage to pass the rows through in the same actor (predicting with a
+            model trained on splice-v1 features): no third actor pool, no pixels between actors.
     """
 
     def __init__(self, config: EmbedConfig, *, device: str = "CPU:0", num_threads: int | None = None,
-                 model: Embedder | None = None):
+                 model: Embedder | None = None, splice: dict | None = None):
         self.model = model if model is not None else load_embedder(config, device=device,
                                                                    num_threads=num_threads)
+        self.splice = (SpliceFeatures(**splice, device=device, num_threads=num_threads)
+                       if splice is not None else None)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
         n = len(batch["image_id"])
@@ -34,7 +39,8 @@ class FaceEmbedder:
         rows = np.flatnonzero(batch["status"] == Status.OK)
         if len(rows):
             vectors[rows] = self._embed(batch, rows)
-        return to_table(batch, vectors, self.model.name)
+        table = to_table(batch, vectors, self.model.name)
+        return self.splice(table) if self.splice is not None else table
 
     def _embed(self, batch: dict[str, np.ndarray], rows: np.ndarray) -> np.ndarray:
         embed_regions: Any = getattr(self.model, "embed_regions", None)

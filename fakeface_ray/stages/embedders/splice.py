@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ...cluster.devices import configure_tensorflow
+from ...storage.locations import Location, location
 from ..faces import PATCH_PARTS, part_patches
 from . import EmbedderError
 
@@ -27,6 +29,7 @@ FEATURES = 64  # channels of the last block; pooled by mean and max
 DIMS = 2 * len(PATCH_PARTS) + 2 * FEATURES
 WEIGHTS = "splice.weights.h5"
 METADATA = "splice.json"
+NETWORKS = "networks.json"  # in a run's model/splice/: the networks a classifier's splice scores come from
 CLIP = 3.0  # residuals beyond +-3 grey levels are scene content, not noise
 
 
@@ -72,29 +75,48 @@ def boundary_targets(mask: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class SpliceModel:
-    """Where a trained splice network lives: its weights file and metadata (with the weights' sha256)."""
+    """Where a trained splice network lives: its weights file and metadata (with the weights' sha256).
 
-    folder: Path
+    Args:
+        folder: a path or URI (a run's `model/`).
+    """
+
+    folder: str | Path | Location
 
     @property
-    def weights(self) -> Path:
-        return self.folder / WEIGHTS
+    def place(self) -> Location:
+        return location(self.folder)
+
+    def exists(self) -> bool:
+        return (self.place / METADATA).exists()
 
     def metadata(self) -> dict:
-        path = self.folder / METADATA
-        if not path.is_file():
+        path = self.place / METADATA
+        if not path.exists():
             raise EmbedderError(f"no trained splice model in {self.folder} ({METADATA} missing)")
         return json.loads(path.read_text())
 
-    def verified(self) -> Path:
-        """The weights file, after checking its sha256 against the metadata."""
+    def verified(self) -> bytes:
+        """The weights file's bytes, after checking their sha256 against the metadata."""
         expected = self.metadata().get("sha256")
-        if not self.weights.is_file():
-            raise EmbedderError(f"{self.weights} is missing")
-        digest = hashlib.sha256(self.weights.read_bytes()).hexdigest()
+        path = self.place / WEIGHTS
+        if not path.exists():
+            raise EmbedderError(f"{path} is missing")
+        data = path.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
         if digest != expected:
-            raise EmbedderError(f"{self.weights}: sha256 {digest} does not match {expected} in {METADATA}")
-        return self.weights
+            raise EmbedderError(f"{path}: sha256 {digest} does not match {expected} in {METADATA}")
+        return data
+
+
+def network_weights(model: str | Path | Location) -> list[bytes]:
+    """The verified weights of every network a run's classifier reads (`<model>/splice/networks.json`)."""
+    folder = location(model) / "splice"
+    if not (folder / NETWORKS).exists():
+        raise EmbedderError(f"{folder / NETWORKS} is missing: the classifier in {model} reads splice-v1 scores, "
+                            "but its networks are not beside it")
+    names = json.loads((folder / NETWORKS).read_text())["networks"]
+    return [SpliceModel(folder / name).verified() for name in names]
 
 
 class SpliceEmbedder:
@@ -102,17 +124,24 @@ class SpliceEmbedder:
 
     Args:
         model: the folder holding `splice.weights.h5` and `splice.json` (a run's `model/`).
+        weights: the weights file's bytes, already verified (actors get these, not a path the
+            driver's machine alone can read).
+        net: a patch network to use as it is (tests, and training's own scoring).
     """
 
     name = NAME
     dims = DIMS
 
-    def __init__(self, model: str | Path, device: str = "CPU:0", num_threads: int | None = None,
-                 net: Any = None):
+    def __init__(self, model: str | Path | Location | None = None, device: str = "CPU:0",
+                 num_threads: int | None = None, net: Any = None, weights: bytes | None = None):
         configure_tensorflow(device, num_threads)
         if net is None:
             net = build_patch_net()
-            net.load_weights(SpliceModel(Path(model)).verified())
+            data = weights if weights is not None else SpliceModel(model).verified()
+            with tempfile.TemporaryDirectory() as folder:  # Keras loads .h5 weights from a file only
+                path = Path(folder) / WEIGHTS
+                path.write_bytes(data)
+                net.load_weights(path)
         self.net = net
         self.device = device
 
