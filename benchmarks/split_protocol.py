@@ -8,7 +8,7 @@ photo, exactly as `fakeface run` does.
 
     .venv/bin/python benchmarks/quality.py --corpora runs/corpora_published --work runs/quality_published
     .venv/bin/python benchmarks/split_protocol.py --work runs/quality_published [--seeds 0,1,2,3,4,5]
-        [--set synth.variants=4] [--in-process] [--json benchmarks/results/split_protocol.json]
+        [--set synth.variants=4] [--in-process] [--json benchmarks/results/split_protocol.json] [--runs DIR]
 
 `--in-process` runs the command's own steps (the same split, grid search, threshold and test) in
 this process, with joblib's loky backend instead of a Ray per seed: seconds instead of minutes per
@@ -70,6 +70,8 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--in-process", action="store_true", help="the command's steps in this process")
     parser.add_argument("--json", default=str(ROOT / "benchmarks/results/split_protocol.json"))
+    parser.add_argument("--runs", help="keep each run's folder here (<generator>-<seed>) instead of a temporary "
+                                       "one: a second call with other settings reuses its splice networks")
     args = parser.parse_args()
     if args.in_process and args.overrides:
         parser.error("--in-process takes no --set")
@@ -77,6 +79,7 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     generators: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as scratch:
+        scratch = args.runs or scratch
         for g in args.generators.split(","):
             embeddings = Path(args.work) / g / "embeddings"
             runs = {s: run_in_process(embeddings, s) if args.in_process

@@ -426,24 +426,19 @@ def _splice_features(config: Config, out: Location, embeddings: Location, data: 
     n_folds = max(1, config.splice.cross_fit_folds)
     folds = _cross_fit_folds(images, config.splice.cross_fit_folds, config.seed)
     folder = out / "model" / "splice"
-    names, histories, cost = [], [], 0.0
-    for k in range(n_folds):
-        subset = [i for i, fold in zip(images, folds) if fold != k]
-        metadata, seconds = _splice_network(config, out, folder / f"net-{k}", subset,
-                                            f"network {k + 1}/{n_folds}")
-        names.append(f"net-{k}")
-        histories.append(metadata.get("history", []))
-        cost += seconds
-    (folder / NETWORKS).write_text(json.dumps({"networks": names, "cross_fit_folds": config.splice.cross_fit_folds},
-                                              indent=2))
+    networks = {f"net-{k}": [i for i, fold in zip(images, folds) if fold != k] for k in range(n_folds)}
+    metadata, cost = _splice_networks(config, out, folder, networks)
+    (folder / NETWORKS).write_text(json.dumps({"networks": list(networks), "cross_fit_folds":
+                                               config.splice.cross_fit_folds}, indent=2))
+    histories = [metadata[name].get("history", []) for name in networks]
     assignment = {i.image_id: int(fold) for i, fold in zip(images, folds) if fold >= 0}
     made = splice_rows(config, out, embeddings, {"weights": network_weights(out / "model"), "use": use,
                                                  "max_pixels": config.read.max_pixels, "assignment": assignment})
     spliced = load_embeddings(made.folder)
     summary = {"use": use, "embedder": spliced.embedder, "reused": cost == 0.0, "model": str(folder),
-               "training_images": len(images), "training_reals": metadata.get("training_reals"),
+               "training_images": len(images), "training_reals": sum(i.label == 0 for i in images),
                "small_faces_left_out": small, "cross_fit_folds": config.splice.cross_fit_folds,
-               "networks": len(names), "epochs": len(histories[0]), "histories": histories,
+               "networks": len(networks), "epochs": len(histories[0]), "histories": histories,
                "train_seconds": cost, "train_seconds_per_1000_images": 1000 * cost / len(images),
                "features_seconds": made.seconds, "features_counts_by_status": made.counts_by_status}
     return spliced, chosen, summary
@@ -463,21 +458,32 @@ def _cross_fit_folds(images: list, n_folds: int, seed: int) -> np.ndarray:
     return folds
 
 
-def _splice_network(config: Config, out: Location, folder: Location, images: list, what: str) -> tuple[dict, float]:
-    """The splice network for `images` in `folder`: reused when trained on the same set and settings,
-    else trained now. Returns its metadata and the seconds spent training (0 when reused)."""
+def _splice_networks(config: Config, out: Location, folder: Location, networks: dict[str, list]
+                     ) -> tuple[dict[str, dict], float]:
+    """The splice networks, each trained on its images in `folder / name`: those trained before on the
+    same images and settings are reused, the others trained now, together. Returns each one's
+    metadata and the seconds spent training (0 when all were reused)."""
     from .learning.splice_training import train_splice, training_key
 
-    model = SpliceModel(folder)
-    key = training_key(images, config.splice, config.synth, config.seed)
-    if model.exists() and model.metadata().get("training_key") == key:
-        output.echo(f"[fakeface] splice-v1, {what}: reusing the network in {folder} (same images and settings)")
-        return model.metadata(), 0.0
-    output.echo(f"[fakeface] splice-v1, {what}: training on {len(images)} images ({config.splice.epochs} epochs, "
+    found, todo = {}, {}
+    for name, images in networks.items():
+        model = SpliceModel(folder / name)
+        if model.exists() and model.metadata().get("training_key") == training_key(
+                images, config.splice, config.synth, config.seed):
+            found[name] = model.metadata()
+        else:
+            todo[name] = images
+    if found:
+        output.echo(f"[fakeface] splice-v1: reusing {', '.join(found)} in {folder} (same images and settings)")
+    if not todo:
+        return found, 0.0
+    output.echo(f"[fakeface] splice-v1: training {len(todo)} network(s) on "
+                f"{', '.join(str(len(i)) for i in todo.values())} images ({config.splice.epochs} epochs, "
                 f"{config.splice.workers} Ray Train worker(s))")
+    started = time.perf_counter()
     storage = Path((out / "splice_train").path).resolve() if out.is_local else out / "splice_train"
-    metadata = train_splice(images, config.splice, config.synth, config.seed, folder, str(storage))
-    return metadata, metadata["seconds"]
+    trained = train_splice(todo, config.splice, config.synth, config.seed, folder, str(storage))
+    return found | trained, time.perf_counter() - started
 
 
 def _extract_summary(result: ExtractResult) -> dict[str, Any]:

@@ -274,3 +274,13 @@ def test_too_few_training_reals_for_the_splice_network_fall_back_with_the_reason
     assert json.loads((tmp_path / "fallback" / "run.json").read_text())["splice"] == splice
     assert "Not used: " in (tmp_path / "fallback" / "report.html").read_text()
     assert not (tmp_path / "fallback" / "model" / "splice").exists()
+
+
+def test_gpu_splice_training_on_a_cluster_without_gpus_is_refused_before_extraction(corpus, tmp_path, ray_session):
+    from fakeface_ray.learning.splice_training import SpliceTrainingError
+
+    config = load_config(overrides=["splice.use=concat", "splice.use_gpu=true"], infile=str(corpus),
+                         out=str(tmp_path / "gpu"))
+    with pytest.raises(SpliceTrainingError, match="splice.use_gpu asks for 1 GPU workers but the cluster has 0 GPUs"):
+        run_all(config)
+    assert not (tmp_path / "gpu").exists()

@@ -44,6 +44,8 @@ def test_too_few_reals_are_refused_with_the_reason(reals):
 
     with pytest.raises(SpliceTrainingError, match="3 usable training reals, fewer than splice.min_reals=10"):
         check_training_set(reals[:3], SpliceConfig())
+    with pytest.raises(SpliceTrainingError, match="0 usable training reals \\(12 more have faces under 96 px"):
+        check_training_set([], SpliceConfig(), small_faces=12)
 
 
 def test_gpu_training_on_a_cluster_without_gpus_is_refused_up_front():
@@ -97,15 +99,17 @@ def test_a_short_training_lowers_the_loss_and_the_weights_round_trip(reals, tmp_
 
 @pytest.mark.slow
 @pytest.mark.ray
-def test_ray_train_with_two_workers_writes_verified_weights(reals, tmp_path, ray_session):
+def test_ray_train_with_two_workers_writes_verified_weights_of_each_network(reals, tmp_path, ray_session):
     from fakeface_ray.learning.splice_training import train_splice
     from fakeface_ray.stages.embedders.splice import SpliceModel
+    from fakeface_ray.storage.locations import location
 
     config = replace(SpliceConfig(), epochs=1, batch_size=4, workers=2)
-    metadata = train_splice(reals, config, SynthConfig(), seed=0, folder=tmp_path / "model",
-                            storage=tmp_path / "ray-train")
-    assert metadata["workers"] == 2 and metadata["training_reals"] == 12
-    assert len(SpliceModel(tmp_path / "model").verified()) > 1000
+    saved = train_splice({"net-0": reals, "net-1": reals[:10]}, config, SynthConfig(), seed=0,
+                         folder=location(tmp_path / "model"), storage=str(tmp_path / "ray-train"))
+    assert saved["net-0"]["workers"] == 2 and saved["net-0"]["training_reals"] == 12
+    assert saved["net-1"]["image_ids"] == sorted(i.image_id for i in reals[:10])
+    assert all(len(SpliceModel(tmp_path / "model" / name).verified()) > 1000 for name in ("net-0", "net-1"))
 
 
 class _Constant:

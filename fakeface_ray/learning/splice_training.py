@@ -191,21 +191,25 @@ def save_splice(patch_net, folder: Path, history: list[dict], extra: dict) -> di
 
 
 def train_loop_per_worker(loop: dict) -> None:
-    """Ray Train's entry point on each worker: its share of the images, one strategy, rank 0 saves."""
+    """Ray Train's entry point on each worker: each network in turn on its share of that network's
+    images, one strategy for all; rank 0 saves them, one folder each, in one checkpoint."""
     import ray.train
     import tensorflow as tf
 
     context = ray.train.get_context()
     rank, size = context.get_world_rank(), context.get_world_size()
-    images = [TrainingImage(**i) for i in loop["images"]][rank::size]
     strategy = tf.distribute.MultiWorkerMirroredStrategy() if size > 1 else None
     config, synth = SpliceConfig(**loop["splice"]), SynthConfig(**loop["synth"])
-    patch_net, history = fit_splice(images, config, synth, loop["seed"] + rank, strategy)
+    losses = {}
     with tempfile.TemporaryDirectory() as folder:
-        if rank == 0:
-            save_splice(patch_net, Path(folder), history, {})
+        for name, listed in loop["networks"].items():
+            images = [TrainingImage(**i) for i in listed][rank::size]
+            patch_net, history = fit_splice(images, config, synth, loop["seed"] + rank, strategy)
+            losses[name] = history[-1]["loss"]
+            if rank == 0:
+                save_splice(patch_net, Path(folder) / name, history, {})
         checkpoint = ray.train.Checkpoint.from_directory(folder) if rank == 0 else None
-        ray.train.report({"loss": history[-1]["loss"]}, checkpoint=checkpoint)
+        ray.train.report({"loss": max(losses.values())}, checkpoint=checkpoint)
 
 
 def training_key(images: list[TrainingImage], config: SpliceConfig, synth: SynthConfig, seed: int) -> str:
@@ -215,22 +219,25 @@ def training_key(images: list[TrainingImage], config: SpliceConfig, synth: Synth
     """
     from dataclasses import asdict
 
-    settings = {k: v for k, v in asdict(config).items() if k not in ("use", "workers", "use_gpu")}
+    ignored = ("use", "workers", "use_gpu", "min_reals", "cross_fit_folds")  # the images say what the folds did
+    settings = {k: v for k, v in asdict(config).items() if k not in ignored}
     facts = {"images": sorted((i.image_id, i.uri, i.label, list(i.keypoints)) for i in images),
              "splice": settings, "synth": asdict(synth), "seed": seed, "embedder": NAME}
     return hashlib.sha256(json.dumps(facts, sort_keys=True, default=list).encode()).hexdigest()
 
 
-def train_splice(images: list[TrainingImage], config: SpliceConfig, synth: SynthConfig, seed: int,
-                 folder: Location, storage: str) -> dict:
-    """Run Ray Train (TensorflowTrainer, `config.workers` workers) and put the weights in `folder`.
+def train_splice(networks: dict[str, list[TrainingImage]], config: SpliceConfig, synth: SynthConfig, seed: int,
+                 folder: Location, storage: str) -> dict[str, dict]:
+    """Train each named network on its images in one Ray Train run (TensorflowTrainer, `config.workers`
+    workers), and put each in `folder / name`.
 
-    The caller checks the training set (`check_training_set`) first.
+    The caller checks the training sets (`check_training_set`) first. One run for all saves each
+    further network the workers' start-up: TensorFlow's import, the process group, the checkpoint.
 
     Args:
-        folder: where the weights and `splice.json` go (a run's `model/`; a path or URI).
+        folder: where the networks' folders go (a run's `model/splice`; a path or URI).
         storage: Ray Train's run folder (its checkpoints): a path every worker's node can write, or a URI.
-    Returns: the saved metadata, with the training key, time and sizes added.
+    Returns: each network's saved metadata, with its training key, sizes and a share of the time.
     """
     from dataclasses import asdict
 
@@ -243,21 +250,25 @@ def train_splice(images: list[TrainingImage], config: SpliceConfig, synth: Synth
     started = time.perf_counter()
     trainer = TensorflowTrainer(
         train_loop_per_worker,
-        train_loop_config={"images": [asdict(i) for i in images], "splice": asdict(config), "synth": asdict(synth),
-                           "seed": seed},
+        train_loop_config={"networks": {name: [asdict(i) for i in images] for name, images in networks.items()},
+                           "splice": asdict(config), "synth": asdict(synth), "seed": seed},
         scaling_config=ScalingConfig(num_workers=config.workers, use_gpu=config.use_gpu),
         run_config=RunConfig(name="splice", storage_path=storage),
     )
     result = trainer.fit()
-    folder.mkdir()
-    with result.checkpoint.as_directory() as saved:
-        (folder / WEIGHTS).write_bytes((Path(saved) / WEIGHTS).read_bytes())
-        metadata = json.loads((Path(saved) / METADATA).read_text())
     seconds = time.perf_counter() - started
-    metadata.update({"seconds": seconds, "workers": config.workers, "use_gpu": config.use_gpu,
-                     "training_images": len(images), "training_reals": sum(i.label == 0 for i in images),
-                     "seconds_per_1000_images": 1000 * seconds / len(images),
-                     "training_key": training_key(images, config, synth, seed),
-                     "image_ids": sorted(i.image_id for i in images)})  # what it saw: audits, and the tests
-    (folder / METADATA).write_text(json.dumps(metadata, indent=2))
-    return metadata
+    total = sum(len(images) for images in networks.values())
+    saved_all = {}
+    with result.checkpoint.as_directory() as saved:
+        for name, images in networks.items():
+            (folder / name).mkdir()
+            (folder / name / WEIGHTS).write_bytes((Path(saved) / name / WEIGHTS).read_bytes())
+            metadata = json.loads((Path(saved) / name / METADATA).read_text())
+            metadata.update({"seconds": seconds * len(images) / total, "workers": config.workers,
+                             "use_gpu": config.use_gpu, "training_images": len(images),
+                             "training_reals": sum(i.label == 0 for i in images),
+                             "training_key": training_key(images, config, synth, seed),
+                             "image_ids": sorted(i.image_id for i in images)})  # what it saw: audits, the tests
+            (folder / name / METADATA).write_text(json.dumps(metadata, indent=2))
+            saved_all[name] = metadata
+    return saved_all
