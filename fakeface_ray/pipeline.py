@@ -1,4 +1,5 @@
-"""The only module that builds Ray Data graphs: sources -> read -> extract -> embed [-> predict] -> Parquet."""
+"""The only module that builds Ray Data graphs: sources -> read -> extract -> embed [-> predict] -> Parquet,
+and the passes over written rows: synthetic fakes, splice scores."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from .stages import sources
 from .stages.embed import FaceEmbedder
 from .stages.embedders import EmbedderError, describe_weights, resolve_embedder
 from .stages.extract import FaceExtractor
+from .stages.splice_features import SpliceFeatures, SpliceNetworks
 from .stages.synth import FakeSynthesizer
 from .storage import parts
 from .storage.locations import Location, WriteError, location
@@ -68,21 +70,20 @@ def extract_embeddings(config: Config, out: str | Path | Location, listing: sour
 
 
 def predict_images(config: Config, out: str | Path | Location, listing: sources.Listing,
-                   artifact: ClassifierArtifact, splice: dict | None = None) -> ExtractResult:
+                   artifact: ClassifierArtifact, splice: SpliceNetworks | None = None) -> ExtractResult:
     """Write `<out>/predictions/`: the embed stage's rows, classified by the Predictor stage.
 
     The caller checks that `artifact` reads the embeddings this config writes.
 
     Args:
-        splice: `SpliceFeatures` arguments (weights, use, max_pixels) when the model reads splice-v1
-            features; the embed actors then add them.
+        splice: the networks, when the classifier reads splice-v1 scores; the embed actors add them.
     """
     return _write_rows(config, location(out) / "predictions", listing, artifact=artifact, splice=splice)
 
 
 def _write_rows(config: Config, target: Location, listing: sources.Listing, resume: bool = False,
                 verify: bool = False, artifact: ClassifierArtifact | None = None,
-                splice: dict | None = None) -> ExtractResult:
+                splice: SpliceNetworks | None = None) -> ExtractResult:
     started = time.perf_counter()
     embedder, reason = resolve_embedder(config.embed.embedder, config.embed.weights)
     weights = describe_weights(config.embed.weights) if embedder == "facenet" else None
@@ -186,18 +187,14 @@ class SpliceRowsResult:
     seconds: float
 
 
-def splice_rows(config: Config, out: str | Path | Location, source: Location, splice: dict) -> SpliceRowsResult:
-    """Write `<out>/splice_embeddings/`: every row of `source` (an embeddings folder) with splice-v1 features.
+def splice_rows(config: Config, out: str | Path | Location, source: Location,
+                networks: SpliceNetworks) -> SpliceRowsResult:
+    """Write `<out>/splice_embeddings/`: every row of `source` (an embeddings folder) with splice-v1 scores.
 
     The rows are read from their parts by Ray Data and pass through `SpliceFeatures` actors (the
     embed pool's size and resources); one row out for each row in.
-
-    Args:
-        splice: `SpliceFeatures` arguments (weights, use, max_pixels).
     """
     import ray
-
-    from .stages.splice_features import SpliceFeatures
 
     started = time.perf_counter()
     _quiet_ray_data()
@@ -208,10 +205,8 @@ def splice_rows(config: Config, out: str | Path | Location, source: Location, sp
     files = [p.path for p in parts.committed_parts(source)]
     ds = ray.data.read_parquet(files, filesystem=source.fs)
     pool = plan.embed
-    ds = ds.map_batches(SpliceFeatures, batch_size=pool.batch_size, batch_format="pyarrow", num_cpus=pool.num_cpus,
-                        num_gpus=pool.num_gpus or None,
-                        compute=ray.data.ActorPoolStrategy(min_size=pool.min_size, max_size=pool.max_size),
-                        fn_constructor_kwargs=dict(**splice, device="GPU:0" if pool.num_gpus else "CPU:0",
+    ds = ds.map_batches(SpliceFeatures, **_actor_pool(pool, "pyarrow"),
+                        fn_constructor_kwargs=dict(networks=networks, device="GPU:0" if pool.num_gpus else "CPU:0",
                                                    num_threads=max(1, math.ceil(pool.num_cpus))))
     expected = parts.read_folder(source, ["image_id"]).num_rows
     writer = _part_writer(target, config)
@@ -326,7 +321,7 @@ def count_statuses(statuses: pa.ChunkedArray | list[str]) -> dict[str, int]:
 
 
 def build_dataset(items: pa.Table, config: Config, embedder: str, plan: Plan,
-                  artifact: ClassifierArtifact | None = None, splice: dict | None = None):
+                  artifact: ClassifierArtifact | None = None, splice: SpliceNetworks | None = None):
     """The lazy Ray Dataset: rows of the embeddings schema (or predictions), one per item.
 
     Args:
@@ -334,7 +329,7 @@ def build_dataset(items: pa.Table, config: Config, embedder: str, plan: Plan,
             the same bytes must not be redone (a `--verify` resume).
         embedder: the concrete embedder (`auto` resolved on the driver, so every actor agrees).
         artifact: a trained classifier; the Predictor stage then turns the rows into predictions.
-        splice: `SpliceFeatures` arguments, for a classifier that reads splice-v1 features.
+        splice: the networks, for a classifier that reads splice-v1 scores.
     """
     import ray
 
@@ -385,17 +380,17 @@ def read_listed(batch: dict[str, np.ndarray], listing) -> dict[str, np.ndarray]:
     return sources.read_files({name: rows.column(name).to_numpy(zero_copy_only=False) for name in rows.column_names})
 
 
-def _embed_kwargs(config: Config, embedder: str, plan: Plan, splice: dict | None = None) -> dict:
+def _embed_kwargs(config: Config, embedder: str, plan: Plan, splice: SpliceNetworks | None = None) -> dict:
     """The embed actors' constructor arguments: the config section with the embedder resolved."""
     return dict(config=dataclasses.replace(config.embed, embedder=embedder, batch_size=plan.embed.batch_size),
                 device="GPU:0" if plan.embed.num_gpus else "CPU:0", num_threads=max(1, math.ceil(plan.embed.num_cpus)),
                 splice=splice)
 
 
-def _actor_pool(pool: PoolPlan) -> dict:
-    """map_batches arguments for an autoscaling actor pool of numpy batches."""
+def _actor_pool(pool: PoolPlan, batch_format: str = "numpy") -> dict:
+    """map_batches arguments for an autoscaling actor pool."""
     import ray
 
-    return dict(batch_size=pool.batch_size, batch_format="numpy", num_cpus=pool.num_cpus,
+    return dict(batch_size=pool.batch_size, batch_format=batch_format, num_cpus=pool.num_cpus,
                 num_gpus=pool.num_gpus or None,
                 compute=ray.data.ActorPoolStrategy(min_size=pool.min_size, max_size=pool.max_size))

@@ -28,7 +28,7 @@ from .stages import sources
 from .stages.filecues import UNREADABLE, FileCues, file_cues
 from .stages.embedders import embedder_identity
 from .stages.embedders.splice import NETWORKS, PATCH, SpliceModel, network_weights
-from .stages.splice_features import splice_use, spliced_dims, spliced_name
+from .stages.splice_features import SpliceNetworks, splice_use, spliced_dims, spliced_name
 from .stages.requirements import pipeline_needs, require
 from .stages.synth import choose_donors
 from .storage import parts
@@ -305,7 +305,7 @@ def run_predict(config: Config, model: str, overwrite: bool = False, break_lock:
     if use != "none":
         weights = network_weights(model)  # before any actor starts: a missing or swapped file is refused here
         name, dims = spliced_name(name, use), spliced_dims(dims, use)
-        splice = {"weights": weights, "use": use, "max_pixels": config.read.max_pixels}
+        splice = SpliceNetworks(tuple(weights), use, config.read.max_pixels)
     if (artifact.embedder, artifact.dims) != (name, dims):
         raise TrainError(f"the model in {model} was trained on {artifact.embedder} ({artifact.dims} dims) but "
                          f"this run embeds with {name} ({dims} dims); set embed.embedder / embed.weights to match")
@@ -432,8 +432,8 @@ def _splice_features(config: Config, out: Location, embeddings: Location, data: 
                                                config.splice.cross_fit_folds}, indent=2))
     histories = [metadata[name].get("history", []) for name in networks]
     assignment = {i.image_id: int(fold) for i, fold in zip(images, folds) if fold >= 0}
-    made = splice_rows(config, out, embeddings, {"weights": network_weights(out / "model"), "use": use,
-                                                 "max_pixels": config.read.max_pixels, "assignment": assignment})
+    made = splice_rows(config, out, embeddings, SpliceNetworks(tuple(network_weights(out / "model")), use,
+                                                               config.read.max_pixels, assignment))
     spliced = load_embeddings(made.folder)
     summary = {"use": use, "embedder": spliced.embedder, "reused": cost == 0.0, "model": str(folder),
                "training_images": len(images), "training_reals": sum(i.label == 0 for i in images),

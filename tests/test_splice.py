@@ -145,10 +145,10 @@ def _rows(tmp_path, reals):
 
 
 def test_splice_scores_come_from_the_unseen_network_or_the_mean_and_bad_files_become_error_rows(reals, tmp_path):
-    from fakeface_ray.stages.splice_features import SCORE_DIMS, SpliceFeatures
+    from fakeface_ray.stages.splice_features import SCORE_DIMS, SpliceFeatures, SpliceNetworks
 
     nets = [_Constant(1.0), _Constant(3.0)]
-    stage = SpliceFeatures(None, "concat", 10**8, assignment={"r0": 1, "r1": 0}, embedders=nets)
+    stage = SpliceFeatures(SpliceNetworks((b"", b""), "concat", 10**8, {"r0": 1, "r1": 0}), embedders=nets)
     out = stage(_rows(tmp_path, reals)).to_pylist()
     by_id = {r["image_id"]: r for r in out}
     assert [r["image_id"] for r in out] == ["r0", "r1", "r2", "r3", "gone", "no face"]  # every row, in place
@@ -161,7 +161,8 @@ def test_splice_scores_come_from_the_unseen_network_or_the_mean_and_bad_files_be
     assert {r["embedder"] for r in out} == {"forensic-v6+splice-v1"}
     assert (nets[0].seen, nets[1].seen) == (2, 2)  # r1 and r3; r0 and r3
 
-    alone = SpliceFeatures(None, "alone", 10**8, embedders=[_Constant(5.0)])(_rows(tmp_path, reals)).to_pylist()
+    alone = SpliceFeatures(SpliceNetworks((b"",), "alone", 10**8), embedders=[_Constant(5.0)])(
+        _rows(tmp_path, reals)).to_pylist()
     assert alone[0]["embedding"] == [5.0] * SCORE_DIMS and alone[0]["embedder"] == "splice-v1"
 
 

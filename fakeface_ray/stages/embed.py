@@ -10,7 +10,7 @@ import pyarrow as pa
 from ..config import EmbedConfig
 from ..storage.schema import Status, to_table
 from .embedders import Embedder, load_embedder
-from .splice_features import SpliceFeatures
+from .splice_features import SpliceFeatures, SpliceNetworks
 
 
 class FaceEmbedder:
@@ -22,15 +22,15 @@ class FaceEmbedder:
     Args:
         config: the `embed` section; its `embedder` must be concrete (the driver resolves `auto`).
         model: an embedder to use instead of building one from `config` (tests pass tiny ones).
-        splice: a splice stage to pass the rows through in the same actor (predicting with a
-            model trained on splice-v1 features): no third actor pool, no pixels between actors.
+        splice: splice networks whose scores the rows get in the same actor (predicting with a
+            classifier that reads them): no third actor pool, no pixels between actors.
     """
 
     def __init__(self, config: EmbedConfig, *, device: str = "CPU:0", num_threads: int | None = None,
-                 model: Embedder | None = None, splice: dict | None = None):
+                 model: Embedder | None = None, splice: SpliceNetworks | None = None):
         self.model = model if model is not None else load_embedder(config, device=device,
                                                                    num_threads=num_threads)
-        self.splice = (SpliceFeatures(**splice, device=device, num_threads=num_threads)
+        self.splice = (SpliceFeatures(splice, device=device, num_threads=num_threads)
                        if splice is not None else None)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:

@@ -8,6 +8,7 @@ and over a run's written rows (training, once the network is trained on the trai
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
@@ -43,35 +44,52 @@ def spliced_dims(base_dims: int, use: SpliceUse) -> int:
     return SCORE_DIMS if use == "alone" else base_dims + SCORE_DIMS
 
 
-class SpliceFeatures:
-    """Maps a table of embedding rows to the same rows with splice-v1 scores, alone or after their features.
-
-    Works as a Ray Data actor and as a plain call. The scores are each part's fake logit and
-    boundary peak (`SCORE_DIMS`), averaged over the networks given. Rows without an embedding pass
-    through with a null one. A row whose file cannot be read or decoded again, or whose bytes
-    changed since the row was made (sha256), becomes an error row: it keeps its place, with the reason.
+@dataclass(frozen=True)
+class SpliceNetworks:
+    """What the splice stage needs from a run: its networks and how the classifier reads their scores.
 
     Args:
-        weights: trained networks' weights files (bytes, verified by the caller).
+        weights: each trained network's weights file (bytes, verified by the caller: actors on
+            other nodes need no shared folder).
         use: `alone` or `concat`.
         max_pixels: the read section's cap, as the extract stage applied it.
         assignment: image_id -> index into `weights`, for rows that one network alone must score:
             the training rows, each by the network of its cross-fitting fold, which never saw it.
-        embedders: networks to use instead of loading `weights` (tests pass them).
+            Every other row gets the mean of all the networks.
     """
 
-    def __init__(self, weights: list[bytes] | None, use: SpliceUse, max_pixels: int, *,
-                 assignment: dict[str, int] | None = None, device: str = "CPU:0", num_threads: int | None = None,
-                 embedders: list[SpliceEmbedder] | None = None):
-        if use not in ("alone", "concat"):
-            raise ValueError(f"splice features asked for with use={use!r}")
+    weights: tuple[bytes, ...]
+    use: SpliceUse
+    max_pixels: int
+    assignment: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.use not in ("alone", "concat"):
+            raise ValueError(f"splice networks asked for with use={self.use!r}")
+        if not self.weights:
+            raise ValueError("splice scores need at least one trained network")
+
+
+class SpliceFeatures:
+    """Maps a table of embedding rows to the same rows with splice-v1 scores, alone or after their features.
+
+    Works as a Ray Data actor and as a plain call. The scores are each part's fake logit and
+    boundary peak (`SCORE_DIMS`), from the network `networks.assignment` names or averaged over all
+    of them. Rows without an embedding pass through with a null one. A row whose file cannot be
+    read or decoded again, or whose bytes changed since the row was made (sha256), becomes an error
+    row: it keeps its place, with the reason.
+
+    Args:
+        embedders: networks to use instead of loading `networks.weights` (tests pass them).
+    """
+
+    def __init__(self, networks: SpliceNetworks, *, device: str = "CPU:0", num_threads: int | None = None,
+                 embedders: list | None = None):
         self.embedders = embedders or [SpliceEmbedder(weights=w, device=device, num_threads=num_threads)
-                                       for w in weights or []]
-        if not self.embedders:
-            raise ValueError("splice features need at least one trained network")
-        self.assignment = assignment or {}
-        self.use = use
-        self.max_pixels = max_pixels
+                                       for w in networks.weights]
+        self.assignment = networks.assignment
+        self.use = networks.use
+        self.max_pixels = networks.max_pixels
 
     def __call__(self, rows: pa.Table) -> pa.Table:
         n = rows.num_rows
