@@ -101,7 +101,7 @@ def plot_all(out: Location, metrics: dict, y_true: np.ndarray, scores: np.ndarra
         ax.set_ylabel("training loss (solid)")
         twin.set_ylabel("training ROC AUC (dotted)")
         twin.set_ylim(0, 1)
-        ax.legend(loc="upper right", fontsize=7)
+        ax.legend(loc="lower left", fontsize=7)
         ax.set_title("splice-v1 training")
         written["splice_training"] = _save(fig, folder / "splice_training.png")
     return written
