@@ -428,6 +428,9 @@ def _splice_features(config: Config, out: Location, embeddings: Location, data: 
     folder = out / "model" / "splice"
     networks = {f"net-{k}": [i for i, fold in zip(images, folds) if fold != k] for k in range(n_folds)}
     metadata, cost = _splice_networks(config, out, folder, networks)
+    for stale in folder.glob("net-*"):  # an earlier run's networks, with more folds
+        if stale.name not in networks:
+            stale.delete()
     (folder / NETWORKS).write_text(json.dumps({"networks": list(networks), "cross_fit_folds":
                                                config.splice.cross_fit_folds}, indent=2))
     histories = [metadata[name].get("history", []) for name in networks]
@@ -481,7 +484,9 @@ def _splice_networks(config: Config, out: Location, folder: Location, networks: 
                 f"{', '.join(str(len(i)) for i in todo.values())} images ({config.splice.epochs} epochs, "
                 f"{config.splice.workers} Ray Train worker(s))")
     started = time.perf_counter()
-    storage = Path((out / "splice_train").path).resolve() if out.is_local else out / "splice_train"
+    scratch = out / "splice_train"
+    scratch.delete()  # an earlier training's checkpoints: the weights were copied out of them
+    storage = Path(scratch.path).resolve() if out.is_local else scratch
     trained = train_splice(todo, config.splice, config.synth, config.seed, folder, str(storage))
     return found | trained, time.perf_counter() - started
 

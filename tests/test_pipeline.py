@@ -250,6 +250,11 @@ def test_splice_networks_are_cross_fitted_on_the_training_side_reused_and_read_b
 
     again = run_train(config, str(run_dir / "run" / "embeddings"))
     assert again.record.train["splice"]["reused"] and again.metrics["macro_f1"] == trained.metrics["macro_f1"]
+    longer = run_train(load_config(overrides=overrides + ["splice.epochs=2", "splice.cross_fit_folds=0"],
+                                   out=str(tmp_path / "spliced")), str(run_dir / "run" / "embeddings"))
+    assert not longer.record.train["splice"]["reused"]  # other settings: trained again, in the same folder
+    assert [len(h) for h in longer.record.train["splice"]["histories"]] == [2]
+    assert sorted(p.name for p in (model / "splice").iterdir()) == ["net-0", "networks.json"]
 
     predicted = load_config(infile=str(corpus), out=str(tmp_path / "pred"))
     result = run_predict(predicted, str(model))
