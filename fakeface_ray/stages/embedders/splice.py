@@ -3,7 +3,8 @@
 Its first layer is fixed high-pass filters (SRM noise residuals, clipped), so it sees the noise and
 compression traces a blend disturbs, not the face. Each patch gives a fake logit and a coarse
 blend-boundary map (the Face X-ray target); an image is as fake as its most suspicious patch.
-The embedding is what an SVM can use: per-patch logits and boundary peaks, and the pooled features.
+`embed_patches` gives per-patch logits and boundary peaks, then the pooled features; a run's
+classifier reads the first two (`stages/splice_features.py`).
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ class SpliceModel:
     """Where a trained splice network lives: its weights file and metadata (with the weights' sha256).
 
     Args:
-        folder: a path or URI (a run's `model/`).
+        folder: a path or URI (one network of a run: `model/splice/net-K`).
     """
 
     folder: str | Path | Location
@@ -123,7 +124,7 @@ class SpliceEmbedder:
     """splice-v1 features of faces: `embed_patches` on native part patches (the pipeline's call).
 
     Args:
-        model: the folder holding `splice.weights.h5` and `splice.json` (a run's `model/`).
+        model: the folder holding `splice.weights.h5` and `splice.json` (one network of a run: `model/splice/net-K`).
         weights: the weights file's bytes, already verified (actors get these, not a path the
             driver's machine alone can read).
         net: a patch network to use as it is (tests, and training's own scoring).
