@@ -43,8 +43,8 @@ if TYPE_CHECKING:
 PACKAGES = ("fakeface-ray", "ray", "tensorflow-cpu", "tensorflow", "mtcnn", "scikit-learn", "numpy",
             "pyarrow", "pillow")
 MIN_SYNTH_REALS = 2  # a donor needs another face
-OUTPUTS = ("embeddings", "synthetic", "splice_embeddings", "splice_train", "model", "plots", "metrics.json", "classification_report.txt", "run.json",
-           "test_predictions.parquet", "report.html", "audit.json")
+OUTPUTS = ("embeddings", "synthetic", "splice_embeddings", "splice_train", "model", "plots", "metrics.json",
+           "classification_report.txt", "run.json", "test_predictions.parquet", "report.html", "audit.json")
 READ_THREADS = 8  # the audit reads files this many at a time (object stores answer slowly, not busily)
 
 
@@ -434,6 +434,7 @@ def _splice_features(config: Config, out: Location, embeddings: Location, data: 
     (folder / NETWORKS).write_text(json.dumps({"networks": list(networks), "cross_fit_folds":
                                                config.splice.cross_fit_folds}, indent=2))
     histories = [metadata[name].get("history", []) for name in networks]
+    trained_in = sum(metadata[name].get("seconds", 0.0) for name in networks)  # when reused, by the run that trained them
     assignment = {i.image_id: int(fold) for i, fold in zip(images, folds) if fold >= 0}
     made = splice_rows(config, out, embeddings, SpliceNetworks(tuple(network_weights(out / "model")), use,
                                                                config.read.max_pixels, assignment))
@@ -442,7 +443,7 @@ def _splice_features(config: Config, out: Location, embeddings: Location, data: 
                "training_images": len(images), "training_reals": sum(i.label == 0 for i in images),
                "small_faces_left_out": small, "cross_fit_folds": config.splice.cross_fit_folds,
                "networks": len(networks), "epochs": len(histories[0]), "histories": histories,
-               "train_seconds": cost, "train_seconds_per_1000_images": 1000 * cost / len(images),
+               "train_seconds": cost, "train_seconds_per_1000_images": 1000 * trained_in / len(images),
                "features_seconds": made.seconds, "features_counts_by_status": made.counts_by_status}
     return spliced, chosen, summary
 
