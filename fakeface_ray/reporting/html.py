@@ -44,7 +44,7 @@ def build_report(out: str | Location, per_class: int = 16, run: dict | None = No
                           "run train again to rewrite it") from None
     y_true = np.array([CLASSES.index(r["label"]) for r in table], dtype=np.int64)
     scores = np.array([r["score"] for r in table], dtype=float)
-    splice = (run.get("splice") or {})
+    splice = run.get("splice") or {}
     written = plots.plot_all(out, metrics, y_true, scores, _samples(table, per_class), splice.get("histories"))
     audit = json.loads((out / "audit.json").read_text()) if (out / "audit.json").exists() else None
     page = out / "report.html"

@@ -113,8 +113,9 @@ class SpliceFeatures:
         vectors = scores
         if self.use == "concat":
             base = np.zeros((n, base_dims), dtype=np.float32)
-            for i in found:
-                base[i] = rows.column("embedding")[i].as_py()
+            if found:  # rows with a score have an embedding: no nulls to flatten past
+                taken = rows.column("embedding").take(pa.array(found)).combine_chunks()
+                base[found] = taken.flatten().to_numpy().reshape(-1, base_dims)
             vectors = np.hstack([base, scores])
         dims = vectors.shape[1]
         embedding = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1), pa.float32()), dims,
