@@ -32,7 +32,8 @@ import pyarrow.dataset as pads
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fakeface_ray.config import EmbedConfig, ExtractConfig, SynthConfig, TrainConfig, load_config  # noqa: E402
+from fakeface_ray.config import (ClassifierName, EmbedConfig, ExtractConfig, SynthConfig, TrainConfig,  # noqa: E402
+                                 choices, load_config)
 from fakeface_ray.learning.evaluate import evaluate  # noqa: E402
 from fakeface_ray.learning.train import Embeddings, concat, tune  # noqa: E402
 from fakeface_ray.stages.embed import FaceEmbedder  # noqa: E402
@@ -128,6 +129,8 @@ def main() -> None:
     parser.add_argument("--embedder", default="forensic")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--variants", type=int, default=4)
+    parser.add_argument("--classifier", default=TrainConfig.classifier, choices=choices(ClassifierName),
+                        help="train.classifier for every cell (default: the config's)")
     parser.add_argument("--sets", default="labelled,+synthetic,synthetic only",
                         help="training sets for the --embedder rows; empty for none")
     parser.add_argument("--splice-epochs", type=int, default=0,
@@ -151,7 +154,7 @@ def main() -> None:
         print(f"{g}: {len(rows[g])} usable rows", flush=True)
     version = rows[generators[0]][0]["embedder"]  # the version the rows were made with, e.g. forensic-v2
     embed_stage = FaceEmbedder(EmbedConfig(embedder=args.embedder))
-    config = TrainConfig(backend="loky", n_jobs=2)
+    config = TrainConfig(backend="loky", n_jobs=2, classifier=args.classifier)
     cells: dict[tuple[str, str, str], list[tuple[float, float]]] = {}
     started = time.perf_counter()
     for seed in seeds:
@@ -208,7 +211,8 @@ def main() -> None:
         "roc_auc_mean": float(np.mean([v[1] for v in values])), "roc_auc_std": float(np.std([v[1] for v in values])),
         "seeds": len(values)} for (g1, training, g2), values in cells.items()}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps({"embedder": args.embedder, "variants": args.variants, "seeds": seeds,
+    Path(args.json).write_text(json.dumps({"embedder": args.embedder, "classifier": args.classifier,
+                                           "variants": args.variants, "seeds": seeds,
                                            "cells": table}, indent=1))
     print(markdown(table, generators))
 

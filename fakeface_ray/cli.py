@@ -93,7 +93,7 @@ def _config_options(fn):
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
-    """Tell photoshopped face images from real ones: MTCNN faces, embeddings, an SVM, on Ray."""
+    """Tell photoshopped face images from real ones: MTCNN faces, embeddings, a grid-searched classifier, on Ray."""
 
 
 @cli.command("show-config")
@@ -160,7 +160,7 @@ def extract(infile, out, break_lock, overwrite, resume, verify, max_error_fracti
 @_config_options
 @_user_errors
 def train(embeddings, testsplit, out, min_fake_recall, break_lock, verbose, config_files, overrides, address) -> None:
-    """Grid-search the SVM on embeddings and write the model, metrics and plots."""
+    """Grid-search the classifier on embeddings and write the model, metrics and plots."""
     from .runs import run_train
 
     config = load_config(config_files, overrides, out=out, train__test_split=testsplit, ray__address=address,

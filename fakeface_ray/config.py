@@ -20,7 +20,7 @@ EmbedderName = Literal["auto", "facenet", "forensic"]
 Preprocessing = Literal["auto", "prewhiten", "fixed"]
 JoblibBackend = Literal["ray", "loky"]
 Kernel = Literal["linear", "rbf"]
-ClassifierName = Literal["auto", "svc", "linear", "sgd", "nystroem"]
+ClassifierName = Literal["auto", "trees", "svc", "linear", "sgd", "nystroem"]
 ClassWeight = Literal["balanced", "none"]
 SynthDonor = Literal["self", "other", "retouch"]
 SynthBlend = Literal["alpha", "feather", "poisson"]
@@ -162,8 +162,14 @@ class TrainConfig:
     classifier: ClassifierName = "auto"
     nystroem_components: int = 500
     class_weight: ClassWeight = "balanced"
+    tree_count: int = 500
+    tree_leaf_grid: tuple[int, ...] = (2, 4)
 
     def __post_init__(self) -> None:
+        if self.tree_count < 1:
+            raise ConfigError(f"train.tree_count must be positive, got {self.tree_count}")
+        if not self.tree_leaf_grid or any(leaf < 1 for leaf in self.tree_leaf_grid):
+            raise ConfigError("train.tree_leaf_grid must hold positive integers")
         if self.nystroem_components < 1:
             raise ConfigError(f"train.nystroem_components must be positive, got {self.nystroem_components}")
         if not 0.0 < self.test_split < 1.0:

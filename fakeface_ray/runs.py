@@ -361,7 +361,7 @@ def _synthetic_fakes(config: Config, out: Location, embeddings: Location, data: 
     if config.synth.variants == 0:
         return None, {"variants": 0, "skipped": "synth.variants is 0"}
     if splice_use(data.embedder) != "none":
-        reason = (f"the SVM reads {data.embedder} features, and the synth stage embeds with the base embedder only "
+        reason = (f"the classifier reads {data.embedder} features, and the synth stage embeds with the base embedder only "
                   "(splice-v1 makes its own synthetic fakes every epoch): trained without synthetic fakes")
         return None, {"variants": config.synth.variants, "skipped": reason}
     name, _ = embedder_identity(config.embed)
@@ -397,7 +397,7 @@ def _splice_features(config: Config, out: Location, embeddings: Location, data: 
                      ) -> tuple[Embeddings, set | None, dict]:
     """The rows with splice-v1 features (`splice.use`), from a network trained on the training side only.
 
-    Returns the rows to train on, the training side's image_ids (the SVM keeps this split even if
+    Returns the rows to train on, the training side's image_ids (the classifier keeps this split even if
     a file fails the splice pass) and what was done. Too few usable training reals is no error: the
     rows stay as they are, and the fallback and its reason are returned and shown.
     """

@@ -35,6 +35,8 @@ def test_unknown_key_suggests_the_right_one():
     ("extract.margin=[1]", "must be a number"),
     ("embed.embedder=clip", "must be one of auto, facenet, forensic"),
     ("train.test_split=1.5", "between 0 and 1"),
+    ("train.tree_leaf_grid=[0, 2]", "tree_leaf_grid must hold positive integers"),
+    ("train.classifier=forest", "must be one of auto, trees, svc"),
     ("train=3", "must be a mapping"),
     ("novalue", "expects key=value"),
 ])

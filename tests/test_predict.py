@@ -19,7 +19,7 @@ def _separable(n_per_class: int = 20, dims: int = 4) -> train.Embeddings:
 
 @pytest.fixture(scope="module")
 def result():
-    config = TrainConfig(backend="loky", n_jobs=1, c_grid=(1.0,), kernels=("linear",))
+    config = TrainConfig(backend="loky", n_jobs=1, classifier="svc", c_grid=(1.0,), kernels=("linear",))
     return train.fit(_separable(), config, seed=0)
 
 
@@ -54,7 +54,7 @@ def test_predictor_scores_rows_with_a_face_and_keeps_the_others(result):
     assert got[1]["status"] == "no_face" and got[1]["score"] is None and got[1]["pred"] is None
     ok = [0, 2, 3]
     np.testing.assert_allclose([got[i]["score"] for i in ok], artifact.scores(x[ok]), rtol=1e-6)
-    np.testing.assert_allclose([got[i]["p_fake"] for i in ok], artifact.p_fake(x[ok]), rtol=1e-6)
+    np.testing.assert_allclose([got[i]["p_fake"] for i in ok], artifact.p_fake(artifact.scores(x[ok])), rtol=1e-6)
     assert [got[i]["pred"] for i in ok] == [("fake" if s >= artifact.threshold else "real")
                                             for s in artifact.scores(x[ok])]
 

@@ -130,7 +130,7 @@ def test_no_synthetic_row_of_a_test_image_reaches_training():
     synthetic = train.Embeddings(np.array([f"{p}#synthetic-{k}" for p, k in zip(parents, [0, 1] * 20)], dtype=object),
                                  parents, np.full((40, 3), 3.0, np.float32), np.ones(40, dtype=np.int64), "t",
                                  parents=parents)
-    config = TrainConfig(backend="loky", n_jobs=1, c_grid=(1.0,), kernels=("linear",), test_split=0.5)
+    config = TrainConfig(backend="loky", n_jobs=1, classifier="svc", c_grid=(1.0,), kernels=("linear",), test_split=0.5)
     kept, test = train.split(data, 0.5, seed=0)
     chosen = train.with_synthetic(kept, synthetic)
     trained_parents = set(chosen.parents[chosen.parents != None])  # noqa: E711

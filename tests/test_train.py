@@ -3,7 +3,7 @@ import pytest
 
 from fakeface_ray.learning import classifiers, train
 from fakeface_ray.config import TrainConfig
-from fakeface_ray.learning.artifact import ARTIFACT_VERSION, ModelError, load_artifact, save_artifact
+from fakeface_ray.learning.artifact import ARTIFACT_VERSION, ModelError, fit_sigmoid, load_artifact, save_artifact
 from fakeface_ray.learning.train import Embeddings, TrainError
 
 
@@ -20,14 +20,17 @@ def _grid(config: TrainConfig, n_rows: int, dims: int) -> list[dict]:
 
 
 def test_param_grid_has_gamma_only_for_rbf():
-    grid = _grid(TrainConfig(c_grid=(0.5, 1, 2)), n_rows=1000, dims=128)
+    grid = _grid(TrainConfig(classifier="svc", c_grid=(0.5, 1, 2)), n_rows=1000, dims=128)
     assert grid == [{"clf__kernel": ["linear"], "clf__C": [0.5, 1, 2]},
                     {"clf__kernel": ["rbf"], "clf__C": [0.5, 1, 2], "clf__gamma": ["scale", 0.01, 0.1]}]
 
 
-def test_auto_leaves_the_exact_svc_for_nystroem_above_the_measured_crossover():
-    limit = classifiers.EXACT_SVC_MAX_ROWS
+def test_auto_takes_trees_then_the_exact_svc_then_nystroem_at_the_measured_crossovers():
+    trees, limit = classifiers.TREES_MAX_ROWS, classifiers.EXACT_SVC_MAX_ROWS
+    assert classifiers.resolve("auto", trees) == "trees" and classifiers.resolve("auto", trees + 1) == "svc"
     assert classifiers.resolve("auto", limit) == "svc" and classifiers.resolve("auto", limit + 1) == "nystroem"
+    trees = _grid(TrainConfig(tree_leaf_grid=(2, 4)), n_rows=1000, dims=128)
+    assert trees == [{"clf__min_samples_leaf": [2, 4]}]
     assert classifiers.resolve("linear", 10) == "linear"
     big = _grid(TrainConfig(c_grid=(1.0,), gamma_grid=("scale", 0.1)), n_rows=10**6, dims=128)
     assert big == [{"map__gamma": [1 / 128, 0.1], "clf__C": [1.0]}]
@@ -35,15 +38,43 @@ def test_auto_leaves_the_exact_svc_for_nystroem_above_the_measured_crossover():
     assert sgd == [{"clf__alpha": [1 / 500, 1 / 2000]}]
 
 
-@pytest.mark.parametrize("kind", ["linear", "sgd", "nystroem"])
+@pytest.mark.parametrize("kind", ["trees", "linear", "sgd", "nystroem"])
 def test_every_scalable_classifier_trains_calibrates_and_thresholds(kind):
-    config = TrainConfig(backend="loky", n_jobs=2, c_grid=(0.1, 1.0), classifier=kind, nystroem_components=50)
+    config = TrainConfig(backend="loky", n_jobs=2, c_grid=(0.1, 1.0), classifier=kind, nystroem_components=50,
+                         tree_count=50)
     result = train.fit(_data(40), config, seed=0)
     assert result.classifier == kind
     assert result.artifact.model.score(result.test.x, result.test.y) == 1.0
-    p_fake = result.artifact.p_fake(result.test.x)
+    p_fake = result.artifact.p_fake(result.artifact.scores(result.test.x))
     assert ((p_fake > 0.5) == (result.test.y == 1)).all()
-    assert set(result.best_params) <= {"C", "alpha", "gamma"} and result.best_params
+    assert set(result.best_params) <= {"C", "alpha", "gamma", "min_samples_leaf"} and result.best_params
+    # The decision value is on the `fake` side of zero exactly where the model says fake.
+    scores = result.artifact.scores(result.test.x)
+    assert ((scores > 0) == (result.artifact.model.predict(result.test.x) == 1)).all()
+
+
+def test_trees_are_seeded():
+    config = TrainConfig(backend="loky", n_jobs=1, classifier="trees", tree_count=20, tree_leaf_grid=(1,))
+    data = _data(20, gap=0.5)
+    first, again = train.fit(data, config, seed=3), train.fit(data, config, seed=3)
+    other = train.fit(data, config, seed=4)
+    x = first.test.x
+    assert (first.artifact.scores(x) == again.artifact.scores(x)).all()
+    assert (first.artifact.scores(x) != other.artifact.scores(x)).any()
+
+
+def test_p_fake_is_platts_sigmoid_of_the_out_of_fold_scores():
+    rng = np.random.default_rng(0)
+    many = np.repeat([0, 1], [1200, 800])
+    noise = fit_sigmoid(many, rng.normal(size=len(many)))
+    assert abs(noise.slope) < 0.1 and abs(noise(0.0) - 0.4) < 0.02  # uninformative scores: the base rate
+    y = np.repeat([0, 1], [30, 20])
+    informative = fit_sigmoid(y, rng.normal(size=50) + 2 * y)
+    grid = np.linspace(-3, 5, 9)
+    assert informative.slope > 0 and (np.diff(informative(grid)) > 0).all()
+    # Scores that separate the classes perfectly still give probabilities short of 0 and 1.
+    separable = fit_sigmoid(y, np.where(y == 1, 10.0, -10.0))
+    assert 0.5 < separable(10.0) <= 21 / 22 + 1e-3 and 1 / 32 - 1e-3 <= separable(-10.0) < 0.5
 
 
 def test_split_is_stratified_and_seeded():
@@ -68,12 +99,12 @@ def test_one_class_or_tiny_splits_are_user_errors():
 
 
 def test_fit_learns_separable_data_with_loky(capsys):
-    result = train.fit(_data(40), TrainConfig(backend="loky", n_jobs=2, c_grid=(0.1, 1.0)), seed=0)
-    # 8 candidates (linear x 2 C, rbf x 2 C x 3 gamma) x 5 folds, then out-of-fold scores and calibration
-    assert "[fakeface] train 50/50 fits (100%)" in capsys.readouterr().err.splitlines()[-1]
+    result = train.fit(_data(40), TrainConfig(backend="loky", n_jobs=2, classifier="svc", c_grid=(0.1, 1.0)), seed=0)
+    # 8 candidates (linear x 2 C, rbf x 2 C x 3 gamma) x 5 folds, then the out-of-fold scores
+    assert "[fakeface] train 45/45 fits (100%)" in capsys.readouterr().err.splitlines()[-1]
     assert result.artifact.model.score(result.test.x, result.test.y) == 1.0
     assert result.operating_point.rule == "max_macro_f1" and result.operating_point.macro_f1 == 1.0
-    p_fake = result.artifact.p_fake(result.test.x)
+    p_fake = result.artifact.p_fake(result.artifact.scores(result.test.x))
     assert (p_fake[result.test.y == 1] > 0.5).all() and (p_fake[result.test.y == 0] < 0.5).all()
     assert result.best_params["kernel"] in ("linear", "rbf") and result.classifier == "svc"
     assert result.train_size == 64
@@ -107,7 +138,7 @@ def test_load_embeddings_keeps_labelled_ok_rows(tmp_path):
 
 
 def test_saved_model_loads_only_with_its_recorded_sha256(tmp_path):
-    result = train.fit(_data(20), TrainConfig(backend="loky", n_jobs=1, c_grid=(1.0,), kernels=("linear",)), seed=0)
+    result = train.fit(_data(20), TrainConfig(backend="loky", n_jobs=1, classifier="svc", c_grid=(1.0,), kernels=("linear",)), seed=0)
     from fakeface_ray.storage.locations import location
 
     save_artifact(result.artifact, location(tmp_path / "model"), {"seed": 0})
@@ -117,7 +148,7 @@ def test_saved_model_loads_only_with_its_recorded_sha256(tmp_path):
     assert (artifact.embedder, artifact.dims) == (metadata["embedder"], metadata["dims"]) == (result.test.embedder, 6)
     assert artifact.threshold == result.artifact.threshold == result.operating_point.threshold
     assert (artifact.scores(result.test.x) == result.artifact.scores(result.test.x)).all()
-    assert artifact.p_fake(result.test.x).shape == (len(result.test.y),)
+    assert artifact.p_fake(artifact.scores(result.test.x)).shape == (len(result.test.y),)
     import joblib
 
     joblib.dump({"not": "the model"}, tmp_path / "model" / "classifier.joblib")
@@ -128,7 +159,7 @@ def test_saved_model_loads_only_with_its_recorded_sha256(tmp_path):
 def test_a_model_of_another_artifact_version_is_refused(tmp_path):
     import json
 
-    result = train.fit(_data(20), TrainConfig(backend="loky", n_jobs=1, c_grid=(1.0,), kernels=("linear",)), seed=0)
+    result = train.fit(_data(20), TrainConfig(backend="loky", n_jobs=1, classifier="svc", c_grid=(1.0,), kernels=("linear",)), seed=0)
     from fakeface_ray.storage.locations import location
 
     save_artifact(result.artifact, location(tmp_path / "model"), {})
@@ -175,7 +206,7 @@ def test_duplicate_groups_are_counted_in_the_result():
     mixed[fake] = mixed[real]  # one real and one fake file with the same bytes
     found = train.find_duplicates(Embeddings(data.ids, data.uris, data.x, data.y, data.embedder, mixed))
     assert found.to_dict() == {"groups": 11, "rows": 30, "mixed_labels": 1}
-    result = train.fit(data, TrainConfig(backend="loky", n_jobs=1, c_grid=(1.0,), kernels=("linear",)), seed=0)
+    result = train.fit(data, TrainConfig(backend="loky", n_jobs=1, classifier="svc", c_grid=(1.0,), kernels=("linear",)), seed=0)
     assert result.duplicates.to_dict() == {"groups": 10, "rows": 28, "mixed_labels": 0}
 
 

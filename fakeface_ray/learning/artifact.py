@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import joblib
 import numpy as np
-from sklearn.calibration import CalibratedClassifierCV
+from scipy.optimize import minimize
 from sklearn.pipeline import Pipeline
 
 from ..errors import UserError
@@ -18,19 +18,54 @@ from ..storage.locations import Location, location
 from ..storage.schema import CLASSES
 
 # Bump when the pickled object changes shape; a saved artifact of another version is refused.
-ARTIFACT_VERSION = 1
+# 2: p_fake is a sigmoid of the model's own decision value, no longer a calibrated twin model.
+ARTIFACT_VERSION = 2
 
 
 class ModelError(UserError):
     """A model folder that is missing, tampered with, or of another artifact version."""
 
 
+@dataclass(frozen=True)
+class Sigmoid:
+    """Platt scaling of decision values: p = 1 / (1 + exp(-(slope * score + intercept)))."""
+
+    slope: float
+    intercept: float
+
+    def __call__(self, scores: np.ndarray) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-(self.slope * np.asarray(scores, dtype=np.float64) + self.intercept)))
+
+
+def fit_sigmoid(y: np.ndarray, scores: np.ndarray) -> Sigmoid:
+    """Platt's sigmoid on out-of-fold decision values, with his smoothed targets.
+
+    The targets (N+ + 1) / (N+ + 2) and 1 / (N- + 2) keep the slope finite when the scores separate
+    the classes, as scikit-learn's sigmoid calibration does.
+    """
+    y = np.asarray(y)
+    scores = np.asarray(scores, dtype=np.float64)
+    positives = int(y.sum())
+    target = np.where(y == 1, (positives + 1.0) / (positives + 2.0), 1.0 / (len(y) - positives + 2.0))
+
+    def loss(params: np.ndarray) -> tuple[float, np.ndarray]:
+        z = params[0] * scores + params[1]
+        p = 1.0 / (1.0 + np.exp(-z))
+        value = np.sum(np.logaddexp(0.0, z) - target * z)
+        gradient = p - target
+        return float(value), np.array([np.dot(gradient, scores), gradient.sum()])
+
+    start = np.array([1.0, np.log((positives + 1.0) / (len(y) - positives + 1.0))])
+    slope, intercept = minimize(loss, start, jac=True, method="L-BFGS-B").x
+    return Sigmoid(float(slope), float(intercept))
+
+
 @dataclass
 class ClassifierArtifact:
-    """What `classifier.joblib` holds: the model, its calibrated twin, the threshold and its input."""
+    """What `classifier.joblib` holds: the model, the sigmoid for p_fake, the threshold and its input."""
 
     model: Pipeline  # scaler + classifier; `decision_function` is larger for `fake`
-    calibrated: CalibratedClassifierCV  # the same model refit with sigmoid calibration, for p_fake
+    calibration: Sigmoid  # fitted on the model's out-of-fold decision values, for p_fake
     threshold: float  # call `fake` when the decision value is >= this (chosen on CV folds)
     embedder: str  # the embeddings it reads, e.g. `forensic-v6`
     dims: int
@@ -40,9 +75,9 @@ class ClassifierArtifact:
         """Decision values for float32 [N, dims] embeddings."""
         return self.model.decision_function(x)
 
-    def p_fake(self, x: np.ndarray) -> np.ndarray:
-        """Calibrated probabilities of `fake`."""
-        return self.calibrated.predict_proba(x)[:, 1]
+    def p_fake(self, scores: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities of `fake` for decision values from `scores`."""
+        return self.calibration(scores)
 
     def labels(self, scores: np.ndarray) -> np.ndarray:
         """Label indices into CLASSES (0 real, 1 fake) at the threshold."""

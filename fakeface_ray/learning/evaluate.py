@@ -92,5 +92,5 @@ def evaluate(artifact: ClassifierArtifact, test: Embeddings) -> Evaluation:
     """The artifact's scores, probabilities and labels on `test`, and their metrics."""
     scores = artifact.scores(test.x)
     y_pred = artifact.labels(scores)
-    return Evaluation(ids=test.ids, uris=test.uris, y_true=test.y, scores=scores, p_fake=artifact.p_fake(test.x),
+    return Evaluation(ids=test.ids, uris=test.uris, y_true=test.y, scores=scores, p_fake=artifact.p_fake(scores),
                       y_pred=y_pred, metrics=compute_metrics(test.y, y_pred, scores))

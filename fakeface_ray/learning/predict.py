@@ -28,8 +28,8 @@ class Predictor:
         if valid.any():
             dims = rows.schema.field("embedding").type.list_size
             x = embedding.filter(pa.array(valid)).combine_chunks().flatten().to_numpy().reshape(-1, dims)
-            score[valid] = self.artifact.scores(x)
-            p_fake[valid] = self.artifact.p_fake(x)
+            scores = self.artifact.scores(x)
+            score[valid], p_fake[valid] = scores, self.artifact.p_fake(scores)
         labels = self.artifact.labels(np.nan_to_num(score))
         pred = [CLASSES[k] if ok else None for k, ok in zip(labels, valid)]
         columns = [rows.column(c) for c in PREDICTION_COLUMNS] + [

@@ -55,12 +55,12 @@ def choose_threshold(y_true: np.ndarray, scores: np.ndarray, min_fake_recall: fl
     y_true = np.asarray(y_true)
     scores = np.asarray(scores, dtype=float)
     values = np.unique(scores)
-    # Thresholds between neighbouring scores, plus one below all and the SVC's own 0.
+    # Thresholds between neighbouring scores, plus one below all and the model's own boundary, 0.
     candidates = np.unique(np.concatenate([[values[0] - 1.0, 0.0], (values[:-1] + values[1:]) / 2, [values[-1] + 1.0]]))
     table = np.column_stack(rates_at(y_true, scores, candidates))
     if min_fake_recall is None:
         best = np.flatnonzero(table[:, 2] == table[:, 2].max())
-        # Among ties, the one nearest the SVC's own boundary.
+        # Among ties, the one nearest the model's own boundary.
         i = best[np.argmin(np.abs(candidates[best]))]
         rule = "max_macro_f1"
     else:

@@ -11,7 +11,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
 from sklearn.base import clone
-from sklearn.calibration import CalibratedClassifierCV
 from sklearn.model_selection import GridSearchCV, ParameterGrid, cross_val_predict
 
 from ..config import TrainConfig
@@ -21,7 +20,7 @@ from ..storage import parts
 from ..storage.locations import Location, location
 from ..storage.schema import CLASSES, Status
 from . import classifiers
-from .artifact import ClassifierArtifact
+from .artifact import ClassifierArtifact, fit_sigmoid
 from .backends import OnDone, make_backend
 from .threshold import OperatingPoint, choose_threshold
 
@@ -250,16 +249,15 @@ def tune(train: Embeddings, test: Embeddings, config: TrainConfig, seed: int) ->
     cv = grouped_folds(train, folds, seed)
     search = GridSearchCV(model, grid, scoring=config.scoring, n_jobs=config.n_jobs, refit=True, cv=cv,
                           error_score="raise")
-    # Fits that go through joblib: the grid's, then out-of-fold scores and calibration, one per fold.
+    # Fits that go through joblib: the grid's, then the out-of-fold scores, one per fold.
     # The refit of the best candidate runs in the driver.
-    fits = (len(ParameterGrid(grid)) + 2) * folds
+    fits = (len(ParameterGrid(grid)) + 1) * folds
     with Progress("train", fits, "fits") as progress, _joblib_backend(config.backend, progress.add):
         search.fit(train.x, train.y)
-        # Out-of-fold decision values of the chosen model: the threshold is set on these, never on test.
+        # Out-of-fold decision values of the chosen model: the threshold and the sigmoid for p_fake
+        # are set on these, never on test.
         oof = cross_val_predict(clone(search.best_estimator_), train.x, train.y, cv=cv,
                                 method="decision_function", n_jobs=config.n_jobs)
-        calibrated = CalibratedClassifierCV(clone(search.best_estimator_), method="sigmoid", cv=cv)
-        calibrated.fit(train.x, train.y)
     # The threshold is set where the classes keep their real proportions: on the labelled rows when
     # synthetic fakes (K per real) would otherwise drag it towards calling everything fake.
     labelled = train.labelled()
@@ -267,7 +265,8 @@ def tune(train: Embeddings, test: Embeddings, config: TrainConfig, seed: int) ->
         point = choose_threshold(train.y[labelled], oof[labelled], config.min_fake_recall)
     else:
         point = choose_threshold(train.y, oof, config.min_fake_recall)
-    artifact = ClassifierArtifact(model=search.best_estimator_, calibrated=calibrated, threshold=point.threshold,
+    artifact = ClassifierArtifact(model=search.best_estimator_, calibration=fit_sigmoid(train.y, oof),
+                                  threshold=point.threshold,
                                   embedder=train.embedder, dims=int(train.x.shape[1]))
     inputs = concat(train.take(train.labelled()), test)
     return TrainResult(artifact, classifiers.plain_params(search.best_params_), float(search.best_score_), test,
