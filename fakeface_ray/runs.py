@@ -361,8 +361,8 @@ def _synthetic_fakes(config: Config, out: Location, embeddings: Location, data: 
     if config.synth.variants == 0:
         return None, {"variants": 0, "skipped": "synth.variants is 0"}
     if splice_use(data.embedder) != "none":
-        reason = (f"the classifier reads {data.embedder} features, and the synth stage embeds with the base embedder only "
-                  "(splice-v1 makes its own synthetic fakes every epoch): trained without synthetic fakes")
+        reason = (f"the classifier reads {data.embedder} features, and the synth stage embeds with the base "
+                  "embedder only (splice-v1 makes its own synthetic fakes every epoch): trained without synthetic fakes")
         return None, {"variants": config.synth.variants, "skipped": reason}
     name, _ = embedder_identity(config.embed)
     if name != data.embedder:

@@ -2,9 +2,9 @@
 
 Exact kernel SVMs cost between N^2 and N^3 to fit; the others grow about linearly in N.
 `benchmarks/classifier_scale.py` measures where the exact SVC stops paying for itself.
-Extremely randomised trees generalised best across the forensic corpora (README, "Detection
-quality"): on about 60 training rows of 62 heterogeneous, heavy-tailed features, averaging many
-randomised splits ignores the uninformative dims that an SVM's kernel weighs in.
+Extremely randomised trees scored best on held-out images of the forensic corpora (README,
+"Detection quality"): on about 60 training rows of 62 heterogeneous, heavy-tailed features,
+averaging many randomised splits ignores the uninformative dims that an SVM's kernel weighs in.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from ..config import ClassifierName, TrainConfig, choices
 KINDS = tuple(k for k in choices(ClassifierName) if k != "auto")
 # Training rows up to which `auto` takes the trees. Their quality was measured on small corpora
 # (about 60 training rows); their size grows with the rows: 500 trees with leaves of 2 on 2,000
-# rows of 62 dims fit in 2.0 s on one core and pickle to 51 MB, on 20,000 rows in 21 s to 479 MB,
-# and the calibrated twin holds one more forest per fold: too much to ship to every predict actor.
+# rows of 62 dims fit in 2.0 s on one core and pickle to 51 MB, on 20,000 rows in 21 s to 479 MB:
+# too much to ship to every predict actor.
 TREES_MAX_ROWS = 2_000
 # Training rows above which `auto` leaves the exact SVC for Nystroem. Measured on 2 cores
 # (benchmarks/results/classifier_scale.json, synthetic 128-d, a 3x3 grid): at 16k training rows the
