@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import joblib
 import numpy as np
 from scipy.optimize import minimize
+from scipy.special import expit
 from sklearn.pipeline import Pipeline
 
 from ..errors import UserError
@@ -34,7 +35,7 @@ class Sigmoid:
     intercept: float
 
     def __call__(self, scores: np.ndarray) -> np.ndarray:
-        return 1.0 / (1.0 + np.exp(-(self.slope * np.asarray(scores, dtype=np.float64) + self.intercept)))
+        return expit(self.slope * np.asarray(scores, dtype=np.float64) + self.intercept)
 
 
 def fit_sigmoid(y: np.ndarray, scores: np.ndarray) -> Sigmoid:
@@ -50,9 +51,8 @@ def fit_sigmoid(y: np.ndarray, scores: np.ndarray) -> Sigmoid:
 
     def loss(params: np.ndarray) -> tuple[float, np.ndarray]:
         z = params[0] * scores + params[1]
-        p = 1.0 / (1.0 + np.exp(-z))
         value = np.sum(np.logaddexp(0.0, z) - target * z)
-        gradient = p - target
+        gradient = expit(z) - target
         return float(value), np.array([np.dot(gradient, scores), gradient.sum()])
 
     start = np.array([1.0, np.log((positives + 1.0) / (len(y) - positives + 1.0))])
