@@ -20,10 +20,11 @@ from sklearn.svm import SVC, LinearSVC
 from ..config import ClassifierName, TrainConfig, choices
 
 KINDS = tuple(k for k in choices(ClassifierName) if k != "auto")
-# Training rows up to which `auto` takes the trees. Their quality was measured on small corpora
-# (about 60 training rows); their size grows with the rows: 500 trees with leaves of 2 on 2,000
-# rows of 62 dims fit in 2.0 s on one core and pickle to 51 MB, on 20,000 rows in 21 s to 479 MB:
-# too much to ship to every predict actor.
+# Training rows up to which `auto` takes the trees. They match or beat the SVM grid from 56 to
+# 1,870 training rows (benchmarks/results/classifier_curve.json). Their size grows with the rows:
+# 500 trees with leaves of 2 pickle to 17 MB at 1,870 rows of forensic features and to 51 MB at
+# 2,000 rows of random ones; at 20,000 random rows they fit in 21 s on one core and pickle to
+# 479 MB: too much to ship to every predict actor.
 TREES_MAX_ROWS = 2_000
 # Training rows above which `auto` leaves the exact SVC for Nystroem. Measured on 2 cores
 # (benchmarks/results/classifier_scale.json, synthetic 128-d, a 3x3 grid): at 16k training rows the
