@@ -6,14 +6,14 @@ cap, on embeddings the pipeline wrote:
 
 - `corpora`: the corpora of `benchmarks/corpora.py` (every generator of every `--corpora` set, pooled),
   grouped by source photo: a photo's reals and the fakes made on it are all on one side;
-- `demo`: a demo-generator corpus (`fakeface demo-data --variants 40`: 4,000 images of 100 people),
+- `demo`: a demo-generator corpus (`fakeface demo-data --variants 40`: 3,880 images of 98 people),
   grouped by person.
 
 For each split seed the groups are split in halves (stratified, `fakeface_ray.learning.train.split`).
 The classifier trains on a seeded, stratified subset of N rows of the training half, nested across N,
 with the product's own grid search, folds (groups kept whole) and threshold (`train.tune`), and is
 tested on the whole test half. Each cell is macro F1 and ROC AUC, mean +- std over the seeds, the
-fit's seconds (2 joblib workers) and, for the trees, the pickled model's size.
+fit's seconds (2 joblib workers) and the pickled model's size.
 
     .venv/bin/fakeface demo-data --out runs/demo40 --variants 40
     .venv/bin/fakeface extract --infile runs/demo40/real_and_fake_face --out runs/demo40_run
@@ -34,38 +34,32 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pyarrow.dataset as pads
+from sklearn.metrics import f1_score
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
-from sklearn.metrics import f1_score  # noqa: E402
 
 from fakeface_ray.config import TrainConfig  # noqa: E402
 from fakeface_ray.learning.artifact import ClassifierArtifact  # noqa: E402
 from fakeface_ray.learning.evaluate import evaluate  # noqa: E402
 from fakeface_ray.learning.train import Embeddings, split, tune  # noqa: E402
 from fakeface_ray.storage.schema import CLASSES  # noqa: E402
+from quality import as_embeddings, extract, photos_of  # noqa: E402  (benchmarks/, this script's folder)
 
 GENERATORS = ("paste", "poisson", "swap", "retouch")
-COLUMNS = ["image_id", "uri", "label", "status", "embedder", "embedding"]
-
-
-def ok_rows(embeddings: Path) -> list[dict]:
-    """The usable rows of a run's embeddings folder."""
-    table = pads.dataset(str(embeddings), format="parquet").to_table(columns=COLUMNS).to_pylist()
-    return [r for r in table if r["status"] == "ok"]
 
 
 def grouped(rows: list[dict], groups: list[str], families: list[str]) -> tuple[Embeddings, np.ndarray]:
     """Embeddings whose groups are the given names (photo or person), and each row's family."""
     names = {g: i for i, g in enumerate(sorted(set(groups)))}
-    data = Embeddings(np.array([r["image_id"] for r in rows], dtype=object),
-                      np.array([r["uri"] for r in rows], dtype=object),
-                      np.array([r["embedding"] for r in rows], dtype=np.float32).reshape(len(rows), -1),
-                      np.array([CLASSES.index(r["label"]) for r in rows], dtype=np.int64), rows[0]["embedder"],
-                      groups=np.array([names[g] for g in groups], dtype=np.int64))
+    data = as_embeddings(rows, rows[0]["embedder"])
+    data.groups = np.array([names[g] for g in groups], dtype=np.int64)
     return data, np.array(families, dtype=object)
+
+
+def usable(corpus: Path, run: Path) -> list[dict]:
+    """The ok rows of a corpus's embeddings under `run` (`quality.py`'s reader: extracts if missing)."""
+    return [r for r in extract(corpus, run, "forensic") if r["status"] == "ok"]
 
 
 def corpora_dataset(pairs: list[tuple[Path, Path]]) -> tuple[Embeddings, np.ndarray]:
@@ -73,13 +67,13 @@ def corpora_dataset(pairs: list[tuple[Path, Path]]) -> tuple[Embeddings, np.ndar
     rows, groups, families = [], [], []
     for corpora, work in pairs:
         for g in GENERATORS:
-            manifest = json.loads((corpora / g / "real_and_fake_face" / "manifest.json").read_text())
-            photo = {m["file"]: m["photo"] for m in manifest["images"]}
-            for r in ok_rows(work / g / "embeddings"):
-                # Every set and generator names its files alike: the row's id says which corpus it is from.
-                rows.append({**r, "image_id": f"{work.name}/{g}/{r['image_id']}", "file": r["image_id"]})
-                groups.append(photo[rows[-1]["file"]])
+            corpus = corpora / g / "real_and_fake_face"
+            photo = photos_of(corpus)
+            for r in usable(corpus, work / g):
+                groups.append(photo[r["image_id"]])
                 families.append(g)
+                # Every set and generator names its files alike: the row's id says which corpus it is from.
+                rows.append({**r, "image_id": f"{work.name}/{g}/{r['image_id']}"})
     return grouped(rows, groups, families)
 
 
@@ -88,7 +82,7 @@ def demo_dataset(corpus: Path, run: Path) -> tuple[Embeddings, np.ndarray]:
     manifest = json.loads((corpus / "manifest.json").read_text())
     person = {m["file"]: str(m["identity"]) for m in manifest["images"]}
     level = {m["file"]: m.get("level", "real") for m in manifest["images"]}
-    rows = ok_rows(run / "embeddings")
+    rows = usable(corpus / "real_and_fake_face", run)
     return grouped(rows, [person[r["image_id"]] for r in rows], [level[r["image_id"]] for r in rows])
 
 
@@ -165,7 +159,7 @@ def main() -> None:
     parser.add_argument("--corpora", default="", help="CORPORA:WORK pairs, comma-separated (corpora.py's --out, "
                                                       "quality.py's --work)")
     parser.add_argument("--demo", default="", help="CORPUS:RUN of a demo-data corpus and its extract run")
-    parser.add_argument("--corpora-sizes", default="56,113,226,452,900")
+    parser.add_argument("--corpora-sizes", default="56,110,220,440,900")
     parser.add_argument("--demo-sizes", default="60,125,250,500,1000,2000")
     parser.add_argument("--classifiers", default="trees,svc")
     parser.add_argument("--seeds", default="0,1,2,3,4")
