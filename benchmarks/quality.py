@@ -91,36 +91,6 @@ def synthesize(reals: list[dict], variants: int, seed: int, embedder: FaceEmbedd
     return fakes
 
 
-def splice_features(seed: int, rows: dict[str, list[dict]], photos: dict[str, dict[str, str]], train_pool: set,
-                    epochs: int, work: Path) -> dict[str, np.ndarray]:
-    """splice-v1 features of every row, from a network trained on the training pool's real photos only.
-
-    The network never sees a labelled fake: it learns from reals and the fakes synthesised from
-    them, so every corpus is a generator it was not trained on.
-    """
-    from fakeface_ray.config import SpliceConfig
-    from fakeface_ray.learning.splice_training import TrainingImage, fit_splice, save_splice
-    from fakeface_ray.stages.embedders.splice import SpliceEmbedder
-    from fakeface_ray.stages.imaging import decode_image
-
-    reals, seen = [], set()
-    for g, corpus_rows in rows.items():
-        for r in corpus_rows:
-            photo = photos[g][r["image_id"]]
-            if r["label"] == "real" and photo in train_pool and photo not in seen:
-                seen.add(photo)
-                reals.append(TrainingImage(f"{g}/{r['image_id']}", r["uri"], tuple(r["keypoints"]), 0))
-    net, history = fit_splice(reals, replace(SpliceConfig(), epochs=epochs), SynthConfig(), seed)
-    save_splice(net, work / f"splice-seed{seed}", history, {"training_reals": len(reals)})
-    print(f"seed {seed}: splice net on {len(reals)} reals, history {history}", flush=True)
-    embedder = SpliceEmbedder(work, net=net)
-    features = {}
-    for g, corpus_rows in rows.items():
-        images = [decode_image(read_bytes(r["uri"]), 200_000_000).image for r in corpus_rows]
-        features[g] = embedder.embed_images(images, [np.asarray(r["keypoints"]) for r in corpus_rows])
-    return features
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpora", default=str(ROOT / "runs/corpora"))
@@ -133,9 +103,6 @@ def main() -> None:
                         help="train.classifier for every cell (default: the config's)")
     parser.add_argument("--sets", default="labelled,+synthetic,synthetic only",
                         help="training sets for the --embedder rows; empty for none")
-    parser.add_argument("--splice-epochs", type=int, default=0,
-                        help="also train splice-v1 per seed (this many epochs) and score splice-v1 and "
-                             "the embedder + splice-v1")
     parser.add_argument("--json", default=str(ROOT / "benchmarks/results/quality.json"))
     args = parser.parse_args()
 
@@ -161,32 +128,6 @@ def main() -> None:
         everything = sorted({p for g in generators for p in photos[g].values()})
         rng = np.random.default_rng(seed)
         train_pool = set(rng.choice(everything, size=len(everything) // 2, replace=False).tolist())
-        if args.splice_epochs:
-            spliced = splice_features(seed, rows, photos, train_pool, args.splice_epochs, work)
-            for g1 in generators:
-                picked = np.array([photos[g1][r["image_id"]] in train_pool for r in rows[g1]])
-                for name, x in (("splice-v1", spliced[g1]),
-                                (f"{version} + splice-v1", np.hstack([as_embeddings(rows[g1], "f").x, spliced[g1]]))):
-                    data = as_embeddings(rows[g1], name)
-                    data.x = x
-                    result = tune(data.take(picked), data.take(picked), config, seed)
-                    for g2 in generators:
-                        test = as_embeddings(rows[g2], name)
-                        test.x = (spliced[g2] if name == "splice-v1"
-                                  else np.hstack([test.x, spliced[g2]]))
-                        held = np.array([photos[g2][r["image_id"]] not in train_pool for r in rows[g2]])
-                        metrics = evaluate(result.artifact, test.take(held)).metrics
-                        cells.setdefault((g1, f"{name}: labelled", g2), []).append((metrics.macro_f1, metrics.roc_auc))
-            # The network alone, trained on no labelled fake at all: its image logit is the score.
-            for g2 in generators:
-                held = np.array([photos[g2][r["image_id"]] not in train_pool for r in rows[g2]])
-                y = np.array([r["label"] == "fake" for r in rows[g2]])[held]
-                score = spliced[g2][held, :4].max(axis=1)
-                from fakeface_ray.learning.evaluate import compute_metrics
-
-                metrics = compute_metrics(y.astype(int), (score >= 0).astype(int), score)
-                cells.setdefault(("any", "splice-v1 network alone, synthetic only", g2), []).append(
-                    (metrics.macro_f1, metrics.roc_auc))
         wanted = [w for w in args.sets.split(",") if w]
         for g1 in generators if wanted else []:
             train_rows = [r for r in rows[g1] if photos[g1][r["image_id"]] in train_pool]
