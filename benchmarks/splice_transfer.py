@@ -47,7 +47,7 @@ from fakeface_ray.storage.locations import location  # noqa: E402
 from quality import photos_of  # noqa: E402  (benchmarks/, this script's folder)
 
 GENERATORS = ("paste", "poisson", "swap", "retouch")
-MODELS = ("forensic", "splice-v1 alone", "forensic + splice-v1 (the run)")
+FORENSIC, ALONE, RUN = MODELS = ("forensic", "splice-v1 alone", "forensic + splice-v1 (the run)")
 
 
 def scores_alone(data: Embeddings) -> Embeddings:
@@ -71,6 +71,7 @@ def held(data: Embeddings, photos: dict[str, str], training_photos: set[str]) ->
 
 
 def score(artifact, data: Embeddings) -> tuple[float, float]:
+    """Macro F1 and ROC AUC of a trained artifact on `data`."""
     metrics = evaluate(artifact, data).metrics
     return float(metrics.macro_f1), float(metrics.roc_auc)
 
@@ -91,21 +92,21 @@ def one_set(corpora: Path, work: Path, runs: Path, seeds: list[int], cache: Path
             train_ids = set(own.ids.tolist()) - test_ids
             training_photos = {photos[g1][i] for i in train_ids}
             models = {
-                "forensic": fit(forensic[g1], config.train, seed, train_ids=train_ids).artifact,
-                "splice-v1 alone": tune(*split_by_ids(scores_alone(own), train_ids), config.train, seed).artifact,
-                "forensic + splice-v1 (the run)": load_artifact(run / "model")[0],
+                FORENSIC: fit(forensic[g1], config.train, seed, train_ids=train_ids).artifact,
+                ALONE: tune(*split_by_ids(scores_alone(own), train_ids), config.train, seed).artifact,
+                RUN: load_artifact(run / "model")[0],
             }
             for g2 in GENERATORS:
                 rows = own if g2 == g1 else spliced(run, work / g2 / "embeddings",
                                                     cache / f"{g1}-{seed}" / g2, config.read.max_pixels)
                 test = held(rows, photos[g2], training_photos)
-                plain = held(forensic[g2], photos[g2], training_photos)
+                inputs = {FORENSIC: held(forensic[g2], photos[g2], training_photos), ALONE: scores_alone(test),
+                          RUN: test}
                 for name, artifact in models.items():
-                    data = plain if name == "forensic" else scores_alone(test) if name == "splice-v1 alone" else test
-                    cells.setdefault(f"{g1} | {name} | {g2}", []).append(score(artifact, data))
+                    cells.setdefault(f"{g1} | {name} | {g2}", []).append(score(artifact, inputs[name]))
                 if g2 == g1:
                     recorded = json.loads((run / "metrics.json").read_text())["macro_f1"]
-                    measured = cells[f"{g1} | forensic + splice-v1 (the run) | {g2}"][-1][0]
+                    measured = cells[f"{g1} | {RUN} | {g2}"][-1][0]
                     if abs(recorded - measured) > 1e-9:
                         raise SystemExit(f"{run}: the run's classifier scores {measured} here, {recorded} in metrics.json")
             print(f"seed {seed} {g1}: done in {time.perf_counter() - started:.0f} s", flush=True)
