@@ -23,6 +23,7 @@ metrics.json (checked).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -56,12 +57,19 @@ def scores_alone(data: Embeddings) -> Embeddings:
 
 
 def spliced(run: Path, embeddings: Path, cache: Path, max_pixels: int) -> Embeddings:
-    """Every row of `embeddings` with the run's splice scores (the mean of its networks), kept in `cache`."""
-    if not (cache / "part-0.parquet").exists():
-        networks = SpliceNetworks(tuple(network_weights(run / "model")), "concat", max_pixels)
-        rows = SpliceFeatures(networks, num_threads=2)(parts.read_folder(location(embeddings)))
+    """Every row of `embeddings` with the run's splice scores (the mean of its networks).
+
+    Kept in `cache` with the networks' sha256: a run trained again since is scored again.
+    """
+    weights = tuple(network_weights(run / "model"))
+    digest = hashlib.sha256(b"".join(weights)).hexdigest()
+    stamp = cache / "_networks.sha256"  # `_` files are not read as parts
+    if not (stamp.exists() and stamp.read_text() == digest):
+        rows = SpliceFeatures(SpliceNetworks(weights, "concat", max_pixels), num_threads=2)(
+            parts.read_folder(location(embeddings)))
         cache.mkdir(parents=True, exist_ok=True)
         pq.write_table(rows, cache / "part-0.parquet")
+        stamp.write_text(digest)
     return load_embeddings(cache)
 
 
@@ -136,7 +144,7 @@ def main() -> None:
                              "(forensic embeddings) and split_protocol.py's --runs folder")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--cache", default=str(ROOT / "runs/splice_transfer"),
-                        help="where the other corpora's splice scores are kept, per set and run")
+                        help="where the other corpora's splice scores are kept, per set and run, with their networks' sha256")
     parser.add_argument("--json", default=str(ROOT / "benchmarks/results/splice_transfer.json"))
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
