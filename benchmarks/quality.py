@@ -147,15 +147,19 @@ def main() -> None:
                         (metrics.macro_f1, metrics.roc_auc))
             print(f"seed {seed} {g1}: done ({time.perf_counter() - started:.0f} s)", flush=True)
 
-    table = {f"{g1} | {training} | {g2}": {
-        "macro_f1_mean": float(np.mean([v[0] for v in values])), "macro_f1_std": float(np.std([v[0] for v in values])),
-        "roc_auc_mean": float(np.mean([v[1] for v in values])), "roc_auc_std": float(np.std([v[1] for v in values])),
-        "seeds": len(values)} for (g1, training, g2), values in cells.items()}
+    table = {f"{g1} | {training} | {g2}": cell_summary(values) for (g1, training, g2), values in cells.items()}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps({"embedder": args.embedder, "classifier": args.classifier,
                                            "variants": args.variants, "seeds": seeds,
                                            "cells": table}, indent=1))
     print(markdown(table, generators))
+
+
+def cell_summary(values: list[tuple[float, float]]) -> dict:
+    """A cell's macro F1 and ROC AUC, mean and std over its seeds' (macro F1, ROC AUC) pairs."""
+    f1, auc = np.asarray(values, dtype=float).T
+    return {"macro_f1_mean": float(np.mean(f1)), "macro_f1_std": float(np.std(f1)),
+            "roc_auc_mean": float(np.mean(auc)), "roc_auc_std": float(np.std(auc)), "seeds": len(values)}
 
 
 def markdown(table: dict, generators: list[str]) -> str:

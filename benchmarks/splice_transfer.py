@@ -45,7 +45,7 @@ from fakeface_ray.stages.embedders.splice import network_weights  # noqa: E402
 from fakeface_ray.stages.splice_features import SCORE_DIMS, SpliceFeatures, SpliceNetworks  # noqa: E402
 from fakeface_ray.storage import parts  # noqa: E402
 from fakeface_ray.storage.locations import location  # noqa: E402
-from quality import photos_of  # noqa: E402  (benchmarks/, this script's folder)
+from quality import cell_summary, photos_of  # noqa: E402  (benchmarks/, this script's folder)
 
 GENERATORS = ("paste", "poisson", "swap", "retouch")
 FORENSIC, ALONE, RUN = MODELS = ("forensic", "splice-v1 alone", "forensic + splice-v1 (the run)")
@@ -56,12 +56,11 @@ def scores_alone(data: Embeddings) -> Embeddings:
     return Embeddings(data.ids, data.uris, data.x[:, -SCORE_DIMS:], data.y, "splice-v1", data.groups, data.parents)
 
 
-def spliced(run: Path, embeddings: Path, cache: Path, max_pixels: int) -> Embeddings:
-    """Every row of `embeddings` with the run's splice scores (the mean of its networks).
+def spliced(weights: tuple[bytes, ...], embeddings: Path, cache: Path, max_pixels: int) -> Embeddings:
+    """Every row of `embeddings` with a run's splice scores (the mean of its networks' `weights`).
 
     Kept in `cache` with the networks' sha256: a run trained again since is scored again.
     """
-    weights = tuple(network_weights(run / "model"))
     digest = hashlib.sha256(b"".join(weights)).hexdigest()
     stamp = cache / "_networks.sha256"  # `_` files are not read as parts
     if not (stamp.exists() and stamp.read_text() == digest):
@@ -99,13 +98,14 @@ def one_set(corpora: Path, work: Path, runs: Path, seeds: list[int], cache: Path
                            .column("image_id").to_pylist())
             train_ids = set(own.ids.tolist()) - test_ids
             training_photos = {photos[g1][i] for i in train_ids}
+            weights = tuple(network_weights(run / "model"))  # read and verified once per run
             models = {
                 FORENSIC: fit(forensic[g1], config.train, seed, train_ids=train_ids).artifact,
                 ALONE: tune(*split_by_ids(scores_alone(own), train_ids), config.train, seed).artifact,
                 RUN: load_artifact(run / "model")[0],
             }
             for g2 in GENERATORS:
-                rows = own if g2 == g1 else spliced(run, work / g2 / "embeddings",
+                rows = own if g2 == g1 else spliced(weights, work / g2 / "embeddings",
                                                     cache / f"{g1}-{seed}" / g2, config.read.max_pixels)
                 test = held(rows, photos[g2], training_photos)
                 inputs = {FORENSIC: held(forensic[g2], photos[g2], training_photos), ALONE: scores_alone(test),
@@ -123,11 +123,7 @@ def one_set(corpora: Path, work: Path, runs: Path, seeds: list[int], cache: Path
 
 def summary(cells: dict) -> dict:
     """Per cell mean +- std; per model the means on the generator trained on and on the others."""
-    table = {k: {"macro_f1_mean": float(np.mean([v[0] for v in values])),
-                 "macro_f1_std": float(np.std([v[0] for v in values])),
-                 "roc_auc_mean": float(np.mean([v[1] for v in values])),
-                 "roc_auc_std": float(np.std([v[1] for v in values])), "seeds": len(values)}
-             for k, values in cells.items()}
+    table = {k: cell_summary(values) for k, values in cells.items()}
     means = {}
     for name in MODELS:
         same = [table[f"{g} | {name} | {g}"] for g in GENERATORS]
