@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# GPU smoke check: extract + embed on a generated corpus with configs/gpu.yaml, then faces/s, the
-# peak GPU memory used and the mean GPU utilisation. Installs nothing: it needs a Python whose
-# TensorFlow sees the GPU and which has this project installed, by default the .venv that
-# `make setup EXTRAS=gpu,test` (tensorflow[and-cuda]) builds while the registry is reachable.
+# GPU smoke check: extract + FaceNet on a generated corpus with configs/gpu.yaml, both on GPU
+# fractions, then faces/s, the peak GPU memory used and the mean GPU utilisation. Installs
+# nothing: it needs a Python whose TensorFlow sees the GPU and which has this project installed,
+# by default the .venv that `make setup EXTRAS=gpu,test` (tensorflow[and-cuda]) builds while the
+# registry is reachable.
 #   [PY=/path/to/python] bash benchmarks/gpu_smoke.sh [IDENTITIES]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,7 +34,8 @@ PYEOF
 sampler=$!
 start=$(date +%s.%N)
 "$PY" -m fakeface_ray.cli extract --config configs/gpu.yaml --infile "$work/data/real_and_fake_face" --out "$work/out" \
-  --set embed.embedder=facenet --set "embed.weights=$work/facenet.h5" > "$work/extract.log" 2>&1 \
+  --set embed.embedder=facenet --set "embed.weights=$work/facenet.h5" --set embed.num_gpus=0.25 \
+  --set embed.batch_size=128 > "$work/extract.log" 2>&1 \
   || { tail -40 "$work/extract.log"; exit 1; }
 end=$(date +%s.%N)
 kill "$sampler"

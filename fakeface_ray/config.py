@@ -109,6 +109,11 @@ class EmbedConfig:
     num_gpus: float = 0.0
     max_actors: int | None = None
 
+    def __post_init__(self) -> None:
+        if self.embedder != "facenet" and self.num_gpus:
+            raise ConfigError(f"embed.embedder={self.embedder} is the forensic embedder, which runs on CPUs only; "
+                              "embed.num_gpus > 0 needs embed.embedder=facenet")
+
 
 @dataclass(frozen=True)
 class SynthConfig:

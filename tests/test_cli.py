@@ -155,8 +155,9 @@ def test_the_pipeline_needs_tensorflow_only_for_facenet_and_gpus(tmp_path):
     cpu, forensic = ExtractConfig(), EmbedConfig(embedder="forensic")
     assert pipeline_needs(cpu, forensic) == ("mtcnn",)
     assert pipeline_needs(cpu, EmbedConfig(embedder="auto", weights=str(tmp_path / "none.h5"))) == ("mtcnn",)
-    (tmp_path / "w.h5").write_bytes(b"")  # auto picks FaceNet when its weight file is there
-    assert pipeline_needs(cpu, EmbedConfig(embedder="auto", weights=str(tmp_path / "w.h5"))) == (
+    (tmp_path / "w.h5").write_bytes(b"")  # FaceNet weights do not change what auto picks
+    assert pipeline_needs(cpu, EmbedConfig(embedder="auto", weights=str(tmp_path / "w.h5"))) == ("mtcnn",)
+    assert pipeline_needs(cpu, EmbedConfig(embedder="facenet", weights=str(tmp_path / "w.h5"))) == (
         "mtcnn", "tensorflow", "h5py")
     assert pipeline_needs(ExtractConfig(num_gpus=0.25), forensic) == ("mtcnn", "tensorflow")
     assert pipeline_needs(ExtractConfig(detector="tensorflow"), forensic) == ("mtcnn", "tensorflow")

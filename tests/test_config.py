@@ -34,6 +34,7 @@ def test_unknown_key_suggests_the_right_one():
     ("train.cv_folds=five", "must be an integer"),
     ("extract.margin=[1]", "must be a number"),
     ("embed.embedder=clip", "must be one of auto, facenet, forensic"),
+    ("embed.num_gpus=0.25", "forensic embedder, which runs on CPUs only"),
     ("train.test_split=1.5", "between 0 and 1"),
     ("train.tree_leaf_grid=[0, 2]", "tree_leaf_grid must hold positive integers"),
     ("train.classifier=forest", "must be one of auto, trees, svc"),

@@ -77,11 +77,13 @@ def test_regions_without_room_for_rings_give_zeros_not_nans():
     assert np.isfinite(features).all()
 
 
-def test_auto_falls_back_to_forensic_and_says_why(tmp_path):
+def test_auto_picks_forensic_and_says_where_facenet_weights_would_be_used(tmp_path):
     name, reason = resolve_embedder("auto", str(tmp_path / "missing.h5"))
-    assert name == "forensic" and "no FaceNet weights" in reason
+    assert name == "forensic" and reason.startswith("auto:") and "w.h5" not in reason
     (tmp_path / "w.h5").write_bytes(b"x")
-    assert resolve_embedder("auto", str(tmp_path / "w.h5"))[0] == "facenet"
+    name, reason = resolve_embedder("auto", str(tmp_path / "w.h5"))
+    assert name == "forensic" and f"{tmp_path / 'w.h5'} are used with embed.embedder=facenet" in reason
+    assert resolve_embedder("facenet", str(tmp_path / "w.h5"))[0] == "facenet"
     assert isinstance(load_embedder(EmbedConfig(weights=str(tmp_path / "missing.h5"))), ForensicEmbedder)
 
 

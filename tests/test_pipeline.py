@@ -80,11 +80,11 @@ def test_run_with_a_facenet_weight_file_and_uris(corpus, tmp_path, ray_session):
     weights = tmp_path / "facenet_keras.h5"
     write_weight_file(weights, model_weights(model), "keras2-full-model")
     # Input and output as file:// URIs: the same code path as s3:// and gs://.
-    config = load_config(overrides=["embed.embedder=auto", f"embed.weights={weights}"],
+    config = load_config(overrides=["embed.embedder=facenet", f"embed.weights={weights}"],
                          infile=f"file://{corpus}", out=f"file://{tmp_path}/run")
     record = run_extract(config).to_dict()
     assert (tmp_path / "run" / "run.json").is_file() and (tmp_path / "run" / "embeddings" / "_COMPLETE").is_file()
-    assert record["embedder"] == "facenet-128" and "FaceNet weights found" in record["embedder_reason"]
+    assert record["embedder"] == "facenet-128" and record["embedder_reason"] == "embedder 'facenet' requested"
     assert record["weights"]["sha256"] == file_sha256(weights)
     assert record["weights"]["parameters"] == 22_808_144
     table = pads.dataset(str(tmp_path / "run" / "embeddings"), format="parquet").to_table()

@@ -67,9 +67,20 @@ def _config(name):
     return load_config([Path(__file__).parents[1] / "configs" / name])
 
 
+def _facenet_on_gpus(embed):
+    """gpu.yaml's embed section with the overrides its header gives for FaceNet on GPUs."""
+    import dataclasses
+
+    return dataclasses.replace(embed, embedder="facenet", num_gpus=0.25, batch_size=128)
+
+
 def test_one_gpu_machine_shares_the_gpu_by_fractions():
     config = _config("gpu.yaml")
-    plan = plan_pools({"CPU": 16.0, "GPU": 1.0}, config.extract, _resolved(config.embed))
+    plan = plan_pools({"CPU": 16.0, "GPU": 1.0}, config.extract, _resolved(config.embed, "forensic"))
+    assert (plan.extract.num_gpus, plan.embed.num_gpus) == (0.25, 0.0)
+    assert 1 <= plan.extract.max_size <= 4 and plan.embed.max_size >= 1
+    assert _used(plan) + 2 * READ_TASK_CPUS <= 16.0
+    plan = plan_pools({"CPU": 16.0, "GPU": 1.0}, config.extract, _facenet_on_gpus(config.embed))
     gpus = plan.extract.max_size * plan.extract.num_gpus + plan.embed.max_size * plan.embed.num_gpus
     assert plan.extract.num_gpus == 0.25 and plan.embed.num_gpus == 0.25
     assert plan.extract.max_size >= 1 and plan.embed.max_size >= 1 and gpus <= 1.0
@@ -79,7 +90,7 @@ def test_one_gpu_machine_shares_the_gpu_by_fractions():
 
 def test_four_nodes_of_32_cpus_and_8_gpus_scale_the_pools():
     config = _config("gpu.yaml")
-    plan = plan_pools({"CPU": 128.0, "GPU": 32.0}, config.extract, _resolved(config.embed))
+    plan = plan_pools({"CPU": 128.0, "GPU": 32.0}, config.extract, _facenet_on_gpus(config.embed))
     assert plan.extract.min_size == 1 and plan.extract.max_size >= 64
     gpus = plan.extract.max_size * plan.extract.num_gpus + plan.embed.max_size * plan.embed.num_gpus
     assert gpus <= 32.0 and _used(plan) + 2 * READ_TASK_CPUS <= 128.0

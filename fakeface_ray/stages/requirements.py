@@ -21,8 +21,7 @@ PURPOSE = {"tensorflow": "FaceNet and MTCNN on GPUs", "mtcnn": "the face detecto
 def pipeline_needs(extract: ExtractConfig, embed: EmbedConfig) -> tuple[str, ...]:
     """The libraries the extract and embed actors of this config load.
 
-    MTCNN on CPUs and the forensic embedder need no TensorFlow; FaceNet (asked for, or found by
-    `auto` at `embed.weights`) and MTCNN on GPUs do.
+    MTCNN on CPUs and the forensic embedder need no TensorFlow; FaceNet and MTCNN on GPUs do.
     """
     from .embedders import resolve_embedder
     from .extract import detector_runtime
