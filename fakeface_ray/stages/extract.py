@@ -13,7 +13,7 @@ from ..storage.schema import Status
 from . import faces, imaging
 
 # The native region: the box doubled, so that it holds the head and background around the face
-# (forensic-v6 reads the JPEG history of the face against them) ...
+# (forensic-v6 and later read the JPEG history of the face against them) ...
 REGION_CONTEXT = 1.0
 # ... and inside it the face's own window, the box with a margin: skin around the parts.
 FACE_WINDOW_CONTEXT = 0.2

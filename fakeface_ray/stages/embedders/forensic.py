@@ -16,6 +16,9 @@ swapped face differs from its context in either direction.
 v6 reads both JPEG-history maps in zones around the eyes, the mouth and the inner head against the
 head and background around the face, on a region twice the face box: a warp, a blend or a pasted
 part resamples more than the part itself, so the face's own surroundings are not a clean reference.
+v7 pools each part reading over the four parts (largest and mean magnitude) instead of keeping one
+value per part: a fake may edit any one of them, and a classifier trained on about 60 images learns
+one threshold per reading from all its fakes, not one per part from a quarter of them.
 """
 
 from __future__ import annotations
@@ -32,11 +35,14 @@ from . import double_jpeg
 
 PARTS = ("left_eye", "right_eye", "nose", "mouth")
 PART_FEATURES = ("noise", "ela", "cb", "cr", "luma", "edge", "sharpness")
+# Each part reading's largest and mean magnitude over the four parts.
+POOLED_FEATURES = tuple(f"part_{pool}_{name}" for pool in ("max", "mean") for name in PART_FEATURES)
 # The same readings of the inner face against the head around it (hairline, jaw, ears, background),
 # as magnitudes: a swapped face brings its own noise, sharpness and skin tone, more or less than the
 # head it lands on.
 FACE_FEATURES = tuple(f"face_{name}" for name in PART_FEATURES)
-GLOBAL_FEATURES = ("noise_level", "ela_level", "blockiness", "max_noise", "max_ela", "max_edge")
+# max_edge: the sharpest part outline against its ring, signed (the pooled edge readings are magnitudes).
+GLOBAL_FEATURES = ("noise_level", "ela_level", "blockiness", "max_edge")
 # The same seven readings of each double-JPEG map: `dq_` gaps (first save coarser), `dqm_` modulation.
 DQ_FEATURES = tuple(f"{prefix}_{name}" for prefix in ("dq", "dqm")
                     for name in ("frequencies", "face", *PARTS, "max_part"))
@@ -44,8 +50,7 @@ DQ_FEATURES = tuple(f"{prefix}_{name}" for prefix in ("dq", "dqm")
 # head's context, 1.6-3 face radii out.
 ZONES = ("eyes_zone", "mouth_zone", "inner_head")
 ZONE_FEATURES = tuple(f"{prefix}_{zone}" for prefix in ("dq", "dqm") for zone in ZONES)
-FEATURE_NAMES = (tuple(f"{p}_{f}" for p in PARTS for f in PART_FEATURES) + FACE_FEATURES + GLOBAL_FEATURES
-                 + DQ_FEATURES + ZONE_FEATURES)
+FEATURE_NAMES = POOLED_FEATURES + FACE_FEATURES + GLOBAL_FEATURES + DQ_FEATURES + ZONE_FEATURES
 ELA_QUALITY = 90
 EPS = 0.05
 # Keypoints of an average MTCNN box as fractions of it, for crops that come without landmarks.
@@ -55,7 +60,7 @@ _TEMPLATE = np.array([0.31, 0.40, 0.69, 0.40, 0.50, 0.60, 0.35, 0.80, 0.65, 0.80
 class ForensicEmbedder:
     """Splice-evidence features; `.embed(faces)` on crops, `.embed_regions(...)` on native pixels."""
 
-    name = "forensic-v6"
+    name = "forensic-v7"
     dims = len(FEATURE_NAMES) + 1  # + a constant that keeps the magnitude through L2 normalisation
 
     def embed(self, faces: np.ndarray, margin: float = 0.2) -> np.ndarray:
@@ -124,6 +129,10 @@ def _face_features(region: np.ndarray, keypoints: np.ndarray, origin: tuple[int,
     maps = np.stack([noise, ela, cb, cr, luma, grad, fine, coarse])
     ellipses = _part_ellipses(keypoints)
     parts = np.stack([_part_contrast(maps, ellipses, i) for i in range(len(ellipses))])
+    # Each part's value made finite and clipped, as every feature is, before pooling: a part without
+    # room for its ring counts as unremarkable instead of voiding the reading for all four.
+    magnitudes = np.abs(np.clip(np.nan_to_num(parts, nan=0.0, posinf=0.0, neginf=0.0), -10, 10))
+    pooled = np.concatenate([magnitudes.max(axis=0), magnitudes.mean(axis=0)])
     # A column and a row of coordinates: the ellipse distances broadcast to the region.
     ys, xs = (axis.astype(np.float32) for axis in np.ogrid[0: luma.shape[0], 0: luma.shape[1]])
     face = face_radius(keypoints, ys, xs)
@@ -134,12 +143,10 @@ def _face_features(region: np.ndarray, keypoints: np.ndarray, origin: tuple[int,
         np.log(noise.mean() + EPS),
         np.log(ela.mean() + EPS),
         _blockiness(luma, origin),
-        np.abs(parts[:, 0]).max(),
-        np.abs(parts[:, 1]).max(),
         parts[:, 5].max(),
     ], dtype=np.float32)
     double_jpeg_features = _double_jpeg_features(luma, keypoints, origin, table)
-    return np.concatenate([parts.reshape(-1), whole_face, global_features, double_jpeg_features])
+    return np.concatenate([pooled, whole_face, global_features, double_jpeg_features])
 
 
 def _zone_features(region: np.ndarray, keypoints: np.ndarray, origin: tuple[int, int] | None,
