@@ -57,7 +57,7 @@ def _exit(message: str, code: int) -> None:
 def _min_recall_option(fn):
     return click.option("--min-fake-recall", type=float, default=None,
                         help="Pick the threshold on CV folds that catches at least this share of fakes "
-                             "(default: best macro F1).")(fn)
+                             "(default: train.threshold, the one-standard-error rule).")(fn)
 
 
 def _output_options(fn):

@@ -22,6 +22,7 @@ JoblibBackend = Literal["ray", "loky"]
 Kernel = Literal["linear", "rbf"]
 ClassifierName = Literal["auto", "trees", "svc", "linear", "sgd", "nystroem"]
 ClassWeight = Literal["balanced", "none"]
+ThresholdRule = Literal["boundary", "max_macro_f1", "one_se"]
 SynthDonor = Literal["self", "other", "retouch"]
 SynthBlend = Literal["alpha", "feather", "poisson"]
 SpliceUse = Literal["none", "alone", "concat"]
@@ -163,6 +164,7 @@ class TrainConfig:
     scoring: str = "f1_macro"
     backend: JoblibBackend = "ray"
     n_jobs: int = -1
+    threshold: ThresholdRule = "one_se"
     min_fake_recall: float | None = None
     classifier: ClassifierName = "auto"
     nystroem_components: int = 500

@@ -13,19 +13,49 @@ def test_rates_count_fake_as_positive():
     assert macro == pytest.approx((2 * 4 / (8 + 2 + 1) + 2 * 3 / (6 + 1 + 2)) / 2)
 
 
-def test_default_maximises_macro_f1():
-    point = choose_threshold(Y, S)
-    assert point.rule == "max_macro_f1"
+def test_boundary_keeps_the_models_own_and_reports_its_rates():
+    point = choose_threshold(Y, S, "boundary")
+    assert point.rule == "boundary" and point.threshold == 0.0
+    assert (point.fake_recall, point.fake_precision, point.macro_f1) == pytest.approx(rates(Y, S, 0.0))
+
+
+def test_max_macro_f1_takes_the_best_threshold_on_the_scores():
+    point = choose_threshold(Y, S, "max_macro_f1")
+    assert point.rule == "max_macro_f1" and point.threshold != 0.0
     best = max(rates(Y, S, t)[2] for t in np.linspace(-5, 5, 1001))
     assert point.macro_f1 == pytest.approx(best)
 
 
 def test_a_recall_floor_takes_the_highest_threshold_that_reaches_it():
+    assert choose_threshold(Y, S, "max_macro_f1", min_fake_recall=1.0) == choose_threshold(Y, S, min_fake_recall=1.0)
     point = choose_threshold(Y, S, min_fake_recall=1.0)
     assert point.fake_recall == 1.0 and -1.0 < point.threshold < -0.5
     assert point.fake_precision == pytest.approx(5 / 7)
     loose = choose_threshold(Y, S, min_fake_recall=0.6)
     assert loose.threshold > 1.5 and loose.fake_recall == pytest.approx(0.6) and loose.fake_precision == 1.0
+
+
+def test_one_se_keeps_the_boundary_when_the_best_is_within_noise():
+    # Ten rows: the best (0.8 at 0.75) is within one bootstrap standard error of the boundary's 0.70.
+    point = choose_threshold(Y, S, "one_se")
+    assert point.rule == "one_se" and point.threshold == 0.0
+    assert choose_threshold(Y, S) == point  # the default
+
+
+def test_one_se_moves_towards_a_best_that_many_rows_make_clear():
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 1000)
+    scores = rng.normal(y.astype(float), 0.3)  # the classes cross at 0.5, far from the boundary 0
+    best = choose_threshold(y, scores, "max_macro_f1")
+    point = choose_threshold(y, scores, "one_se")
+    assert 0.3 < point.threshold <= best.threshold and point.macro_f1 > rates(y, scores, 0.0)[2] + 0.15
+    assert point.macro_f1 >= best.macro_f1 - 0.02
+    assert choose_threshold(y, scores, "one_se") == point  # the bootstrap is seeded
+
+
+def test_an_unknown_rule_is_refused():
+    with pytest.raises(ValueError, match="boundary, max_macro_f1, one_se"):
+        choose_threshold(Y, S, "median")
 
 
 def test_rates_at_many_thresholds_match_one_at_a_time():

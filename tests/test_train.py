@@ -103,7 +103,8 @@ def test_fit_learns_separable_data_with_loky(capsys):
     # 8 candidates (linear x 2 C, rbf x 2 C x 3 gamma) x 5 folds, then the out-of-fold scores
     assert "[fakeface] train 45/45 fits (100%)" in capsys.readouterr().err.splitlines()[-1]
     assert result.artifact.model.score(result.test.x, result.test.y) == 1.0
-    assert result.operating_point.rule == "max_macro_f1" and result.operating_point.macro_f1 == 1.0
+    assert result.operating_point.rule == "one_se" and result.operating_point.threshold == 0.0
+    assert result.operating_point.macro_f1 == 1.0
     p_fake = result.artifact.p_fake(result.artifact.scores(result.test.x))
     assert (p_fake[result.test.y == 1] > 0.5).all() and (p_fake[result.test.y == 0] < 0.5).all()
     assert result.best_params["kernel"] in ("linear", "rbf") and result.classifier == "svc"

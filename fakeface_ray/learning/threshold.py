@@ -1,4 +1,5 @@
-"""Choose the decision threshold on cross-validation scores: best macro F1, or a fake-recall floor."""
+"""Choose the decision threshold: the model's own boundary, or on cross-validation scores (best macro
+F1, or a fake-recall floor)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,13 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ..config import ThresholdRule, choices
+
 
 @dataclass(frozen=True)
 class OperatingPoint:
     threshold: float  # call `fake` when the decision value is >= this
-    rule: str  # "max_macro_f1" or "min_fake_recall=R"
+    rule: str  # a ThresholdRule, or "min_fake_recall=R"
     fake_recall: float
     fake_precision: float
     macro_f1: float
@@ -45,12 +48,16 @@ def rates_at(y_true: np.ndarray, scores: np.ndarray, thresholds: np.ndarray) -> 
     return recall, precision, (f1_fake + f1_real) / 2
 
 
-def choose_threshold(y_true: np.ndarray, scores: np.ndarray, min_fake_recall: float | None = None) -> OperatingPoint:
-    """The threshold on out-of-fold decision values (never the test split).
+def choose_threshold(y_true: np.ndarray, scores: np.ndarray, rule: ThresholdRule = "one_se",
+                     min_fake_recall: float | None = None) -> OperatingPoint:
+    """The threshold, with its rates on out-of-fold decision values (never the test split).
 
     Args:
-        min_fake_recall: None maximises macro F1; R picks the highest threshold whose fake recall
-            is at least R (the fewest false alarms that still catch that share of fakes).
+        rule: `boundary` keeps the model's own boundary, 0 (its classes weighted equally);
+            `max_macro_f1` takes the threshold with the best macro F1 on `scores`; `one_se` the
+            one nearest the boundary whose macro F1 is within one bootstrap standard error of that best.
+        min_fake_recall: when set, overrides `rule`: the highest threshold whose fake recall is at
+            least R (the fewest false alarms that still catch that share of fakes).
     """
     y_true = np.asarray(y_true)
     scores = np.asarray(scores, dtype=float)
@@ -58,14 +65,31 @@ def choose_threshold(y_true: np.ndarray, scores: np.ndarray, min_fake_recall: fl
     # Thresholds between neighbouring scores, plus one below all and the model's own boundary, 0.
     candidates = np.unique(np.concatenate([[values[0] - 1.0, 0.0], (values[:-1] + values[1:]) / 2, [values[-1] + 1.0]]))
     table = np.column_stack(rates_at(y_true, scores, candidates))
-    if min_fake_recall is None:
-        best = np.flatnonzero(table[:, 2] == table[:, 2].max())
-        # Among ties, the one nearest the model's own boundary.
-        i = best[np.argmin(np.abs(candidates[best]))]
-        rule = "max_macro_f1"
-    else:
+    if min_fake_recall is not None:
         reaching = np.flatnonzero(table[:, 0] >= min_fake_recall - 1e-12)
         i = reaching[np.argmax(candidates[reaching])]
         rule = f"min_fake_recall={min_fake_recall:g}"
+    elif rule == "max_macro_f1":
+        best = np.flatnonzero(table[:, 2] == table[:, 2].max())
+        # Among ties, the one nearest the model's own boundary.
+        i = best[np.argmin(np.abs(candidates[best]))]
+    elif rule == "boundary":
+        i = int(np.flatnonzero(candidates == 0.0)[0])
+    elif rule == "one_se":
+        best = int(np.argmax(table[:, 2]))
+        error = _bootstrap_se(y_true, scores, candidates[best])
+        # The one-standard-error rule: the threshold nearest the boundary whose macro F1 is within
+        # one standard error of the best; on few rows the best is mostly noise.
+        close = np.flatnonzero(table[:, 2] >= table[best, 2] - error)
+        i = close[np.argmin(np.abs(candidates[close]))]
+    else:
+        raise ValueError(f"unknown threshold rule {rule!r}; expected one of {', '.join(choices(ThresholdRule))}")
     recall, precision, macro = table[i]
     return OperatingPoint(float(candidates[i]), rule, float(recall), float(precision), float(macro))
+
+
+def _bootstrap_se(y_true: np.ndarray, scores: np.ndarray, threshold: float, resamples: int = 200) -> float:
+    """The standard error of macro F1 at `threshold`, over seeded bootstrap resamples of the rows."""
+    rng = np.random.default_rng(0)
+    rows = rng.integers(0, len(y_true), size=(resamples, len(y_true)))
+    return float(np.std([rates(y_true[r], scores[r], threshold)[2] for r in rows]))
