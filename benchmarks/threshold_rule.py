@@ -1,0 +1,150 @@
+"""The decision threshold's rules side by side: the best out-of-fold macro F1, the model's own boundary, and the
+one-standard-error rule between them.
+
+Every rule reads the same fitted model on the same split, so they differ only in the threshold.
+The protocol is the hidden check's (`split_protocol.py --in-process`: `fakeface train --testsplit 0.5
+--set seed=S`'s split, grid search and out-of-fold decision values), on every corpus set's generators,
+and optionally on larger corpora (`--demo`: a `fakeface extract` run of `fakeface demo-data
+--variants 40`, the whole training half and a subset of `--demo-rows`).
+
+    .venv/bin/python benchmarks/threshold_rule.py \\
+        --sets published:runs/q7_published,shipped:runs/q7_shipped [--seeds 0,1,2,3,4,5] \\
+        [--classifiers trees,svc] [--demo runs/demo40_run] [--json benchmarks/results/threshold_rule.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from sklearn.base import clone
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import cross_val_predict
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from fakeface_ray.config import TrainConfig  # noqa: E402
+from fakeface_ray.learning.threshold import choose_threshold, rates  # noqa: E402
+from fakeface_ray.learning.train import Embeddings, grouped_folds, load_embeddings, split, tune  # noqa: E402
+
+RULES = ("max_macro_f1", "boundary", "one_se")
+
+
+def paired(train: Embeddings, test: Embeddings, kind: str, seed: int) -> dict:
+    """One fit; test macro F1 at each rule's threshold, and the ROC AUC."""
+    config = TrainConfig(backend="loky", n_jobs=2, classifier=kind, test_split=0.5, threshold="boundary")
+    started = time.perf_counter()
+    result = tune(train, test, config, seed)
+    model = result.artifact.model
+    # tune() keeps no out-of-fold values: the same folds and estimator give them again, exactly.
+    folds = grouped_folds(train, min(config.cv_folds, int(np.bincount(train.y).min())), seed)
+    oof = cross_val_predict(clone(model), train.x, train.y, cv=folds, method="decision_function", n_jobs=2)
+    scores = result.artifact.scores(test.x)
+    out = {"roc_auc": float(roc_auc_score(test.y, scores)), "fit_s": time.perf_counter() - started,
+           "train_rows": len(train.y)}
+    for rule in RULES:
+        point = choose_threshold(train.y, oof, rule)
+        out[rule] = {"threshold": point.threshold, "macro_f1": rates(test.y, scores, point.threshold)[2]}
+    return out
+
+
+def summarise(runs: list[dict]) -> dict:
+    """Each rule's mean and std over the seeds, and its gain over `max_macro_f1`: mean, seeds won and lost."""
+    out: dict = {"roc_auc_mean": float(np.mean([r["roc_auc"] for r in runs]))}
+    for rule in RULES:
+        f1 = np.array([r[rule]["macro_f1"] for r in runs])
+        gain = f1 - np.array([r["max_macro_f1"]["macro_f1"] for r in runs])
+        out[rule] = {"macro_f1_mean": float(f1.mean()), "macro_f1_std": float(f1.std()),
+                     "gain_mean": float(gain.mean()), "wins": int(np.sum(gain > 0)), "losses": int(np.sum(gain < 0))}
+    out["runs"] = runs
+    return out
+
+
+def line(cell: dict) -> str:
+    """Each rule's mean macro F1, with its wins and losses against `max_macro_f1`."""
+    return ", ".join(f"{rule} {cell[rule]['macro_f1_mean']:.3f}" + (f" ({cell[rule]['wins']}+/{cell[rule]['losses']}-)"
+                                                                   if rule != "max_macro_f1" else "")
+                     for rule in RULES)
+
+
+def protocol(sets: dict[str, Path], generators: list[str], seeds: list[int], kind: str) -> dict:
+    """{set: {generator: summary}} on the hidden check's split of each corpus."""
+    out: dict[str, dict] = {}
+    for name, work in sets.items():
+        for g in generators:
+            data = load_embeddings(work / g / "embeddings")
+            runs = []
+            for seed in seeds:
+                train, test = split(data, 0.5, seed)
+                runs.append(paired(train, test, kind, seed))
+            cell = out.setdefault(name, {})[g] = summarise(runs)
+            print(f"{kind} {name}/{g}: {line(cell)}", flush=True)
+    return out
+
+
+def large(path: Path, rows: list[int], seeds: list[int], kind: str) -> dict:
+    """{rows: summary}: the training half of a larger corpus, whole and in stratified subsets."""
+    data = load_embeddings(path / "embeddings")
+    out: dict[str, dict] = {}
+    for n in rows:
+        runs = []
+        for seed in seeds:
+            train, test = split(data, 0.5, seed)
+            if n < len(train.y):
+                keep, _ = split(train, 1.0 - n / len(train.y), seed)
+                train = keep
+            runs.append(paired(train, test, kind, seed))
+        cell = out[str(runs[0]["train_rows"])] = summarise(runs)
+        print(f"{kind} {path} {runs[0]['train_rows']} rows: {line(cell)}", flush=True)
+    return out
+
+
+def overall(cells: list[dict]) -> dict:
+    """Every run of these cells pooled (each rule's mean, gain, wins and losses), and the cells each rule gains."""
+    runs = [r for c in cells for r in c["runs"]]
+    out = {k: v for k, v in summarise(runs).items() if k != "runs"}
+    for rule in RULES:
+        out[rule]["cells_gaining"] = sum(c[rule]["gain_mean"] > 0 for c in cells)
+    return out | {"cells": len(cells)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sets", required=True, help="NAME:WORK pairs, comma-separated (quality.py's --work folders)")
+    parser.add_argument("--generators", default="paste,poisson,swap,retouch")
+    parser.add_argument("--seeds", default="0,1,2,3,4,5")
+    parser.add_argument("--classifiers", default="trees,svc")
+    parser.add_argument("--demo", help="a `fakeface extract` --out of a larger corpus (demo-data --variants 40)")
+    parser.add_argument("--demo-rows", default="250,5000", help="training rows taken from its training half")
+    parser.add_argument("--demo-seeds", default="0,1,2")
+    parser.add_argument("--json", default=str(ROOT / "benchmarks/results/threshold_rule.json"))
+    args = parser.parse_args()
+
+    sets = {name: Path(work) for name, work in (pair.split(":", 1) for pair in args.sets.split(","))}
+    seeds = [int(s) for s in args.seeds.split(",")]
+    result: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+                    "date": time.strftime("%Y-%m-%d"), "seeds": seeds, "classifiers": {}}
+    for kind in args.classifiers.split(","):
+        cells = protocol(sets, args.generators.split(","), seeds, kind)
+        entry = {"protocol": cells,
+                 "protocol_overall": overall([c for by_g in cells.values() for c in by_g.values()]),
+                 "protocol_paste": overall([by_g["paste"] for by_g in cells.values() if "paste" in by_g])}
+        if args.demo:
+            entry["demo"] = large(Path(args.demo), [int(n) for n in args.demo_rows.split(",")],
+                                  [int(s) for s in args.demo_seeds.split(",")], kind)
+        result["classifiers"][kind] = entry
+        print(f"{kind} overall: {line(entry['protocol_overall'])}", flush=True)
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
+    print(f"written {args.json}")
+
+
+if __name__ == "__main__":
+    main()
