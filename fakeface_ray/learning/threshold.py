@@ -1,5 +1,5 @@
-"""Choose the decision threshold: the model's own boundary, or on cross-validation scores (best macro
-F1, or a fake-recall floor)."""
+"""Choose the decision threshold on cross-validation scores: the one-standard-error rule around the
+model's own boundary, the model's boundary itself, the best macro F1, or a fake-recall floor."""
 
 from __future__ import annotations
 
@@ -43,9 +43,7 @@ def rates_at(y_true: np.ndarray, scores: np.ndarray, thresholds: np.ndarray) -> 
     with np.errstate(divide="ignore", invalid="ignore"):
         recall = np.where(tp + fn > 0, tp / (tp + fn), 0.0)
         precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
-        f1_fake = np.where(tp > 0, 2 * tp / (2 * tp + fp + fn), 0.0)
-        f1_real = np.where(tn > 0, 2 * tn / (2 * tn + fn + fp), 0.0)
-    return recall, precision, (f1_fake + f1_real) / 2
+    return recall, precision, _macro_f1(tp, fp, fn, tn)
 
 
 def choose_threshold(y_true: np.ndarray, scores: np.ndarray, rule: ThresholdRule = "one_se",
@@ -89,7 +87,21 @@ def choose_threshold(y_true: np.ndarray, scores: np.ndarray, rule: ThresholdRule
 
 
 def _bootstrap_se(y_true: np.ndarray, scores: np.ndarray, threshold: float, resamples: int = 200) -> float:
-    """The standard error of macro F1 at `threshold`, over seeded bootstrap resamples of the rows."""
-    rng = np.random.default_rng(0)
-    rows = rng.integers(0, len(y_true), size=(resamples, len(y_true)))
-    return float(np.std([rates(y_true[r], scores[r], threshold)[2] for r in rows]))
+    """The standard error of macro F1 at `threshold` over seeded bootstrap resamples of the rows.
+
+    Macro F1 depends on the four confusion counts alone, so a resample of N rows is one multinomial
+    draw of them: O(resamples), not O(resamples * N log N).
+    """
+    fake, called = np.asarray(y_true) == 1, np.asarray(scores) >= threshold
+    counts = np.array([np.sum(fake & called), np.sum(~fake & called), np.sum(fake & ~called),
+                       np.sum(~fake & ~called)], dtype=float)
+    draws = np.random.default_rng(0).multinomial(len(fake), counts / counts.sum(), size=resamples).astype(float)
+    return float(np.std(_macro_f1(*draws.T)))
+
+
+def _macro_f1(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray, tn: np.ndarray) -> np.ndarray:
+    """The mean of the fake and the real class's F1, from confusion counts (0 for a class never hit)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f1_fake = np.where(tp > 0, 2 * tp / (2 * tp + fp + fn), 0.0)
+        f1_real = np.where(tn > 0, 2 * tn / (2 * tn + fn + fp), 0.0)
+    return (f1_fake + f1_real) / 2
