@@ -23,16 +23,14 @@ import time
 from pathlib import Path
 
 import numpy as np
-from sklearn.base import clone
 from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import cross_val_predict
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from fakeface_ray.config import TrainConfig  # noqa: E402
 from fakeface_ray.learning.threshold import choose_threshold, rates  # noqa: E402
-from fakeface_ray.learning.train import Embeddings, grouped_folds, load_embeddings, split, tune  # noqa: E402
+from fakeface_ray.learning.train import Embeddings, load_embeddings, split, tune  # noqa: E402
 
 RULES = ("max_macro_f1", "boundary", "one_se")
 
@@ -42,10 +40,7 @@ def paired(train: Embeddings, test: Embeddings, kind: str, seed: int) -> dict:
     config = TrainConfig(backend="loky", n_jobs=2, classifier=kind, test_split=0.5, threshold="boundary")
     started = time.perf_counter()
     result = tune(train, test, config, seed)
-    model = result.artifact.model
-    # tune() keeps no out-of-fold values: the same folds and estimator give them again, exactly.
-    folds = grouped_folds(train, min(config.cv_folds, int(np.bincount(train.y).min())), seed)
-    oof = cross_val_predict(clone(model), train.x, train.y, cv=folds, method="decision_function", n_jobs=2)
+    oof = result.oof_scores
     scores = result.artifact.scores(test.x)
     out = {"roc_auc": float(roc_auc_score(test.y, scores)), "fit_s": time.perf_counter() - started,
            "train_rows": len(train.y)}

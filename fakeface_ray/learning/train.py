@@ -97,6 +97,7 @@ class TrainResult:
     operating_point: OperatingPoint
     classifier: str  # what `train.classifier` resolved to: svc, linear, sgd or nystroem
     duplicates: Duplicates
+    oof_scores: np.ndarray  # the chosen model's out-of-fold decision values on the training rows
 
 
 LOAD_COLUMNS = ["image_id", "uri", "label", "sha256", "status", "embedder", "embedding"]
@@ -270,7 +271,7 @@ def tune(train: Embeddings, test: Embeddings, config: TrainConfig, seed: int) ->
                                   embedder=train.embedder, dims=int(train.x.shape[1]))
     inputs = concat(train.take(train.labelled()), test)
     return TrainResult(artifact, classifiers.plain_params(search.best_params_), float(search.best_score_), test,
-                       len(train.y), grid, point, kind, find_duplicates(inputs))
+                       len(train.y), grid, point, kind, find_duplicates(inputs), oof)
 
 
 @contextlib.contextmanager
