@@ -4,12 +4,14 @@ one-standard-error rule between them.
 Every rule reads the same fitted model on the same split, so they differ only in the threshold.
 The protocol is the hidden check's (`split_protocol.py --in-process`: `fakeface train --testsplit 0.5
 --set seed=S`'s split, grid search and out-of-fold decision values), on every corpus set's generators,
-and optionally on larger corpora (`--demo`: a `fakeface extract` run of `fakeface demo-data
---variants 40`, the whole training half and a subset of `--demo-rows`).
+optionally across generators (`--cross`: `quality.py`'s split by source photo, trained on one generator's
+training pool and tested on every other generator's test pool), and optionally on larger corpora (`--demo`:
+a `fakeface extract` run of `fakeface demo-data --variants 40`, the whole training half and a subset of
+`--demo-rows`).
 
     .venv/bin/python benchmarks/threshold_rule.py \\
         --sets published:runs/q7_published,shipped:runs/q7_shipped [--seeds 0,1,2,3,4,5] \\
-        [--classifiers trees,svc] [--demo runs/demo40_run] [--json benchmarks/results/threshold_rule.json]
+        [--classifiers trees,svc] [--cross] [--demo runs/demo40_run] [--json benchmarks/results/threshold_rule.json]
 """
 
 from __future__ import annotations
@@ -30,23 +32,29 @@ sys.path.insert(0, str(ROOT))
 
 from fakeface_ray.config import TrainConfig  # noqa: E402
 from fakeface_ray.learning.threshold import choose_threshold, rates  # noqa: E402
-from fakeface_ray.learning.train import Embeddings, load_embeddings, split, tune  # noqa: E402
+from fakeface_ray.learning.train import Embeddings, load_embeddings, split, split_by_ids, tune  # noqa: E402
 
 RULES = ("max_macro_f1", "boundary", "one_se")
 
 
 def paired(train: Embeddings, test: Embeddings, kind: str, seed: int) -> dict:
     """One fit; test macro F1 at each rule's threshold, and the ROC AUC."""
+    return paired_tests(train, {"test": test}, kind, seed)["test"]
+
+
+def paired_tests(train: Embeddings, tests: dict[str, Embeddings], kind: str, seed: int) -> dict[str, dict]:
+    """One fit, then for each test set its macro F1 at each rule's threshold and its ROC AUC."""
     config = TrainConfig(backend="loky", n_jobs=2, classifier=kind, test_split=0.5, threshold="boundary")
     started = time.perf_counter()
-    result = tune(train, test, config, seed)
-    oof = result.oof_scores
-    scores = result.artifact.scores(test.x)
-    out = {"roc_auc": float(roc_auc_score(test.y, scores)), "fit_s": time.perf_counter() - started,
-           "train_rows": len(train.y)}
-    for rule in RULES:
-        point = choose_threshold(train.y, oof, rule)
-        out[rule] = {"threshold": point.threshold, "macro_f1": rates(test.y, scores, point.threshold)[2]}
+    result = tune(train, train, config, seed)
+    fit_s = time.perf_counter() - started
+    points = {rule: choose_threshold(train.y, result.oof_scores, rule) for rule in RULES}
+    out = {}
+    for name, test in tests.items():
+        scores = result.artifact.scores(test.x)
+        out[name] = {"roc_auc": float(roc_auc_score(test.y, scores)), "fit_s": fit_s, "train_rows": len(train.y)}
+        for rule, point in points.items():
+            out[name][rule] = {"threshold": point.threshold, "macro_f1": rates(test.y, scores, point.threshold)[2]}
     return out
 
 
@@ -84,6 +92,38 @@ def protocol(sets: dict[str, Path], generators: list[str], seeds: list[int], kin
     return out
 
 
+def photos_of(data: Embeddings) -> np.ndarray:
+    """Each row's source photo, from the manifest of the corpus its files are in (`corpora.py`'s)."""
+    manifest = json.loads((Path(data.uris[0]).parents[1] / "manifest.json").read_text())
+    photo = {m["file"]: m["photo"] for m in manifest["images"]}
+    return np.array([photo[i] for i in data.ids], dtype=object)
+
+
+def cross(sets: dict[str, Path], generators: list[str], seeds: list[int], kind: str) -> dict:
+    """{set: {"g1>g2": summary}}: trained on g1's training pool, tested on g2's test pool (g2 != g1).
+
+    The pools are `quality.py`'s: half of all the set's source photos by the seed, so no photo, real or
+    the base of a fake, is on both sides.
+    """
+    out: dict[str, dict] = {}
+    for name, work in sets.items():
+        data = {g: load_embeddings(work / g / "embeddings") for g in generators}
+        photos = {g: photos_of(d) for g, d in data.items()}
+        everything = sorted({p for ps in photos.values() for p in ps})
+        runs: dict[str, list[dict]] = {}
+        for seed in seeds:
+            rng = np.random.default_rng(seed)
+            pool = set(rng.choice(everything, size=len(everything) // 2, replace=False).tolist())
+            sides = {g: split_by_ids(d, set(d.ids[np.isin(photos[g], list(pool))])) for g, d in data.items()}
+            for g1 in generators:
+                tests = {g2: sides[g2][1] for g2 in generators if g2 != g1}
+                for g2, run in paired_tests(sides[g1][0], tests, kind, seed).items():
+                    runs.setdefault(f"{g1}>{g2}", []).append(run)
+        out[name] = {cell: summarise(r) for cell, r in runs.items()}
+        print(f"{kind} {name} across generators: {line(overall(list(out[name].values())))}", flush=True)
+    return out
+
+
 def large(path: Path, rows: list[int], seeds: list[int], kind: str) -> dict:
     """{rows: summary}: the training half of a larger corpus, whole and in stratified subsets."""
     data = load_embeddings(path / "embeddings")
@@ -116,6 +156,7 @@ def main() -> None:
     parser.add_argument("--generators", default="paste,poisson,swap,retouch")
     parser.add_argument("--seeds", default="0,1,2,3,4,5")
     parser.add_argument("--classifiers", default="trees,svc")
+    parser.add_argument("--cross", action="store_true", help="also train on one generator, test on the others")
     parser.add_argument("--demo", help="a `fakeface extract` --out of a larger corpus (demo-data --variants 40)")
     parser.add_argument("--demo-rows", default="250,5000", help="training rows taken from its training half")
     parser.add_argument("--demo-seeds", default="0,1,2")
@@ -131,6 +172,10 @@ def main() -> None:
         entry = {"protocol": cells,
                  "protocol_overall": overall([c for by_g in cells.values() for c in by_g.values()]),
                  "protocol_paste": overall([by_g["paste"] for by_g in cells.values() if "paste" in by_g])}
+        if args.cross:
+            across = cross(sets, args.generators.split(","), seeds, kind)
+            entry["cross"] = across
+            entry["cross_overall"] = overall([c for by_cell in across.values() for c in by_cell.values()])
         if args.demo:
             entry["demo"] = large(Path(args.demo), [int(n) for n in args.demo_rows.split(",")],
                                   [int(s) for s in args.demo_seeds.split(",")], kind)
