@@ -61,6 +61,12 @@ def photos_of(corpus: Path) -> dict[str, str]:
     return {m["file"]: m["photo"] for m in manifest["images"]}
 
 
+def training_pool(photos: set[str], seed: int) -> set[str]:
+    """Half of the source photos, drawn by the seed: the training side of every corpus of a set."""
+    rng = np.random.default_rng(seed)
+    return set(rng.choice(sorted(photos), size=len(photos) // 2, replace=False).tolist())
+
+
 def as_embeddings(rows: list[dict], embedder: str) -> Embeddings:
     ids = np.array([r["image_id"] for r in rows], dtype=object)
     return Embeddings(ids, np.array([r["uri"] for r in rows], dtype=object),
@@ -125,9 +131,7 @@ def main() -> None:
     cells: dict[tuple[str, str, str], list[tuple[float, float]]] = {}
     started = time.perf_counter()
     for seed in seeds:
-        everything = sorted({p for g in generators for p in photos[g].values()})
-        rng = np.random.default_rng(seed)
-        train_pool = set(rng.choice(everything, size=len(everything) // 2, replace=False).tolist())
+        train_pool = training_pool({p for g in generators for p in photos[g].values()}, seed)
         wanted = [w for w in args.sets.split(",") if w]
         for g1 in generators if wanted else []:
             train_rows = [r for r in rows[g1] if photos[g1][r["image_id"]] in train_pool]

@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 from fakeface_ray.config import TrainConfig  # noqa: E402
 from fakeface_ray.learning.threshold import choose_threshold, rates  # noqa: E402
 from fakeface_ray.learning.train import Embeddings, load_embeddings, split, split_by_ids, tune  # noqa: E402
+from quality import photos_of, training_pool  # noqa: E402  (this folder, as the script's own)
 
 RULES = ("max_macro_f1", "boundary", "one_se")
 
@@ -92,10 +93,9 @@ def protocol(sets: dict[str, Path], generators: list[str], seeds: list[int], kin
     return out
 
 
-def photos_of(data: Embeddings) -> np.ndarray:
+def row_photos(data: Embeddings) -> np.ndarray:
     """Each row's source photo, from the manifest of the corpus its files are in (`corpora.py`'s)."""
-    manifest = json.loads((Path(data.uris[0]).parents[1] / "manifest.json").read_text())
-    photo = {m["file"]: m["photo"] for m in manifest["images"]}
+    photo = photos_of(Path(data.uris[0]).parents[1])
     return np.array([photo[i] for i in data.ids], dtype=object)
 
 
@@ -108,12 +108,10 @@ def cross(sets: dict[str, Path], generators: list[str], seeds: list[int], kind: 
     out: dict[str, dict] = {}
     for name, work in sets.items():
         data = {g: load_embeddings(work / g / "embeddings") for g in generators}
-        photos = {g: photos_of(d) for g, d in data.items()}
-        everything = sorted({p for ps in photos.values() for p in ps})
+        photos = {g: row_photos(d) for g, d in data.items()}
         runs: dict[str, list[dict]] = {}
         for seed in seeds:
-            rng = np.random.default_rng(seed)
-            pool = set(rng.choice(everything, size=len(everything) // 2, replace=False).tolist())
+            pool = training_pool({p for ps in photos.values() for p in ps}, seed)
             sides = {g: split_by_ids(d, set(d.ids[np.isin(photos[g], list(pool))])) for g, d in data.items()}
             for g1 in generators:
                 tests = {g2: sides[g2][1] for g2 in generators if g2 != g1}
