@@ -6,7 +6,11 @@ from fakeface_ray.stages.embedders.forensic import (
     FEATURE_NAMES,
     ForensicEmbedder,
     face_radius,
+    PART_FEATURES,
+    PARTS,
     median3,
+    part_readings,
+    reading_maps,
     region_features,
 )
 
@@ -53,6 +57,21 @@ def test_a_pasted_smoothed_eye_moves_its_features():
     assert fake[largest] > clean[largest] + 0.3  # the pasted eye has less fine noise than its skin
     # Only one part of four moved: the mean over the parts rises by a quarter of the largest.
     assert abs((fake[mean] - clean[mean]) - (fake[largest] - clean[largest]) / 4) < 0.03
+
+
+def test_part_readings_name_the_pasted_part_and_are_what_the_features_pool():
+    from scipy import ndimage
+
+    photo = _photo(4, seed=0)
+    spliced = photo.copy()
+    patch = ndimage.shift(photo[110:150, 75:145].astype(float), (0.5, 0.5, 0), order=1, mode="nearest")
+    spliced[110:150, 75:145] = np.clip(np.round(patch), 0, 255).astype(np.uint8)
+    parts = part_readings(reading_maps(spliced, (0, 0)), KEYPOINTS)
+    assert parts.shape == (len(PARTS), len(PART_FEATURES))
+    noise = PART_FEATURES.index("noise")
+    assert int(np.argmax(np.abs(parts[:, noise]))) == PARTS.index("left_eye")
+    pooled = region_features(spliced, KEYPOINTS, origin=(0, 0))
+    assert np.allclose(pooled[FEATURE_NAMES.index("part_max_noise")], np.abs(parts[:, noise]).max(), atol=1e-5)
 
 
 def test_a_swapped_smoother_face_moves_the_face_features_and_they_are_magnitudes():

@@ -118,17 +118,9 @@ def region_features(region: np.ndarray, keypoints: np.ndarray, origin: tuple[int
 def _face_features(region: np.ndarray, keypoints: np.ndarray, origin: tuple[int, int] | None,
                    table: np.ndarray | None) -> np.ndarray:
     """Every feature but ZONE_FEATURES, read in the face's own window."""
-    rgb = np.asarray(region, dtype=np.float32)
-    luma, cb, cr = _ycbcr(rgb)
-    noise = np.abs(luma - median3(luma))
-    ela = _error_level(region, origin)
-    grad = np.hypot(ndimage.sobel(luma, axis=0), ndimage.sobel(luma, axis=1))
-    fine = np.abs(ndimage.laplace(luma))
-    coarse = np.abs(luma - ndimage.gaussian_filter(luma, 2.0)) + EPS
-
-    maps = np.stack([noise, ela, cb, cr, luma, grad, fine, coarse])
-    ellipses = _part_ellipses(keypoints)
-    parts = np.stack([_part_contrast(maps, ellipses, i) for i in range(len(ellipses))])
+    maps = reading_maps(region, origin)
+    noise, ela, luma = maps[0], maps[1], maps[4]
+    parts = part_readings(maps, keypoints)
     # Each part's value made finite and clipped, as every feature is, before pooling: a part without
     # room for its ring counts as unremarkable instead of voiding the reading for all four.
     magnitudes = np.abs(np.clip(np.nan_to_num(parts, nan=0.0, posinf=0.0, neginf=0.0), -10, 10))
@@ -147,6 +139,24 @@ def _face_features(region: np.ndarray, keypoints: np.ndarray, origin: tuple[int,
     ], dtype=np.float32)
     double_jpeg_features = _double_jpeg_features(luma, keypoints, origin, table)
     return np.concatenate([pooled, whole_face, global_features, double_jpeg_features])
+
+
+def reading_maps(region: np.ndarray, origin: tuple[int, int] | None) -> np.ndarray:
+    """float32 [8, H, W] per-pixel maps of an RGB uint8 region: noise, error level, Cb, Cr, luma,
+    gradient, fine and coarse detail (what PART_FEATURES compare)."""
+    luma, cb, cr = _ycbcr(np.asarray(region, dtype=np.float32))
+    noise = np.abs(luma - median3(luma))
+    ela = _error_level(region, origin)
+    grad = np.hypot(ndimage.sobel(luma, axis=0), ndimage.sobel(luma, axis=1))
+    fine = np.abs(ndimage.laplace(luma))
+    coarse = np.abs(luma - ndimage.gaussian_filter(luma, 2.0)) + EPS
+    return np.stack([noise, ela, cb, cr, luma, grad, fine, coarse])
+
+
+def part_readings(maps: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
+    """float32 [len(PARTS), len(PART_FEATURES)]: each part against its ring, signed, before pooling."""
+    ellipses = _part_ellipses(keypoints)
+    return np.stack([_part_contrast(maps, ellipses, i) for i in range(len(ellipses))])
 
 
 def _zone_features(region: np.ndarray, keypoints: np.ndarray, origin: tuple[int, int] | None,
