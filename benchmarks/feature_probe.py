@@ -1,0 +1,187 @@
+"""Candidate features screened before they become an embedder: distance from the training reals, and
+the four parts compared with each other.
+
+- `distance`: forensic-v7's readings are near zero on an untouched face, so a fake could show as a
+  point far from the training reals, whichever generator made it: three columns (mean and top-5 mean
+  of robust z-scores against the training reals, and a Ledoit-Wolf Mahalanobis distance), and that
+  distance alone as a score.
+- `eye_asymmetry`: each of the seven part readings of the left eye minus the right, as a magnitude:
+  a face's two eyes share its camera, light and skin, and a paste often takes one.
+- `part_outlier`: each reading's largest distance from the median of the four parts.
+
+A screen, not the hidden check's protocol: one fixed classifier (the trees with leaves of 2, no
+grid search) and ROC AUC, so it needs no threshold. The splits are the protocol's (`split`, half of
+each corpus by the seed) and `quality.py`'s across generators (half of a set's source photos).
+The part readings are read on the face box grown by half its side on each side, from the
+corpus files `quality.py` extracted (`runs/q7_*`), and cached under `--cache`.
+
+    .venv/bin/python benchmarks/feature_probe.py \\
+        --sets published:runs/q7_published,shipped:runs/q7_shipped [--seeds 0,1,2,3,4,5] \\
+        [--json benchmarks/results/feature_probe.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.dataset as pads
+from joblib import Parallel, delayed
+from PIL import Image
+from sklearn.covariance import LedoitWolf
+from sklearn.metrics import roc_auc_score
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from fakeface_ray.learning.classifiers import ExtraTreesVotes  # noqa: E402
+from fakeface_ray.learning.train import Embeddings, load_embeddings, split, split_by_ids  # noqa: E402
+from fakeface_ray.stages.embedders import forensic  # noqa: E402
+from quality import training_pool  # noqa: E402  (this folder, as the script's own)
+from threshold_rule import row_photos  # noqa: E402
+
+# forensic-v7's feature groups, for `-group` variants.
+GROUPS = {"part": forensic.POOLED_FEATURES, "face": forensic.FACE_FEATURES, "global": forensic.GLOBAL_FEATURES,
+          "dq": forensic.DQ_FEATURES, "zones": forensic.ZONE_FEATURES}
+BASE = "forensic-v7"
+DEFAULT_VARIANTS = f"{BASE},+distance,+eye_asymmetry,+eye_asymmetry+part_outlier"
+
+
+def part_readings(work: Path, generator: str, cache: Path) -> dict[str, np.ndarray]:
+    """image_id -> [4, 7] signed part readings of each extracted face (cached as .npz)."""
+    path = cache / work.name / f"{generator}.npz"
+    if not path.exists():
+        rows = pads.dataset(str(work / generator / "embeddings"), format="parquet").to_table(
+            columns=["image_id", "uri", "status", "face_box", "keypoints"]).to_pylist()
+        ids, values = [], []
+        for r in (r for r in rows if r["status"] == "ok"):
+            image = np.asarray(Image.open(r["uri"]).convert("RGB"))
+            x, y, w, h = r["face_box"]
+            x0, y0 = max(x - w // 2, 0), max(y - h // 2, 0)
+            region = image[y0: min(y + h + h // 2, image.shape[0]), x0: min(x + w + w // 2, image.shape[1])]
+            points = (np.asarray(r["keypoints"], np.float32).reshape(5, 2) - [x0, y0]).reshape(-1)
+            parts = forensic.part_readings(forensic.reading_maps(region, (x0, y0)), points)
+            ids.append(r["image_id"])
+            values.append(np.clip(np.nan_to_num(parts, nan=0.0, posinf=0.0, neginf=0.0), -10, 10))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(path, ids=np.array(ids, dtype=object), parts=np.stack(values))
+    saved = np.load(path, allow_pickle=True)
+    return dict(zip(saved["ids"], saved["parts"]))
+
+
+def readings(data: Embeddings) -> np.ndarray:
+    """forensic-v7's features without the constant (undoing the L2 normalisation)."""
+    return data.x[:, :-1] / data.x[:, -1:]
+
+
+def distances(reals: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """[N, 3] distance columns of `x` from `reals` (robust z mean, top-5 mean, Mahalanobis), and the last."""
+    median = np.median(reals, axis=0)
+    spread = np.median(np.abs(reals - median), axis=0) * 1.4826 + 1e-3
+    z = np.abs((x - median) / spread)
+    mahalanobis = LedoitWolf().fit(reals).mahalanobis(x)
+    return np.stack([z.mean(axis=1), np.sort(z, axis=1)[:, -5:].mean(axis=1), mahalanobis], axis=1), mahalanobis
+
+
+def columns(data: Embeddings, parts: dict[str, np.ndarray], reals: np.ndarray, variant: str) -> np.ndarray:
+    """forensic-v7's readings with a variant's `+candidate` columns appended and `-group` columns left out."""
+    x = readings(data)
+    per_part = np.stack([parts[i] for i in data.ids])
+    extra = {"eye_asymmetry": lambda: np.abs(per_part[:, 0] - per_part[:, 1]),
+             "part_outlier": lambda: np.abs(per_part - np.median(per_part, axis=1, keepdims=True)).max(axis=1),
+             "distance": lambda: distances(reals, x)[0]}
+    steps = re.findall(r"([+-])(\w+)", variant.removeprefix(BASE))
+    dropped = [forensic.FEATURE_NAMES.index(f) for sign, name in steps if sign == "-" for f in GROUPS[name]]
+    kept = np.delete(x, dropped, axis=1)
+    return np.concatenate([kept] + [extra[name]() for sign, name in steps if sign == "+"], axis=1)
+
+
+def scores(train: Embeddings, test: Embeddings, parts_train: dict, parts_test: dict, variants: list[str],
+           seed: int) -> dict[str, float]:
+    """ROC AUC on `test` of each variant fitted on `train`, and of the distance from the training reals alone."""
+    reals = readings(train)[train.y == 0]
+    out = {"distance alone": float(roc_auc_score(test.y, distances(reals, readings(test))[1]))}
+    for variant in variants:
+        trees = ExtraTreesVotes(n_estimators=500, min_samples_leaf=2, max_features="sqrt", random_state=seed, n_jobs=1)
+        trees.fit(columns(train, parts_train, reals, variant), train.y)
+        out[variant] = float(roc_auc_score(test.y, trees.decision_function(columns(test, parts_test, reals, variant))))
+    return out
+
+
+def seed_runs(data: dict[str, Embeddings], parts: dict[str, dict], photos: dict[str, np.ndarray],
+              variants: list[str], seed: int) -> tuple[dict[str, dict], list[dict]]:
+    """One seed's scores: on each generator trained on (the protocol's split), and across generators."""
+    within = {}
+    for g, d in data.items():
+        train, test = split(d, 0.5, seed)
+        within[g] = scores(train, test, parts[g], parts[g], variants, seed)
+    pool = training_pool({p for ps in photos.values() for p in ps}, seed)
+    sides = {g: split_by_ids(d, set(d.ids[np.isin(photos[g], list(pool))])) for g, d in data.items()}
+    across = [scores(sides[g1][0], sides[g2][1], parts[g1], parts[g2], variants, seed)
+              for g1 in data for g2 in data if g2 != g1]
+    return within, across
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sets", required=True, help="NAME:WORK pairs, comma-separated (quality.py's --work folders)")
+    parser.add_argument("--generators", default="paste,poisson,swap,retouch")
+    parser.add_argument("--seeds", default="0,1,2,3,4,5")
+    parser.add_argument("--variants", default=DEFAULT_VARIANTS,
+                        help="forensic-v7 with +candidate columns and -group columns, comma-separated; groups: "
+                             + ", ".join(GROUPS))
+    parser.add_argument("--jobs", type=int, default=2, help="seeds scored at once")
+    parser.add_argument("--cache", default=str(ROOT / "runs/feature_probe"))
+    parser.add_argument("--json", default=str(ROOT / "benchmarks/results/feature_probe.json"))
+    args = parser.parse_args()
+
+    generators = args.generators.split(",")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    variants = args.variants.split(",")
+    result: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
+                    "date": time.strftime("%Y-%m-%d"), "seeds": seeds, "variants": variants, "sets": {}}
+    for pair in args.sets.split(","):
+        name, work = pair.split(":", 1)
+        data = {g: load_embeddings(Path(work) / g / "embeddings") for g in generators}
+        parts = {g: part_readings(Path(work), g, Path(args.cache)) for g in generators}
+        photos = {g: row_photos(d) for g, d in data.items()}
+        # One seed per process: each fit is too small to use two cores.
+        runs = Parallel(n_jobs=args.jobs)(delayed(seed_runs)(data, parts, photos, variants, seed) for seed in seeds)
+        within = {g: [r[0][g] for r in runs] for g in generators}
+        across = [cell for r in runs for cell in r[1]]
+        entry = {"within": {g: mean_of(runs) for g, runs in within.items()}, "across": mean_of(across),
+                 "within_runs": within, "across_runs": across}
+        result["sets"][name] = entry
+        print(name, table(entry, generators), flush=True)
+    sets = result["sets"].values()
+    result["overall"] = {"within": {g: mean_of([s["within"][g] for s in sets]) for g in generators},
+                         "across": mean_of([s["across"] for s in sets])}
+    print("overall", table(result["overall"], generators))
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(result, indent=1) + "\n")
+    print(f"written {args.json}")
+
+
+def mean_of(runs: list[dict]) -> dict[str, float]:
+    return {k: float(np.mean([r[k] for r in runs])) for k in runs[0]}
+
+
+def table(entry: dict, generators: list[str]) -> str:
+    """One line per variant: ROC AUC on each generator trained on, their mean, and across generators."""
+    lines = []
+    for variant in entry["across"]:
+        within = [entry["within"][g][variant] for g in generators]
+        lines.append(f"\n  {variant:28s} " + " ".join(f"{g} {a:.3f}" for g, a in zip(generators, within))
+                     + f"  mean {np.mean(within):.3f}  across {entry['across'][variant]:.3f}")
+    return "".join(lines)
+
+
+if __name__ == "__main__":
+    main()
