@@ -43,14 +43,19 @@ def test_embed_shape_norm_and_determinism():
     assert np.isfinite(first).all()
 
 
-def test_a_pasted_smoothed_eye_moves_its_features():
+def _eye_pasted_resampled(photo: np.ndarray) -> np.ndarray:
+    """`photo` with a resampled patch (a half-pixel shift, bilinear) over the left eye, as a splice would."""
     from scipy import ndimage
 
-    photo = _photo(4, seed=0)
     spliced = photo.copy()
-    # Paste a resampled patch (a half-pixel shift, bilinear) over the left eye, as a splice would.
     patch = ndimage.shift(photo[110:150, 75:145].astype(float), (0.5, 0.5, 0), order=1, mode="nearest")
     spliced[110:150, 75:145] = np.clip(np.round(patch), 0, 255).astype(np.uint8)
+    return spliced
+
+
+def test_a_pasted_smoothed_eye_moves_its_features():
+    photo = _photo(4, seed=0)
+    spliced = _eye_pasted_resampled(photo)
     clean = region_features(photo, KEYPOINTS, origin=(0, 0))
     fake = region_features(spliced, KEYPOINTS, origin=(0, 0))
     largest, mean = (FEATURE_NAMES.index(f"part_{pool}_noise") for pool in ("max", "mean"))
@@ -60,12 +65,7 @@ def test_a_pasted_smoothed_eye_moves_its_features():
 
 
 def test_part_readings_name_the_pasted_part_and_are_what_the_features_pool():
-    from scipy import ndimage
-
-    photo = _photo(4, seed=0)
-    spliced = photo.copy()
-    patch = ndimage.shift(photo[110:150, 75:145].astype(float), (0.5, 0.5, 0), order=1, mode="nearest")
-    spliced[110:150, 75:145] = np.clip(np.round(patch), 0, 255).astype(np.uint8)
+    spliced = _eye_pasted_resampled(_photo(4, seed=0))
     parts = part_readings(reading_maps(spliced, (0, 0)), KEYPOINTS)
     assert parts.shape == (len(PARTS), len(PART_FEATURES))
     noise = PART_FEATURES.index("noise")
