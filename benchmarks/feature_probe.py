@@ -1,33 +1,25 @@
-"""Candidate features screened before they become an embedder: distance from the training reals, the
-four parts compared with each other, and more readings of the JPEG history around the face.
+"""Candidate features screened before they become an embedder: distance from the training reals, and
+the four parts compared with each other.
 
-- `distance`: forensic-v7's readings are near zero on an untouched face, so a fake could show as a
+- `distance`: the forensic readings are near zero on an untouched face, so a fake could show as a
   point far from the training reals, whichever generator made it: three columns (mean and top-5 mean
   of robust z-scores against the training reals, and a Ledoit-Wolf Mahalanobis distance), and that
   distance alone as a score.
 - `eye_asymmetry`: each of the seven part readings of the left eye minus the right, as a magnitude:
   a face's two eyes share its camera, light and skin, and a paste often takes one.
 - `part_outlier`: each reading's largest distance from the median of the four parts.
-- The JPEG-history zones (forensic-v7 reads each double-JPEG map as three zone means against the
-  head's context; leaving them out costs the most across generators), read further, per map:
-  - `zone_peaks`: each zone's 90th percentile against the context's: an edit that reaches only a
-    few blocks of a zone hardly moves its mean.
-  - `zone_exceedance`: the share of each zone's blocks above the context's 95th percentile.
-  - `zone_rings`: the mean of three more zones against the context: the nose's surroundings, the
-    face's border (0.8-1.3 face radii, where a swapped face's blend runs) and the head just
-    outside it (1.3-1.6).
-  - `zone_hotspot`: the largest 3x3-block mean in the inner head against the context's.
-  - `zone_spread`: the log-ratio of the inner head's spread to the context's.
+
+forensic-v8's further zone readings were screened here against forensic-v7 (commit 50649cf,
+`results/feature_probe_zones.json`), then moved into the embedder.
 
 A screen, not the hidden check's protocol: one fixed classifier (the trees with leaves of 2, no
 grid search) and ROC AUC, so it needs no threshold. The splits are the protocol's (`split`, half of
 each corpus by the seed) and `quality.py`'s across generators (half of a set's source photos).
-The part readings and the JPEG-history maps are read on the face box grown by half its side on
-each side (the embedder's region for the zones), from the corpus files `quality.py` extracted
-(`runs/q7_*`), and cached under `--cache`.
+The part readings are read on the face box grown by half its side on each side, from the corpus
+files `quality.py` extracted with today's forensic embedder (`runs/q8_*`), and cached under `--cache`.
 
     .venv/bin/python benchmarks/feature_probe.py \\
-        --sets published:runs/q7_published,shipped:runs/q7_shipped [--seeds 0,1,2,3,4,5] \\
+        --sets published:runs/q8_published,shipped:runs/q8_shipped [--seeds 0,1,2,3,4,5] \\
         [--json benchmarks/results/feature_probe.json]
 """
 
@@ -35,9 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
-import pickle
 import platform
 import re
 import sys
@@ -48,7 +38,6 @@ import numpy as np
 import pyarrow.dataset as pads
 from joblib import Parallel, delayed
 from PIL import Image
-from scipy import ndimage
 from sklearn.covariance import LedoitWolf
 from sklearn.metrics import roc_auc_score
 
@@ -57,40 +46,32 @@ sys.path.insert(0, str(ROOT))
 
 from fakeface_ray.learning.classifiers import ExtraTreesVotes  # noqa: E402
 from fakeface_ray.learning.train import Embeddings, load_embeddings, split, split_by_ids  # noqa: E402
-from fakeface_ray.stages.embedders import double_jpeg, forensic  # noqa: E402
-from fakeface_ray.stages.imaging import luma_quantisation  # noqa: E402
+from fakeface_ray.stages.embedders import forensic  # noqa: E402
 from quality import training_pool  # noqa: E402  (this folder, as the script's own)
 from threshold_rule import row_photos  # noqa: E402
 
-# forensic-v7's feature groups, for `-group` variants.
+# The forensic embedder's feature groups, for `-group` variants.
 GROUPS = {"part": forensic.POOLED_FEATURES, "face": forensic.FACE_FEATURES, "global": forensic.GLOBAL_FEATURES,
           "dq": forensic.DQ_FEATURES, "zones": forensic.ZONE_FEATURES}
-BASE = "forensic-v7"
+BASE = forensic.ForensicEmbedder.name
 DEFAULT_VARIANTS = f"{BASE},+distance,+eye_asymmetry,+eye_asymmetry+part_outlier"
-
-
-def _face_regions(work: Path, generator: str):
-    """(image_id, image, region origin, region, region keypoints) of each extracted face."""
-    rows = pads.dataset(str(work / generator / "embeddings"), format="parquet").to_table(
-        columns=["image_id", "uri", "status", "face_box", "keypoints"]).to_pylist()
-    for r in (r for r in rows if r["status"] == "ok"):
-        image = Image.open(r["uri"])
-        pixels = np.asarray(image.convert("RGB"))
-        x, y, w, h = r["face_box"]
-        x0, y0 = max(x - w // 2, 0), max(y - h // 2, 0)
-        region = pixels[y0: min(y + h + h // 2, pixels.shape[0]), x0: min(x + w + w // 2, pixels.shape[1])]
-        points = (np.asarray(r["keypoints"], np.float32).reshape(5, 2) - [x0, y0]).reshape(-1)
-        yield r["image_id"], image, (x0, y0), region, points
 
 
 def cached_part_readings(work: Path, generator: str, cache: Path) -> dict[str, np.ndarray]:
     """image_id -> [4, 7] signed part readings of each extracted face (cached as .npz)."""
     path = cache / work.name / f"{generator}.npz"
     if not path.exists():
+        rows = pads.dataset(str(work / generator / "embeddings"), format="parquet").to_table(
+            columns=["image_id", "uri", "status", "face_box", "keypoints"]).to_pylist()
         ids, values = [], []
-        for image_id, _, origin, region, points in _face_regions(work, generator):
-            parts = forensic.part_readings(forensic.reading_maps(region, origin), points)
-            ids.append(image_id)
+        for r in (r for r in rows if r["status"] == "ok"):
+            image = np.asarray(Image.open(r["uri"]).convert("RGB"))
+            x, y, w, h = r["face_box"]
+            x0, y0 = max(x - w // 2, 0), max(y - h // 2, 0)
+            region = image[y0: min(y + h + h // 2, image.shape[0]), x0: min(x + w + w // 2, image.shape[1])]
+            points = (np.asarray(r["keypoints"], np.float32).reshape(5, 2) - [x0, y0]).reshape(-1)
+            parts = forensic.part_readings(forensic.reading_maps(region, (x0, y0)), points)
+            ids.append(r["image_id"])
             values.append(np.clip(np.nan_to_num(parts, nan=0.0, posinf=0.0, neginf=0.0), -10, 10))
         path.parent.mkdir(parents=True, exist_ok=True)
         np.savez(path, ids=np.array(ids, dtype=object), parts=np.stack(values))
@@ -98,62 +79,8 @@ def cached_part_readings(work: Path, generator: str, cache: Path) -> dict[str, n
     return dict(zip(saved["ids"], saved["parts"]))
 
 
-def cached_zone_readings(work: Path, generator: str, cache: Path) -> dict[str, dict[str, np.ndarray]]:
-    """image_id -> {candidate: columns} of the zone candidates, from each face's double-JPEG maps
-    (the maps are cached as a pickle; zeros where the file is no JPEG or the maps used no frequency)."""
-    path = cache / work.name / f"{generator}_history.pkl"
-    if not path.exists():
-        entries = []
-        for image_id, image, origin, region, points in _face_regions(work, generator):
-            table = luma_quantisation(image)
-            maps = (double_jpeg.history_maps(forensic._ycbcr(region.astype(np.float32))[0], origin, table)
-                    if table is not None and min(region.shape[:2]) >= 64 else None)
-            entries.append((image_id, points, maps))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(pickle.dumps(entries))
-    entries = pickle.loads(path.read_bytes())
-    return {image_id: zone_candidates(maps, points) for image_id, points, maps in entries}
-
-
-ZONE_CANDIDATES = {"zone_peaks": 3, "zone_exceedance": 3, "zone_rings": 3, "zone_hotspot": 1, "zone_spread": 1}
-
-
-def zone_candidates(maps: tuple | None, points: np.ndarray) -> dict[str, np.ndarray]:
-    """The zone candidates' columns (ZONE_CANDIDATES' widths per map) of one face's two maps."""
-    out = {name: np.zeros(2 * width, np.float32) for name, width in ZONE_CANDIDATES.items()}
-    if maps is None:
-        return out
-    zones = forensic._head_zones(maps[0][0].shape, maps[0][2], points)
-    ys, xs = forensic._block_centres(maps[0][0].shape, maps[0][2])
-    radius = forensic.face_radius(points, ys, xs)
-    nose = points.reshape(5, 2)[2]
-    eye_dist = max(float(np.linalg.norm(points[2:4] - points[0:2])), 4.0)
-    rings = {"nose_zone": np.hypot(xs - nose[0], ys - nose[1]) < eye_dist,
-             "border": (radius > 0.8) & (radius <= 1.3), "outer_head": (radius > 1.3) & (radius <= 1.6)}
-    for k, (score, used, _) in enumerate(maps):
-        context = score[zones["context"] & np.isfinite(score)]
-        if not used or len(context) < 8:
-            continue
-        top, high = np.percentile(context, [90, 95])
-        values = {z: score[zones[z] & np.isfinite(score)] for z in forensic.ZONES}
-        peaks = [np.percentile(v, 90) - top if len(v) >= 2 else 0.0 for v in values.values()]
-        exceed = [np.mean(v > high) - 0.05 if len(v) >= 2 else 0.0 for v in values.values()]
-        ring = [forensic._mean_of(score, m) - context.mean() for m in rings.values()]
-        smooth = ndimage.uniform_filter(np.nan_to_num(score, nan=0.0), 3) / np.maximum(
-            ndimage.uniform_filter(np.isfinite(score).astype(np.float32), 3), 1e-6)
-        inner = smooth[zones["inner_head"]]
-        hotspot = float(inner.max() - smooth[zones["context"]].max()) if inner.size else 0.0
-        spread = (math.log((np.std(values["inner_head"]) + 1e-3) / (np.std(context) + 1e-3))
-                  if len(values["inner_head"]) >= 2 else 0.0)
-        for name, columns_k in (("zone_peaks", peaks), ("zone_exceedance", exceed), ("zone_rings", ring),
-                                ("zone_hotspot", [hotspot]), ("zone_spread", [spread])):
-            width = ZONE_CANDIDATES[name]
-            out[name][k * width: (k + 1) * width] = columns_k
-    return {name: np.clip(np.nan_to_num(v, nan=0.0, posinf=0.0, neginf=0.0), -10, 10) for name, v in out.items()}
-
-
 def readings(data: Embeddings) -> np.ndarray:
-    """forensic-v7's features without the constant (undoing the L2 normalisation)."""
+    """The forensic features without the constant (undoing the L2 normalisation)."""
     return data.x[:, :-1] / data.x[:, -1:]
 
 
@@ -166,47 +93,41 @@ def distances(reals: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return np.stack([z.mean(axis=1), np.sort(z, axis=1)[:, -5:].mean(axis=1), mahalanobis], axis=1), mahalanobis
 
 
-def columns(data: Embeddings, cached: dict, reals: np.ndarray, variant: str) -> np.ndarray:
-    """forensic-v7's readings with a variant's `+candidate` columns appended and `-group` columns left out.
-
-    Args:
-        cached: {"parts": image_id -> part readings, "zones": image_id -> zone candidates' columns}.
-    """
+def columns(data: Embeddings, parts: dict[str, np.ndarray], reals: np.ndarray, variant: str) -> np.ndarray:
+    """The forensic readings with a variant's `+candidate` columns appended and `-group` columns left out."""
     x = readings(data)
-    per_part = np.stack([cached["parts"][i] for i in data.ids])
+    per_part = np.stack([parts[i] for i in data.ids])
     extra = {"eye_asymmetry": lambda: np.abs(per_part[:, 0] - per_part[:, 1]),
              "part_outlier": lambda: np.abs(per_part - np.median(per_part, axis=1, keepdims=True)).max(axis=1),
              "distance": lambda: distances(reals, x)[0]}
-    extra.update({name: (lambda name=name: np.stack([cached["zones"][i][name] for i in data.ids]))
-                  for name in ZONE_CANDIDATES})
     steps = re.findall(r"([+-])(\w+)", variant.removeprefix(BASE))
     dropped = [forensic.FEATURE_NAMES.index(f) for sign, name in steps if sign == "-" for f in GROUPS[name]]
     kept = np.delete(x, dropped, axis=1)
     return np.concatenate([kept] + [extra[name]() for sign, name in steps if sign == "+"], axis=1)
 
 
-def scores(train: Embeddings, test: Embeddings, cached_train: dict, cached_test: dict, variants: list[str],
+def scores(train: Embeddings, test: Embeddings, parts_train: dict, parts_test: dict, variants: list[str],
            seed: int) -> dict[str, float]:
     """ROC AUC on `test` of each variant fitted on `train`, and of the distance from the training reals alone."""
     reals = readings(train)[train.y == 0]
     out = {"distance alone": float(roc_auc_score(test.y, distances(reals, readings(test))[1]))}
     for variant in variants:
         trees = ExtraTreesVotes(n_estimators=500, min_samples_leaf=2, max_features="sqrt", random_state=seed, n_jobs=1)
-        trees.fit(columns(train, cached_train, reals, variant), train.y)
-        out[variant] = float(roc_auc_score(test.y, trees.decision_function(columns(test, cached_test, reals, variant))))
+        trees.fit(columns(train, parts_train, reals, variant), train.y)
+        out[variant] = float(roc_auc_score(test.y, trees.decision_function(columns(test, parts_test, reals, variant))))
     return out
 
 
-def seed_runs(data: dict[str, Embeddings], cached: dict[str, dict], photos: dict[str, np.ndarray],
+def seed_runs(data: dict[str, Embeddings], parts: dict[str, dict], photos: dict[str, np.ndarray],
               variants: list[str], seed: int) -> tuple[dict[str, dict], list[dict]]:
     """One seed's scores: on each generator trained on (the protocol's split), and across generators."""
     within = {}
     for g, d in data.items():
         train, test = split(d, 0.5, seed)
-        within[g] = scores(train, test, cached[g], cached[g], variants, seed)
+        within[g] = scores(train, test, parts[g], parts[g], variants, seed)
     pool = training_pool({p for ps in photos.values() for p in ps}, seed)
     sides = {g: split_by_ids(d, set(d.ids[np.isin(photos[g], list(pool))])) for g, d in data.items()}
-    across = [scores(sides[g1][0], sides[g2][1], cached[g1], cached[g2], variants, seed)
+    across = [scores(sides[g1][0], sides[g2][1], parts[g1], parts[g2], variants, seed)
               for g1 in data for g2 in data if g2 != g1]
     return within, across
 
@@ -217,9 +138,8 @@ def main() -> None:
     parser.add_argument("--generators", default="paste,poisson,swap,retouch")
     parser.add_argument("--seeds", default="0,1,2,3,4,5")
     parser.add_argument("--variants", default=DEFAULT_VARIANTS,
-                        help="forensic-v7 with +candidate columns and -group columns, comma-separated; candidates: "
-                             "distance, eye_asymmetry, part_outlier, " + ", ".join(ZONE_CANDIDATES)
-                             + "; groups: " + ", ".join(GROUPS))
+                        help=f"{BASE} with +candidate columns and -group columns, comma-separated; groups: "
+                             + ", ".join(GROUPS))
     parser.add_argument("--jobs", type=int, default=2, help="seeds scored at once")
     parser.add_argument("--cache", default=str(ROOT / "runs/feature_probe"))
     parser.add_argument("--json", default=str(ROOT / "benchmarks/results/feature_probe.json"))
@@ -233,11 +153,13 @@ def main() -> None:
     for pair in args.sets.split(","):
         name, work = pair.split(":", 1)
         data = {g: load_embeddings(Path(work) / g / "embeddings") for g in generators}
-        cached = {g: {"parts": cached_part_readings(Path(work), g, Path(args.cache)),
-                      "zones": cached_zone_readings(Path(work), g, Path(args.cache))} for g in generators}
+        if any(d.embedder != BASE for d in data.values()):
+            sys.exit(f"{work} holds {sorted({d.embedder for d in data.values()})} embeddings; this screen reads "
+                     f"{BASE}: extract the corpora again with quality.py --sets ''")
+        parts = {g: cached_part_readings(Path(work), g, Path(args.cache)) for g in generators}
         photos = {g: row_photos(d) for g, d in data.items()}
         # One seed per process: each fit is too small to use two cores.
-        runs = Parallel(n_jobs=args.jobs)(delayed(seed_runs)(data, cached, photos, variants, seed) for seed in seeds)
+        runs = Parallel(n_jobs=args.jobs)(delayed(seed_runs)(data, parts, photos, variants, seed) for seed in seeds)
         within = {g: [r[0][g] for r in runs] for g in generators}
         across = [cell for r in runs for cell in r[1]]
         entry = {"within": {g: mean_of(runs) for g, runs in within.items()}, "across": mean_of(across),

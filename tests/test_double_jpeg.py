@@ -4,6 +4,7 @@ among the values (first save finer), where a photo was a JPEG before its last sa
 import io
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from fakeface_ray.stages.embedders.double_jpeg import (SCALES, SHAPES, block_dct, double_save, gap_map,
@@ -130,28 +131,54 @@ def test_the_forensic_features_point_at_the_pasted_eye_and_stay_zero_without_gri
     assert np.any(with_table != without)
 
 
-def test_the_zones_read_an_edited_part_against_the_head_around_the_face():
+# A small face in the middle of the 512-px astronaut, so that the head's context (1.6-3 face radii) is in the image.
+ASTRONAUT_KEYPOINTS = np.array([232, 220, 280, 220, 256, 248, 236, 276, 276, 276], dtype=np.float32)
+ASTRONAUT_EYE = (slice(200, 240), slice(208, 256))
+ASTRONAUT_MOUTH = (slice(264, 296), slice(224, 288))
+
+
+def _astronaut_zones(patch: tuple[slice, slice] | None) -> dict[str, float]:
+    """ZONE_FEATURES of the astronaut saved at 50 then 90, `patch` first replaced by an upscaled copy."""
     from skimage import data
 
-    # A small face in the middle of the 512-px astronaut, so that the head's context (1.6-3 face radii) is in the image.
-    keypoints = np.array([232, 220, 280, 220, 256, 248, 236, 276, 276, 276], dtype=np.float32)
     photo = _saved(data.astronaut(), 50)[0]
-    source = np.asarray(Image.fromarray(photo).resize((555, 555), Image.BICUBIC))
+    edited = photo.copy()
+    if patch is not None:
+        edited[patch] = np.asarray(Image.fromarray(photo).resize((555, 555), Image.BICUBIC))[patch]
+    pixels, table = _saved(edited, 90)
+    return _named(region_features(pixels, ASTRONAUT_KEYPOINTS, (0, 0), table), ZONE_FEATURES)
 
-    def zones(patch: tuple[slice, slice] | None) -> dict[str, float]:
-        edited = photo.copy()
-        if patch is not None:
-            edited[patch] = source[patch]
-        pixels, table = _saved(edited, 90)
-        return _named(region_features(pixels, keypoints, (0, 0), table), ZONE_FEATURES)
 
-    clean = zones(None)
-    eye = zones((slice(200, 240), slice(208, 256)))
-    mouth = zones((slice(264, 296), slice(224, 288)))
+def test_the_zones_read_an_edited_part_against_the_head_around_the_face():
+    clean, eye, mouth = (_astronaut_zones(patch) for patch in (None, ASTRONAUT_EYE, ASTRONAUT_MOUTH))
     assert eye["dq_eyes_zone"] > clean["dq_eyes_zone"] + 0.05
     assert mouth["dq_mouth_zone"] > clean["dq_mouth_zone"] + 0.05
     assert mouth["dq_mouth_zone"] - clean["dq_mouth_zone"] > mouth["dq_eyes_zone"] - clean["dq_eyes_zone"]
     assert min(eye["dq_inner_head"], mouth["dq_inner_head"]) > clean["dq_inner_head"] + 0.05
+
+
+def test_the_zones_upper_readings_rise_where_an_edit_reaches_and_the_head_outside_stays():
+    clean, eye, mouth = (_astronaut_zones(patch) for patch in (None, ASTRONAUT_EYE, ASTRONAUT_MOUTH))
+    # The share of blocks above the context's 95th percentile rises most in the zone that was edited.
+    for zone, edited, other in (("eyes_zone", eye, mouth), ("mouth_zone", mouth, eye)):
+        share = f"dq_{zone}_share"
+        assert edited[share] > clean[share] + 0.05 and edited[share] > other[share]
+    for reading, rise in (("inner_head_p90", 0.1), ("spread", 0.1), ("hotspot", 0.02)):
+        assert min(eye[f"dq_{reading}"], mouth[f"dq_{reading}"]) > clean[f"dq_{reading}"] + rise, reading
+    assert eye["dq_outer_head"] == pytest.approx(clean["dq_outer_head"], abs=1e-6)  # beyond the edits' reach
+
+
+def test_a_face_that_fills_its_region_leaves_the_upper_zone_readings_at_zero():
+    pixels, table = _spliced()
+    # Landmarks spread three times wider: the context (1.6-3 face radii) falls outside the region.
+    centre = KEYPOINTS.reshape(5, 2).mean(axis=0)
+    wide = ((KEYPOINTS.reshape(5, 2) - centre) * 3 + centre).reshape(-1)
+    features = region_features(pixels, wide, (0, 0), table)
+    assert _named(features, DQ_FEATURES)["dq_frequencies"] > 0  # the map is read: only the context is missing
+    zones = _named(features, ZONE_FEATURES)
+    upper = [name for name in ZONE_FEATURES if name.endswith(("_p90", "_share", "_hotspot", "_spread"))]
+    assert len(upper) == 16 and all(zones[name] == 0.0 for name in upper)
+    assert all(np.isfinite(v) for v in zones.values())
 
 
 def test_a_face_window_reads_the_face_as_the_region_it_cuts_and_the_zones_on_the_whole_region():

@@ -14,13 +14,14 @@ from .photos import face_photo
 
 # LFW face 0 at 400x400, landmarks placed by hand (no detector: MTCNN's own changes stay out).
 KEYPOINTS = np.array([140, 165, 260, 165, 200, 235, 150, 300, 250, 300], dtype=np.float32)
-# forensic-v7 on it: no JPEG table, so the twenty double-JPEG features are zero.
-FORENSIC_V7 = np.array([
-    8.252286e-02, 6.618817e-02, 2.862164e-09, 3.618303e-09, 8.684863e-02, 1.450131e-01,
-    1.842754e-01, 2.634949e-02, 4.014145e-02, 1.132078e-09, 1.431156e-09, 3.409499e-02,
-    7.427209e-02, 1.068219e-01, 3.104065e-02, 2.066426e-02, 8.646366e-10, 1.093062e-09,
-    8.978859e-02, 5.108656e-02, 1.702782e-02, -7.632084e-01, -4.117856e-01, -4.415078e-02,
-    1.103813e-01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3.568539e-01])
+# forensic-v8 on it: no JPEG table, so the forty-two double-JPEG features are zero.
+FORENSIC_V8 = np.array([
+    8.252279e-02, 6.618817e-02, 2.862165e-09, 3.618304e-09, 8.684863e-02, 1.450132e-01,
+    1.842752e-01, 2.634948e-02, 4.014145e-02, 1.132079e-09, 1.431156e-09, 3.409499e-02,
+    7.427206e-02, 1.068225e-01, 3.104065e-02, 2.066426e-02, 8.646373e-10, 1.093061e-09,
+    8.978859e-02, 5.108634e-02, 1.702799e-02, -7.632084e-01, -4.117856e-01, -4.415078e-02,
+    1.103813e-01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3.568539e-01])
 # splice-v1 with seeded weights on the same face: the four part logits, the four boundary-map peaks and
 # the first four pooled features, then the projection of all 136 dims on a fixed random direction.
 SPLICE_V1_HEAD = np.array([0.1252379, 0.1264129, 0.1261585, 0.1288765, 0.5040799, 0.5040604,
@@ -31,29 +32,34 @@ FACENET_128_HEAD = np.array([-0.007224, -0.176073, -0.006354, 0.070641, 0.021752
 FACENET_128_PROJECTION = 0.206360
 
 
-# forensic-v7 on test_double_jpeg's spliced astronaut, with its JPEG table: every feature in play.
-FORENSIC_V7_SPLICED = np.array([
-    3.085507e-01, 3.215348e-01, 2.010575e-01, 3.129499e-01, 3.433858e-01, 1.289620e-01, 7.877979e-02,
-    1.924973e-01, 1.273654e-01, 7.455446e-02, 1.194667e-01, 9.722299e-02, 7.993349e-02, 3.334035e-02,
-    6.623845e-02, 1.700167e-01, 1.011627e-01, 1.501988e-01, 4.983495e-02, 3.944588e-02, 7.250314e-03,
-    2.697979e-01, -2.342359e-01, 7.160185e-02, 1.289620e-01, 2.524261e-01, 2.012057e-02, 1.742816e-01,
-    -3.183021e-02, 3.310790e-02, -5.730748e-03, 1.742816e-01, 1.442435e-01, 4.381582e-04, -6.041260e-03,
-    -5.156131e-03, 6.856224e-03, -1.714268e-03, 6.856224e-03, 1.488059e-02, 2.257922e-02, 1.448328e-02,
-    9.692520e-05, 1.641115e-03, 6.414344e-04, 2.524261e-01])
+# forensic-v8 on test_double_jpeg's spliced astronaut, with its JPEG table: every feature in play.
+FORENSIC_V8_SPLICED = np.array([
+    3.074988e-01, 3.204386e-01, 2.003721e-01, 3.118829e-01, 3.422151e-01, 1.285223e-01,
+    7.851122e-02, 1.918410e-01, 1.269312e-01, 7.430034e-02, 1.190596e-01, 9.689147e-02,
+    7.966094e-02, 3.322666e-02, 6.601249e-02, 1.694372e-01, 1.008179e-01, 1.496867e-01,
+    4.966507e-02, 3.931148e-02, 7.225596e-03, 2.688781e-01, -2.334373e-01, 7.135774e-02,
+    1.285223e-01, 2.515655e-01, 2.005198e-02, 1.736874e-01, -3.172169e-02, 3.299502e-02,
+    -5.711211e-03, 1.736874e-01, 1.437517e-01, 4.366644e-04, -6.020664e-03, -5.138552e-03,
+    6.832850e-03, -1.708424e-03, 6.832850e-03, 1.482986e-02, 2.250225e-02, 1.443390e-02,
+    2.506984e-02, 3.185139e-03, 1.215877e-02, 3.493965e-02, 3.493965e-02, 2.446543e-02,
+    -1.257827e-02, -1.257827e-02, -1.257827e-02, 7.497236e-09, 1.776536e-02, 9.659476e-05,
+    1.635520e-03, 6.392476e-04, 7.664970e-04, 5.890332e-04, 1.863832e-03, -2.001144e-03,
+    3.023509e-04, -1.055044e-04, -1.164827e-02, -9.822470e-03, -1.025817e-02, -4.169464e-03,
+    -4.273908e-02, 2.515655e-01])
 
 
-def test_forensic_v7_vectors_are_pinned():
+def test_forensic_v8_vectors_are_pinned():
     from .test_double_jpeg import KEYPOINTS as SPLICE_KEYPOINTS
     from .test_double_jpeg import _spliced
 
     embedder = ForensicEmbedder()
-    assert (embedder.name, embedder.dims) == ("forensic-v7", 46)
+    assert (embedder.name, embedder.dims) == ("forensic-v8", 68)
     got = embedder.embed_regions([face_photo(0, 400)], [KEYPOINTS], origins=[(0, 0)], scales=[1.0])[0]
     # Tolerance for libjpeg builds (error level analysis re-encodes), far below any feature change.
-    np.testing.assert_allclose(got, FORENSIC_V7, rtol=0, atol=2e-4)
+    np.testing.assert_allclose(got, FORENSIC_V8, rtol=0, atol=2e-4)
     pixels, table = _spliced()
     got = embedder.embed_regions([pixels], [SPLICE_KEYPOINTS], origins=[(0, 0)], tables=[table.reshape(-1)])[0]
-    np.testing.assert_allclose(got, FORENSIC_V7_SPLICED, rtol=0, atol=2e-4)
+    np.testing.assert_allclose(got, FORENSIC_V8_SPLICED, rtol=0, atol=2e-4)
 
 
 def _seeded_facenet():

@@ -19,6 +19,11 @@ part resamples more than the part itself, so the face's own surroundings are not
 v7 pools each part reading over the four parts (largest and mean magnitude) instead of keeping one
 value per part: a fake may edit any one of them, and a classifier trained on about 60 images learns
 one threshold per reading from all its fakes, not one per part from a quarter of them.
+v8 reads the zones further: three more zones (the nose's surroundings, the face's border and the head
+just outside it), each first zone's 90th percentile and its share of blocks above the context's 95th
+percentile (an edit that reaches a few blocks hardly moves a mean), the inner head's hottest 3x3
+blocks and its spread, each against the context. The JPEG history read against the head generalises
+best across generators of all v7's readings (`benchmarks/feature_probe.py`).
 """
 
 from __future__ import annotations
@@ -46,10 +51,18 @@ GLOBAL_FEATURES = ("noise_level", "ela_level", "blockiness", "max_edge")
 # The same seven readings of each double-JPEG map: `dq_` gaps (first save coarser), `dqm_` modulation.
 DQ_FEATURES = tuple(f"{prefix}_{name}" for prefix in ("dq", "dqm")
                     for name in ("frequencies", "face", *PARTS, "max_part"))
-# Each double-JPEG map in zones (both eyes' surroundings, the mouth's, the inner head) against the
-# head's context, 1.6-3 face radii out.
-ZONES = ("eyes_zone", "mouth_zone", "inner_head")
-ZONE_FEATURES = tuple(f"{prefix}_{zone}" for prefix in ("dq", "dqm") for zone in ZONES)
+# Each double-JPEG map in zones against the head's context, 1.6-3 face radii out: the mean of each
+# zone (both eyes' surroundings, the mouth's, the inner head, the nose's, the face's border at 0.8-1.3
+# face radii, the head outside it at 1.3-1.6); the 90th percentile and the share of blocks above the
+# context's 95th percentile (less 0.05, the context's own share) of the first three; the largest
+# 3x3-block mean of the inner head; the log-ratio of the inner head's spread.
+ZONES = ("eyes_zone", "mouth_zone", "inner_head", "nose_zone", "border", "outer_head")
+PEAK_ZONES = ZONES[:3]
+ZONE_READINGS = (ZONES + tuple(f"{zone}_p90" for zone in PEAK_ZONES) + tuple(f"{zone}_share" for zone in PEAK_ZONES)
+                 + ("hotspot", "spread"))
+ZONE_FEATURES = tuple(f"{prefix}_{reading}" for prefix in ("dq", "dqm") for reading in ZONE_READINGS)
+# Fewer context blocks than this leave the percentile, share, hotspot and spread readings at zero.
+MIN_CONTEXT_BLOCKS = 8
 FEATURE_NAMES = POOLED_FEATURES + FACE_FEATURES + GLOBAL_FEATURES + DQ_FEATURES + ZONE_FEATURES
 ELA_QUALITY = 90
 EPS = 0.05
@@ -60,7 +73,7 @@ _TEMPLATE = np.array([0.31, 0.40, 0.69, 0.40, 0.50, 0.60, 0.35, 0.80, 0.65, 0.80
 class ForensicEmbedder:
     """Splice-evidence features; `.embed(faces)` on crops, `.embed_regions(...)` on native pixels."""
 
-    name = "forensic-v7"
+    name = "forensic-v8"
     dims = len(FEATURE_NAMES) + 1  # + a constant that keeps the magnitude through L2 normalisation
 
     def embed(self, faces: np.ndarray, margin: float = 0.2) -> np.ndarray:
@@ -169,24 +182,49 @@ def _zone_features(region: np.ndarray, keypoints: np.ndarray, origin: tuple[int,
     luma = _ycbcr(np.asarray(region, dtype=np.float32))[0]
     maps = double_jpeg.history_maps(luma, origin, table)
     zones = _head_zones(maps[0][0].shape, maps[0][2], keypoints)
+    width = len(ZONE_READINGS)
     for k, (score, used, _) in enumerate(maps):
         if used:
-            context = _mean_of(score, zones["context"])
-            out[k * len(ZONES): (k + 1) * len(ZONES)] = [_mean_of(score, zones[z]) - context for z in ZONES]
+            out[k * width: (k + 1) * width] = _zone_readings(score, zones)
     return np.nan_to_num(out, nan=0.0)
+
+
+def _zone_readings(score: np.ndarray, zones: dict) -> np.ndarray:
+    """ZONE_READINGS of one per-block map against the head's context (NaN where too few blocks show)."""
+    out = np.full(len(ZONE_READINGS), np.nan, dtype=np.float32)
+    out[: len(ZONES)] = [_mean_of(score, zones[z]) - _mean_of(score, zones["context"]) for z in ZONES]
+    shown = np.isfinite(score)
+    context = score[zones["context"] & shown]
+    if len(context) < MIN_CONTEXT_BLOCKS:
+        return out
+    top, high = np.percentile(context, [90, 95])
+    values = [score[zones[z] & shown] for z in PEAK_ZONES]
+    out[len(ZONES): len(ZONES) + 2 * len(PEAK_ZONES)] = (
+        [np.percentile(v, 90) - top if len(v) >= 2 else 0.0 for v in values]
+        + [np.mean(v > high) - 0.05 if len(v) >= 2 else 0.0 for v in values])
+    # Mean of each block's 3x3 neighbourhood over the blocks that show.
+    smooth = ndimage.uniform_filter(np.where(shown, score, 0.0), 3) / np.maximum(
+        ndimage.uniform_filter(shown.astype(np.float32), 3), 1e-6)
+    inner = smooth[zones["inner_head"]]
+    out[-2] = inner.max() - smooth[zones["context"]].max() if inner.size else 0.0
+    head = values[PEAK_ZONES.index("inner_head")]
+    out[-1] = math.log((np.std(head) + 1e-3) / (np.std(context) + 1e-3)) if len(head) >= 2 else 0.0
+    return out
 
 
 def _head_zones(shape: tuple[int, int], offset: tuple[int, int], keypoints: np.ndarray) -> dict:
     """Masks over a region's 8x8 blocks: ZONES, and the context around the face (1.6-3 face radii)."""
     ys, xs = _block_centres(shape, offset)
-    le, re, _, ml, mr = np.asarray(keypoints, dtype=np.float32).reshape(5, 2)
+    le, re, nose, ml, mr = np.asarray(keypoints, dtype=np.float32).reshape(5, 2)
     eye_dist = max(float(np.linalg.norm(re - le)), 4.0)
     mouth = (ml + mr) / 2
     face = face_radius(keypoints, ys, xs)
     # A liquify warp or a blend reaches about an eye distance around the eyes and further around the mouth.
     eyes = (np.hypot(xs - le[0], ys - le[1]) < eye_dist) | (np.hypot(xs - re[0], ys - re[1]) < eye_dist)
     return {"eyes_zone": eyes, "mouth_zone": np.hypot(xs - mouth[0], ys - mouth[1]) < 1.4 * eye_dist,
-            "inner_head": face <= 1.3, "context": (face > 1.6) & (face < 3.0)}
+            "inner_head": face <= 1.3, "nose_zone": np.hypot(xs - nose[0], ys - nose[1]) < eye_dist,
+            "border": (face > 0.8) & (face <= 1.3), "outer_head": (face > 1.3) & (face <= 1.6),
+            "context": (face > 1.6) & (face < 3.0)}
 
 
 def _part_contrast(maps: np.ndarray, ellipses: list[tuple[float, float, float, float]], i: int) -> np.ndarray:
