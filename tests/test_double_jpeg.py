@@ -149,16 +149,22 @@ def _astronaut_zones(patch: tuple[slice, slice] | None) -> dict[str, float]:
     return _named(region_features(pixels, ASTRONAUT_KEYPOINTS, (0, 0), table), ZONE_FEATURES)
 
 
-def test_the_zones_read_an_edited_part_against_the_head_around_the_face():
-    clean, eye, mouth = (_astronaut_zones(patch) for patch in (None, ASTRONAUT_EYE, ASTRONAUT_MOUTH))
+@pytest.fixture(scope="module")
+def astronaut_zones() -> tuple[dict[str, float], dict[str, float], dict[str, float]]:
+    """The astronaut's zones clean, with the eye edited, and with the mouth edited."""
+    return tuple(_astronaut_zones(patch) for patch in (None, ASTRONAUT_EYE, ASTRONAUT_MOUTH))
+
+
+def test_the_zones_read_an_edited_part_against_the_head_around_the_face(astronaut_zones):
+    clean, eye, mouth = astronaut_zones
     assert eye["dq_eyes_zone"] > clean["dq_eyes_zone"] + 0.05
     assert mouth["dq_mouth_zone"] > clean["dq_mouth_zone"] + 0.05
     assert mouth["dq_mouth_zone"] - clean["dq_mouth_zone"] > mouth["dq_eyes_zone"] - clean["dq_eyes_zone"]
     assert min(eye["dq_inner_head"], mouth["dq_inner_head"]) > clean["dq_inner_head"] + 0.05
 
 
-def test_the_zones_upper_readings_rise_where_an_edit_reaches_and_the_head_outside_stays():
-    clean, eye, mouth = (_astronaut_zones(patch) for patch in (None, ASTRONAUT_EYE, ASTRONAUT_MOUTH))
+def test_the_zones_upper_readings_rise_where_an_edit_reaches_and_the_head_outside_stays(astronaut_zones):
+    clean, eye, mouth = astronaut_zones
     # The share of blocks above the context's 95th percentile rises most in the zone that was edited.
     for zone, edited, other in (("eyes_zone", eye, mouth), ("mouth_zone", mouth, eye)):
         share = f"dq_{zone}_share"

@@ -192,7 +192,8 @@ def _zone_features(region: np.ndarray, keypoints: np.ndarray, origin: tuple[int,
 def _zone_readings(score: np.ndarray, zones: dict) -> np.ndarray:
     """ZONE_READINGS of one per-block map against the head's context (NaN where too few blocks show)."""
     out = np.full(len(ZONE_READINGS), np.nan, dtype=np.float32)
-    out[: len(ZONES)] = [_mean_of(score, zones[z]) - _mean_of(score, zones["context"]) for z in ZONES]
+    context_mean = _mean_of(score, zones["context"])
+    out[: len(ZONES)] = [_mean_of(score, zones[z]) - context_mean for z in ZONES]
     shown = np.isfinite(score)
     context = score[zones["context"] & shown]
     if len(context) < MIN_CONTEXT_BLOCKS:
