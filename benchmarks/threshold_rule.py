@@ -1,7 +1,12 @@
 """The decision threshold's rules side by side: the best out-of-fold macro F1, the model's own boundary, and the
-one-standard-error rule between them.
+one-standard-error rule between them; candidate rules anchored on the real images' scores alone; and two
+diagnostics that read the test split, so no run can use them (an oracle cut, and a cut at the training
+side's share of fakes).
 
-Every rule reads the same fitted model on the same split, so they differ only in the threshold.
+Every rule reads the same fitted model on the same split, so they differ only in the threshold. A
+false-alarm rule (`false_alarm_R`) takes the lowest threshold whose share of out-of-fold reals called fake
+is at most R: the reals' scores do not depend on how the fakes were made, so its cut does not move with the
+training generator. `one_se_or_false_alarm_R` takes the lower of that and `one_se`.
 The protocol is the hidden check's (`split_protocol.py --in-process`: `fakeface train --testsplit 0.5
 --set seed=S`'s split, grid search and out-of-fold decision values), on every corpus set's generators,
 optionally across generators (`--cross`: `quality.py`'s split by source photo, trained on one generator's
@@ -36,6 +41,34 @@ from fakeface_ray.learning.train import Embeddings, load_embeddings, split, spli
 from quality import photos_of, training_pool  # noqa: E402  (this folder, as the script's own)
 
 RULES = ("max_macro_f1", "boundary", "one_se")
+FALSE_ALARMS = (0.1, 0.15, 0.2, 0.25, 0.3)
+CANDIDATES = tuple(f"false_alarm_{r:g}" for r in FALSE_ALARMS) + tuple(f"one_se_or_false_alarm_{r:g}"
+                                                                        for r in FALSE_ALARMS)
+DIAGNOSTICS = ("oracle", "training_share")
+COLUMNS = RULES + CANDIDATES + DIAGNOSTICS
+SHOWN = ("max_macro_f1", "one_se", "false_alarm_0.2", "one_se_or_false_alarm_0.2", "oracle", "training_share")
+
+
+def false_alarm_cut(y: np.ndarray, scores: np.ndarray, rate: float) -> float:
+    """The lowest threshold at which at most `rate` of the reals (label 0) score at or above it."""
+    reals = np.sort(scores[y == 0])[::-1]
+    allowed = int(np.floor(rate * len(reals)))  # reals that may be called fake
+    if allowed >= len(reals):
+        return float(reals[-1])
+    # Just above the (allowed+1)-th highest real: the allowed ones above it are called fake, it is not.
+    above = reals[allowed]
+    higher = reals[reals > above]
+    return float((above + higher.min()) / 2) if len(higher) else float(above + 1.0)
+
+
+def share_cut(scores: np.ndarray, share: float) -> float:
+    """The threshold that calls `share` of `scores` fake (at their quantile)."""
+    return float(np.quantile(scores, 1.0 - share))
+
+
+def oracle_cut(y: np.ndarray, scores: np.ndarray) -> float:
+    """The threshold with the best macro F1 on these very rows (a bound no run can reach)."""
+    return choose_threshold(y, scores, "max_macro_f1").threshold
 
 
 def paired(train: Embeddings, test: Embeddings, kind: str, seed: int) -> dict:
@@ -49,33 +82,39 @@ def paired_tests(train: Embeddings, tests: dict[str, Embeddings], kind: str, see
     started = time.perf_counter()
     result = tune(train, train, config, seed)
     fit_s = time.perf_counter() - started
-    points = {rule: choose_threshold(train.y, result.oof_scores, rule) for rule in RULES}
+    cuts = {rule: choose_threshold(train.y, result.oof_scores, rule).threshold for rule in RULES}
+    for r in FALSE_ALARMS:
+        cuts[f"false_alarm_{r:g}"] = false_alarm_cut(train.y, result.oof_scores, r)
+        cuts[f"one_se_or_false_alarm_{r:g}"] = min(cuts["one_se"], cuts[f"false_alarm_{r:g}"])
     out = {}
     for name, test in tests.items():
         scores = result.artifact.scores(test.x)
+        tested = cuts | {"oracle": oracle_cut(test.y, scores), "training_share": share_cut(scores, train.y.mean())}
         out[name] = {"roc_auc": float(roc_auc_score(test.y, scores)), "fit_s": fit_s, "train_rows": len(train.y)}
-        for rule, point in points.items():
-            out[name][rule] = {"threshold": point.threshold, "macro_f1": rates(test.y, scores, point.threshold)[2]}
+        for rule, cut in tested.items():
+            out[name][rule] = {"threshold": cut, "macro_f1": rates(test.y, scores, cut)[2],
+                               "called_fake": float(np.mean(scores >= cut))}
     return out
 
 
 def summarise(runs: list[dict]) -> dict:
-    """Each rule's mean and std over the seeds, and its gain over `max_macro_f1`: mean, seeds won and lost."""
+    """Each column's mean and std over the seeds, and its gain over `max_macro_f1`: mean, seeds won and lost."""
     out: dict = {"roc_auc_mean": float(np.mean([r["roc_auc"] for r in runs]))}
-    for rule in RULES:
+    for rule in COLUMNS:
         f1 = np.array([r[rule]["macro_f1"] for r in runs])
         gain = f1 - np.array([r["max_macro_f1"]["macro_f1"] for r in runs])
         out[rule] = {"macro_f1_mean": float(f1.mean()), "macro_f1_std": float(f1.std()),
-                     "gain_mean": float(gain.mean()), "wins": int(np.sum(gain > 0)), "losses": int(np.sum(gain < 0))}
+                     "gain_mean": float(gain.mean()), "wins": int(np.sum(gain > 0)), "losses": int(np.sum(gain < 0)),
+                     "called_fake_mean": float(np.mean([r[rule]["called_fake"] for r in runs]))}
     out["runs"] = runs
     return out
 
 
 def line(cell: dict) -> str:
-    """Each rule's mean macro F1, with its wins and losses against `max_macro_f1`."""
+    """The shown columns' mean macro F1, with their wins and losses against `max_macro_f1`."""
     return ", ".join(f"{rule} {cell[rule]['macro_f1_mean']:.3f}" + (f" ({cell[rule]['wins']}+/{cell[rule]['losses']}-)"
                                                                    if rule != "max_macro_f1" else "")
-                     for rule in RULES)
+                     for rule in SHOWN)
 
 
 def protocol(sets: dict[str, Path], generators: list[str], seeds: list[int], kind: str) -> dict:
@@ -143,7 +182,7 @@ def overall(cells: list[dict]) -> dict:
     """Every run of these cells pooled (each rule's mean, gain, wins and losses), and the cells each rule gains."""
     runs = [r for c in cells for r in c["runs"]]
     out = {k: v for k, v in summarise(runs).items() if k != "runs"}
-    for rule in RULES:
+    for rule in COLUMNS:
         out[rule]["cells_gaining"] = sum(c[rule]["gain_mean"] > 0 for c in cells)
     return out | {"cells": len(cells)}
 
