@@ -242,6 +242,7 @@ def audit_command(infile, strict, json_path, overrides, config_files) -> None:
     for line in text_table(result):
         output.echo(line)
     if json_path:
+        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
         Path(json_path).write_text(json.dumps(result, indent=2))
     if strict and result["flagged"]:
         sys.exit(1)

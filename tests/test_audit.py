@@ -105,9 +105,11 @@ def test_audit_command_and_its_strict_exit_codes(tmp_path):
         shown = runner.invoke(cli, ["audit", "--infile", str(corpus)])
         assert shown.exit_code == 0, shown.output
         assert "JPEG quality" in shown.output and word in shown.output
-        strict = runner.invoke(cli, ["audit", "--infile", str(corpus), "--strict", "--json", str(tmp_path / "a.json")])
+        # --json into a folder not made yet: the finished audit is not lost at the last step.
+        written = tmp_path / f"new_{strict_code}" / "a.json"
+        strict = runner.invoke(cli, ["audit", "--infile", str(corpus), "--strict", "--json", str(written)])
         assert strict.exit_code == strict_code, strict.output
-        flagged = set(json.loads((tmp_path / "a.json").read_text())["flagged"])
+        flagged = set(json.loads(written.read_text())["flagged"])
         # A lower quality also makes smaller files: file size is a shortcut of the same making.
         assert flagged == ({"jpeg_quality", "file_size", "combined"} if strict_code else set())
 
