@@ -360,8 +360,10 @@ def _summary(trained) -> None:
              f"on {splice['training_images']} images, {splice['epochs']} epochs, mean loss {first:.3f} -> {last:.3f}, "
              f"{splice['train_seconds_per_1000_images']:.0f} s per 1,000 training images (report.html)")
     point = metrics["operating_point"]
+    # A run written before false_alarm_rate was recorded has none to show.
+    alarms = f", reals called fake {point['false_alarm_rate']:.3f}" if "false_alarm_rate" in point else ""
     echo(f"threshold  {point['threshold']:.3f} ({point['rule']}; on CV folds: fake recall "
-         f"{point['fake_recall']:.3f}, precision {point['fake_precision']:.3f})")
+         f"{point['fake_recall']:.3f}, precision {point['fake_precision']:.3f}{alarms})")
     echo(f"macro F1   {metrics['macro_f1']:.3f}   (original pipeline on Kaggle: 0.58)")
     if record.audit:
         echo(f"audit      {record.audit['verdict']} (report.html)")

@@ -166,6 +166,7 @@ class TrainConfig:
     n_jobs: int = -1
     threshold: ThresholdRule = "one_se"
     min_fake_recall: float | None = None
+    false_alarm_allowance: float | None = 0.2
     classifier: ClassifierName = "auto"
     nystroem_components: int = 500
     class_weight: ClassWeight = "balanced"
@@ -187,6 +188,8 @@ class TrainConfig:
             raise ConfigError("train.c_grid must hold positive numbers")
         if self.min_fake_recall is not None and not 0.0 < self.min_fake_recall <= 1.0:
             raise ConfigError(f"train.min_fake_recall must be in (0, 1], got {self.min_fake_recall}")
+        if self.false_alarm_allowance is not None and not 0.0 <= self.false_alarm_allowance < 1.0:
+            raise ConfigError(f"train.false_alarm_allowance must be in [0, 1), got {self.false_alarm_allowance}")
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ def test_unknown_key_suggests_the_right_one():
     ("embed.num_gpus=0.25", "forensic embedder, which runs on CPUs only"),
     ("train.test_split=1.5", "between 0 and 1"),
     ("train.tree_leaf_grid=[0, 2]", "tree_leaf_grid must hold positive integers"),
+    ("train.false_alarm_allowance=1.0", r"false_alarm_allowance must be in \[0, 1\)"),
     ("train.classifier=forest", "must be one of auto, trees, svc"),
     ("train=3", "must be a mapping"),
     ("novalue", "expects key=value"),

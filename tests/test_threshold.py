@@ -53,6 +53,36 @@ def test_one_se_moves_towards_a_best_that_many_rows_make_clear():
     assert choose_threshold(y, scores, "one_se") == point  # the bootstrap is seeded
 
 
+def test_a_false_alarm_allowance_lowers_the_threshold_and_never_raises_it():
+    rule = choose_threshold(Y, S, "one_se")
+    assert rule.threshold == 0.0 and rule.false_alarm_rate == pytest.approx(0.4)  # reals at 0.5 and 1.5
+    lowered = choose_threshold(Y, S, "one_se", false_alarm_allowance=0.6)
+    # Three reals called fake (-1 joins them): the cut midway between the next real down (-2) and -1,
+    # which also catches the fake at -0.5.
+    assert lowered.threshold == pytest.approx(-1.5) and lowered.rule == "one_se, false_alarm_allowance=0.6"
+    assert lowered.false_alarm_rate == pytest.approx(0.6) and lowered.fake_recall == 1.0
+    assert (lowered.fake_recall, lowered.fake_precision, lowered.macro_f1) == pytest.approx(rates(Y, S, -1.5))
+    # An allowance equal to the rule's own false alarms moves the cut down to the lowest with them
+    # (-0.25), which calls no more rows fake here.
+    assert choose_threshold(Y, S, "one_se", false_alarm_allowance=0.4).threshold == pytest.approx(-0.25)
+    # An allowance below the rule's own false alarms leaves the rule's threshold as it was.
+    assert choose_threshold(Y, S, "one_se", false_alarm_allowance=0.2) == rule
+
+
+def test_an_allowance_spends_no_false_alarm_where_the_folds_separate_the_classes():
+    y = np.repeat([0, 1], 50)
+    scores = np.where(y == 1, np.linspace(0.5, 1.0, 100), np.linspace(-1.0, -0.5, 100))
+    point = choose_threshold(y, scores, "one_se", false_alarm_allowance=0.2)
+    # Only thresholds between the classes are as good as the best: the allowance cannot reach the reals.
+    assert -0.5 < point.threshold < 0.5 and point.false_alarm_rate == 0.0 and point.macro_f1 == 1.0
+
+
+def test_a_recall_floor_overrides_the_allowance():
+    floor = choose_threshold(Y, S, min_fake_recall=0.6)
+    assert choose_threshold(Y, S, min_fake_recall=0.6, false_alarm_allowance=0.8) == floor
+    assert floor.false_alarm_rate == 0.0
+
+
 def test_an_unknown_rule_is_refused():
     with pytest.raises(ValueError, match="boundary, max_macro_f1, one_se"):
         choose_threshold(Y, S, "median")

@@ -1,5 +1,6 @@
 """Choose the decision threshold on cross-validation scores: the one-standard-error rule around the
-model's own boundary, the model's boundary itself, the best macro F1, or a fake-recall floor."""
+model's own boundary, the model's boundary itself, the best macro F1, or a fake-recall floor; and a
+false-alarm allowance that may lower the rule's threshold."""
 
 from __future__ import annotations
 
@@ -13,10 +14,11 @@ from ..config import ThresholdRule, choices
 @dataclass(frozen=True)
 class OperatingPoint:
     threshold: float  # call `fake` when the decision value is >= this
-    rule: str  # a ThresholdRule, or "min_fake_recall=R"
+    rule: str  # a ThresholdRule, "min_fake_recall=R", or the rule then "false_alarm_allowance=A"
     fake_recall: float
     fake_precision: float
     macro_f1: float
+    false_alarm_rate: float  # the share of reals called fake
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -47,15 +49,22 @@ def rates_at(y_true: np.ndarray, scores: np.ndarray, thresholds: np.ndarray) -> 
 
 
 def choose_threshold(y_true: np.ndarray, scores: np.ndarray, rule: ThresholdRule = "one_se",
-                     min_fake_recall: float | None = None) -> OperatingPoint:
+                     min_fake_recall: float | None = None,
+                     false_alarm_allowance: float | None = None) -> OperatingPoint:
     """The threshold, with its rates on out-of-fold decision values (never the test split).
 
     Args:
         rule: `boundary` keeps the model's own boundary, 0 (its classes weighted equally);
             `max_macro_f1` takes the threshold with the best macro F1 on `scores`; `one_se` the
             one nearest the boundary whose macro F1 is within one bootstrap standard error of that best.
-        min_fake_recall: when set, overrides `rule`: the highest threshold whose fake recall is at
-            least R (the fewest false alarms that still catch that share of fakes).
+        min_fake_recall: when set, overrides `rule` (and the allowance): the highest threshold whose
+            fake recall is at least R (the fewest false alarms that still catch that share of fakes).
+        false_alarm_allowance: when set, the rule's threshold is lowered (never raised) towards the
+            lowest one that calls at most this share of the reals fake, but not below the thresholds
+            whose macro F1 is within one standard error of the best. Fakes unlike the labelled ones
+            score lower than those and fall under a cut set on them; the reals' scores do not depend
+            on how the fakes were made. Where the folds separate the classes cleanly, that band is
+            narrow and no false alarm is spent.
     """
     y_true = np.asarray(y_true)
     scores = np.asarray(scores, dtype=float)
@@ -63,6 +72,10 @@ def choose_threshold(y_true: np.ndarray, scores: np.ndarray, rule: ThresholdRule
     # Thresholds between neighbouring scores, plus one below all and the model's own boundary, 0.
     candidates = np.unique(np.concatenate([[values[0] - 1.0, 0.0], (values[:-1] + values[1:]) / 2, [values[-1] + 1.0]]))
     table = np.column_stack(rates_at(y_true, scores, candidates))
+    best = int(np.argmax(table[:, 2]))
+    # The one-standard-error band: thresholds whose macro F1 is within one standard error of the best;
+    # on few rows the best is mostly noise.
+    band = np.flatnonzero(table[:, 2] >= table[best, 2] - _bootstrap_se(y_true, scores, candidates[best]))
     if min_fake_recall is not None:
         reaching = np.flatnonzero(table[:, 0] >= min_fake_recall - 1e-12)
         i = reaching[np.argmax(candidates[reaching])]
@@ -74,16 +87,30 @@ def choose_threshold(y_true: np.ndarray, scores: np.ndarray, rule: ThresholdRule
     elif rule == "boundary":
         i = int(np.flatnonzero(candidates == 0.0)[0])
     elif rule == "one_se":
-        best = int(np.argmax(table[:, 2]))
-        error = _bootstrap_se(y_true, scores, candidates[best])
-        # The one-standard-error rule: the threshold nearest the boundary whose macro F1 is within
-        # one standard error of the best; on few rows the best is mostly noise.
-        close = np.flatnonzero(table[:, 2] >= table[best, 2] - error)
-        i = close[np.argmin(np.abs(candidates[close]))]
+        i = band[np.argmin(np.abs(candidates[band]))]  # the band's threshold nearest the boundary
     else:
         raise ValueError(f"unknown threshold rule {rule!r}; expected one of {', '.join(choices(ThresholdRule))}")
+    threshold = float(candidates[i])
     recall, precision, macro = table[i]
-    return OperatingPoint(float(candidates[i]), rule, float(recall), float(precision), float(macro))
+    if false_alarm_allowance is not None and min_fake_recall is None:
+        # Candidates ascend: the band's first is its lowest.
+        cut = max(false_alarm_cut(y_true, scores, false_alarm_allowance), float(candidates[band[0]]))
+        if cut < threshold:
+            threshold, rule = cut, f"{rule}, false_alarm_allowance={false_alarm_allowance:g}"
+            recall, precision, macro = rates(y_true, scores, cut)
+    alarms = float(np.mean(scores[y_true == 0] >= threshold)) if np.any(y_true == 0) else 0.0
+    return OperatingPoint(threshold, rule, float(recall), float(precision), float(macro), alarms)
+
+
+def false_alarm_cut(y_true: np.ndarray, scores: np.ndarray, allowance: float) -> float:
+    """The lowest threshold that calls at most `allowance` (< 1) of the reals (label 0) fake: midway
+    between the highest real it leaves under and the next real above (+inf without reals)."""
+    reals = np.sort(np.asarray(scores, dtype=float)[np.asarray(y_true) == 0])[::-1]
+    if not len(reals):
+        return float("inf")
+    above = reals[int(np.floor(allowance * len(reals)))]  # the highest real left under the cut
+    higher = reals[reals > above]
+    return float((above + higher.min()) / 2) if len(higher) else float(above + 1.0)
 
 
 def _bootstrap_se(y_true: np.ndarray, scores: np.ndarray, threshold: float, resamples: int = 200) -> float:

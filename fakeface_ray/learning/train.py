@@ -263,9 +263,11 @@ def tune(train: Embeddings, test: Embeddings, config: TrainConfig, seed: int) ->
     # synthetic fakes (K per real) would otherwise drag it towards calling everything fake.
     labelled = train.labelled()
     if len(np.unique(train.y[labelled])) == len(CLASSES):
-        point = choose_threshold(train.y[labelled], oof[labelled], config.threshold, config.min_fake_recall)
+        point = choose_threshold(train.y[labelled], oof[labelled], config.threshold, config.min_fake_recall,
+                                 config.false_alarm_allowance)
     else:
-        point = choose_threshold(train.y, oof, config.threshold, config.min_fake_recall)
+        point = choose_threshold(train.y, oof, config.threshold, config.min_fake_recall,
+                                 config.false_alarm_allowance)
     artifact = ClassifierArtifact(model=search.best_estimator_, calibration=fit_sigmoid(train.y, oof),
                                   threshold=point.threshold,
                                   embedder=train.embedder, dims=int(train.x.shape[1]))
