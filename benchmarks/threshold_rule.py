@@ -6,7 +6,10 @@ side's share of fakes).
 Every rule reads the same fitted model on the same split, so they differ only in the threshold. A
 false-alarm rule (`false_alarm_R`) takes the lowest threshold whose share of out-of-fold reals called fake
 is at most R: the reals' scores do not depend on how the fakes were made, so its cut does not move with the
-training generator. `one_se_or_false_alarm_R` takes the lower of that and `one_se`.
+training generator. `one_se_or_false_alarm_R` takes the lower of that and `one_se`. `one_se_lowest` takes
+the lowest threshold whose out-of-fold macro F1 is within one standard error of the best (`one_se`'s band),
+and `one_se_band_false_alarm_R` lowers `one_se` towards the false-alarm cut but not below that band: where
+the folds separate the classes cleanly the band is narrow and nothing moves.
 The protocol is the hidden check's (`split_protocol.py --in-process`: `fakeface train --testsplit 0.5
 --set seed=S`'s split, grid search and out-of-fold decision values), on every corpus set's generators,
 optionally across generators (`--cross`: `quality.py`'s split by source photo, trained on one generator's
@@ -36,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from fakeface_ray.config import TrainConfig  # noqa: E402
-from fakeface_ray.learning.threshold import choose_threshold, rates  # noqa: E402
+from fakeface_ray.learning.threshold import _bootstrap_se, choose_threshold, false_alarm_cut, rates, rates_at  # noqa: E402
 from fakeface_ray.learning.train import Embeddings, load_embeddings, split, split_by_ids, tune  # noqa: E402
 from quality import photos_of, training_pool  # noqa: E402  (this folder, as the script's own)
 
@@ -44,21 +47,22 @@ RULES = ("max_macro_f1", "boundary", "one_se")
 FALSE_ALARMS = (0.1, 0.15, 0.2, 0.25, 0.3)
 CANDIDATES = tuple(f"false_alarm_{r:g}" for r in FALSE_ALARMS) + tuple(f"one_se_or_false_alarm_{r:g}"
                                                                         for r in FALSE_ALARMS)
+BAND_FALSE_ALARMS = (0.2, 0.25, 0.3)
+BANDED = ("one_se_lowest",) + tuple(f"one_se_band_false_alarm_{r:g}" for r in BAND_FALSE_ALARMS)
 DIAGNOSTICS = ("oracle", "training_share")
-COLUMNS = RULES + CANDIDATES + DIAGNOSTICS
-SHOWN = ("max_macro_f1", "one_se", "false_alarm_0.2", "one_se_or_false_alarm_0.2", "oracle", "training_share")
+COLUMNS = RULES + CANDIDATES + BANDED + DIAGNOSTICS
+SHOWN = ("one_se", "one_se_or_false_alarm_0.2", "one_se_lowest", "one_se_band_false_alarm_0.2",
+         "one_se_band_false_alarm_0.3", "oracle", "training_share")
 
 
-def false_alarm_cut(y: np.ndarray, scores: np.ndarray, rate: float) -> float:
-    """The lowest threshold at which at most `rate` of the reals (label 0) score at or above it."""
-    reals = np.sort(scores[y == 0])[::-1]
-    allowed = int(np.floor(rate * len(reals)))  # reals that may be called fake
-    if allowed >= len(reals):
-        return float(reals[-1])
-    # Just above the (allowed+1)-th highest real: the allowed ones above it are called fake, it is not.
-    above = reals[allowed]
-    higher = reals[reals > above]
-    return float((above + higher.min()) / 2) if len(higher) else float(above + 1.0)
+def band_floor(y: np.ndarray, scores: np.ndarray) -> float:
+    """The lowest threshold whose macro F1 on `scores` is within one bootstrap standard error of the best
+    (`choose_threshold`'s candidates and standard error): the one-standard-error band's lower end."""
+    values = np.unique(scores)
+    candidates = np.unique(np.concatenate([[values[0] - 1.0, 0.0], (values[:-1] + values[1:]) / 2, [values[-1] + 1.0]]))
+    macro = rates_at(y, scores, candidates)[2]
+    best = int(np.argmax(macro))
+    return float(candidates[np.flatnonzero(macro >= macro[best] - _bootstrap_se(y, scores, candidates[best]))[0]])
 
 
 def share_cut(scores: np.ndarray, share: float) -> float:
@@ -86,6 +90,11 @@ def paired_tests(train: Embeddings, tests: dict[str, Embeddings], kind: str, see
     for r in FALSE_ALARMS:
         cuts[f"false_alarm_{r:g}"] = false_alarm_cut(train.y, result.oof_scores, r)
         cuts[f"one_se_or_false_alarm_{r:g}"] = min(cuts["one_se"], cuts[f"false_alarm_{r:g}"])
+    cuts["one_se_lowest"] = band_floor(train.y, result.oof_scores)
+    for r in BAND_FALSE_ALARMS:
+        # Lowered towards the false-alarm cut, but not below the band of thresholds as good as the best.
+        cuts[f"one_se_band_false_alarm_{r:g}"] = min(cuts["one_se"], max(cuts["one_se_lowest"],
+                                                                         false_alarm_cut(train.y, result.oof_scores, r)))
     out = {}
     for name, test in tests.items():
         scores = result.artifact.scores(test.x)
