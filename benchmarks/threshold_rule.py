@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from fakeface_ray.config import TrainConfig  # noqa: E402
-from fakeface_ray.learning.threshold import _bootstrap_se, choose_threshold, false_alarm_cut, rates, rates_at  # noqa: E402
+from fakeface_ray.learning.threshold import band_floor, choose_threshold, false_alarm_cut, rates  # noqa: E402
 from fakeface_ray.learning.train import Embeddings, load_embeddings, split, split_by_ids, tune  # noqa: E402
 from quality import photos_of, training_pool  # noqa: E402  (this folder, as the script's own)
 
@@ -47,22 +47,12 @@ RULES = ("max_macro_f1", "boundary", "one_se")
 FALSE_ALARMS = (0.1, 0.15, 0.2, 0.25, 0.3)
 CANDIDATES = tuple(f"false_alarm_{r:g}" for r in FALSE_ALARMS) + tuple(f"one_se_or_false_alarm_{r:g}"
                                                                         for r in FALSE_ALARMS)
-BAND_FALSE_ALARMS = (0.2, 0.25, 0.3)
+BAND_FALSE_ALARMS = (0.2, 0.25, 0.3)  # a subset of FALSE_ALARMS: their cuts are reused
 BANDED = ("one_se_lowest",) + tuple(f"one_se_band_false_alarm_{r:g}" for r in BAND_FALSE_ALARMS)
 DIAGNOSTICS = ("oracle", "training_share")
 COLUMNS = RULES + CANDIDATES + BANDED + DIAGNOSTICS
 SHOWN = ("one_se", "one_se_or_false_alarm_0.2", "one_se_lowest", "one_se_band_false_alarm_0.2",
          "one_se_band_false_alarm_0.3", "oracle", "training_share")
-
-
-def band_floor(y: np.ndarray, scores: np.ndarray) -> float:
-    """The lowest threshold whose macro F1 on `scores` is within one bootstrap standard error of the best
-    (`choose_threshold`'s candidates and standard error): the one-standard-error band's lower end."""
-    values = np.unique(scores)
-    candidates = np.unique(np.concatenate([[values[0] - 1.0, 0.0], (values[:-1] + values[1:]) / 2, [values[-1] + 1.0]]))
-    macro = rates_at(y, scores, candidates)[2]
-    best = int(np.argmax(macro))
-    return float(candidates[np.flatnonzero(macro >= macro[best] - _bootstrap_se(y, scores, candidates[best]))[0]])
 
 
 def share_cut(scores: np.ndarray, share: float) -> float:
@@ -94,7 +84,7 @@ def paired_tests(train: Embeddings, tests: dict[str, Embeddings], kind: str, see
     for r in BAND_FALSE_ALARMS:
         # Lowered towards the false-alarm cut, but not below the band of thresholds as good as the best.
         cuts[f"one_se_band_false_alarm_{r:g}"] = min(cuts["one_se"], max(cuts["one_se_lowest"],
-                                                                         false_alarm_cut(train.y, result.oof_scores, r)))
+                                                                         cuts[f"false_alarm_{r:g}"]))
     out = {}
     for name, test in tests.items():
         scores = result.artifact.scores(test.x)

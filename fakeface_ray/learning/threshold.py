@@ -68,14 +68,7 @@ def choose_threshold(y_true: np.ndarray, scores: np.ndarray, rule: ThresholdRule
     """
     y_true = np.asarray(y_true)
     scores = np.asarray(scores, dtype=float)
-    values = np.unique(scores)
-    # Thresholds between neighbouring scores, plus one below all and the model's own boundary, 0.
-    candidates = np.unique(np.concatenate([[values[0] - 1.0, 0.0], (values[:-1] + values[1:]) / 2, [values[-1] + 1.0]]))
-    table = np.column_stack(rates_at(y_true, scores, candidates))
-    best = int(np.argmax(table[:, 2]))
-    # The one-standard-error band: thresholds whose macro F1 is within one standard error of the best;
-    # on few rows the best is mostly noise.
-    band = np.flatnonzero(table[:, 2] >= table[best, 2] - _bootstrap_se(y_true, scores, candidates[best]))
+    candidates, table, band = _candidates_and_band(y_true, scores)
     if min_fake_recall is not None:
         reaching = np.flatnonzero(table[:, 0] >= min_fake_recall - 1e-12)
         i = reaching[np.argmax(candidates[reaching])]
@@ -100,6 +93,25 @@ def choose_threshold(y_true: np.ndarray, scores: np.ndarray, rule: ThresholdRule
             recall, precision, macro = rates(y_true, scores, cut)
     alarms = float(np.mean(scores[y_true == 0] >= threshold)) if np.any(y_true == 0) else 0.0
     return OperatingPoint(threshold, rule, float(recall), float(precision), float(macro), alarms)
+
+
+def band_floor(y_true: np.ndarray, scores: np.ndarray) -> float:
+    """The lowest threshold whose macro F1 on `scores` is within one bootstrap standard error of the best."""
+    candidates, _, band = _candidates_and_band(np.asarray(y_true), np.asarray(scores, dtype=float))
+    return float(candidates[band[0]])  # candidates ascend
+
+
+def _candidates_and_band(y_true: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The candidate thresholds (ascending), their rates table, and the indices of the one-standard-error
+    band: the candidates whose macro F1 is within one standard error of the best (on few rows the best
+    is mostly noise)."""
+    values = np.unique(scores)
+    # Thresholds between neighbouring scores, plus one below all and the model's own boundary, 0.
+    candidates = np.unique(np.concatenate([[values[0] - 1.0, 0.0], (values[:-1] + values[1:]) / 2, [values[-1] + 1.0]]))
+    table = np.column_stack(rates_at(y_true, scores, candidates))
+    best = int(np.argmax(table[:, 2]))
+    band = np.flatnonzero(table[:, 2] >= table[best, 2] - _bootstrap_se(y_true, scores, candidates[best]))
+    return candidates, table, band
 
 
 def false_alarm_cut(y_true: np.ndarray, scores: np.ndarray, allowance: float) -> float:
