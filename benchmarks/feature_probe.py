@@ -8,6 +8,10 @@ the four parts compared with each other.
 - `eye_asymmetry`: each of the seven part readings of the left eye minus the right, as a magnitude:
   a face's two eyes share its camera, light and skin, and a paste often takes one.
 - `part_outlier`: each reading's largest distance from the median of the four parts.
+- `magnitude`: every reading as the magnitude of its robust z-score against the training reals, so
+  a generator that moves a reading the other way from the one trained on still reads as far.
+
+`--max-features` screens the trees' randomisation (features drawn per split) instead of columns.
 
 forensic-v8's further zone readings were screened here against forensic-v7 (commit 50649cf,
 `results/feature_probe_zones.json`), then moved into the embedder.
@@ -15,8 +19,9 @@ forensic-v8's further zone readings were screened here against forensic-v7 (comm
 A screen, not the hidden check's protocol: one fixed classifier (the trees with leaves of 2, no
 grid search) and ROC AUC, so it needs no threshold. The splits are the protocol's (`split`, half of
 each corpus by the seed) and `quality.py`'s across generators (half of a set's source photos).
-The part readings are read on the face box grown by half its side on each side, from the corpus
-files `quality.py` extracted with today's forensic embedder (`runs/q8_*`), and cached under `--cache`.
+The part readings (for the part candidates only) are read on the face box grown by half its side on
+each side, from the corpus files `quality.py` extracted with today's forensic embedder (`runs/q8_*`),
+and cached under `--cache`.
 
     .venv/bin/python benchmarks/feature_probe.py \\
         --sets published:runs/q8_published,shipped:runs/q8_shipped [--seeds 0,1,2,3,4,5] \\
@@ -46,6 +51,7 @@ sys.path.insert(0, str(ROOT))
 
 from fakeface_ray.learning.classifiers import ExtraTreesVotes  # noqa: E402
 from fakeface_ray.learning.train import Embeddings, load_embeddings, split, split_by_ids  # noqa: E402
+from fakeface_ray.stages import faces  # noqa: E402
 from fakeface_ray.stages.embedders import forensic  # noqa: E402
 from quality import training_pool  # noqa: E402  (this folder, as the script's own)
 from threshold_rule import row_photos  # noqa: E402
@@ -66,9 +72,8 @@ def cached_part_readings(work: Path, generator: str, cache: Path) -> dict[str, n
         ids, values = [], []
         for r in (r for r in rows if r["status"] == "ok"):
             image = np.asarray(Image.open(r["uri"]).convert("RGB"))
-            x, y, w, h = r["face_box"]
-            x0, y0 = max(x - w // 2, 0), max(y - h // 2, 0)
-            region = image[y0: min(y + h + h // 2, image.shape[0]), x0: min(x + w + w // 2, image.shape[1])]
+            x0, y0, x1, y1 = faces.expand_box(r["face_box"], 1.0, image.shape[1], image.shape[0])
+            region = image[y0:y1, x0:x1]
             points = (np.asarray(r["keypoints"], np.float32).reshape(5, 2) - [x0, y0]).reshape(-1)
             parts = forensic.part_readings(forensic.reading_maps(region, (x0, y0)), points)
             ids.append(r["image_id"])
@@ -84,11 +89,16 @@ def readings(data: Embeddings) -> np.ndarray:
     return data.x[:, :-1] / data.x[:, -1:]
 
 
-def distances(reals: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """[N, 3] distance columns of `x` from `reals` (robust z mean, top-5 mean, Mahalanobis), and the last."""
+def robust_z(reals: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Each column of `x` as a robust z-score against `reals` (median, scaled MAD)."""
     median = np.median(reals, axis=0)
     spread = np.median(np.abs(reals - median), axis=0) * 1.4826 + 1e-3
-    z = np.abs((x - median) / spread)
+    return (x - median) / spread
+
+
+def distances(reals: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """[N, 3] distance columns of `x` from `reals` (robust z mean, top-5 mean, Mahalanobis), and the last."""
+    z = np.abs(robust_z(reals, x))
     mahalanobis = LedoitWolf().fit(reals).mahalanobis(x)
     return np.stack([z.mean(axis=1), np.sort(z, axis=1)[:, -5:].mean(axis=1), mahalanobis], axis=1), mahalanobis
 
@@ -96,10 +106,14 @@ def distances(reals: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 def columns(data: Embeddings, parts: dict[str, np.ndarray], reals: np.ndarray, variant: str) -> np.ndarray:
     """The forensic readings with a variant's `+candidate` columns appended and `-group` columns left out."""
     x = readings(data)
-    per_part = np.stack([parts[i] for i in data.ids])
-    extra = {"eye_asymmetry": lambda: np.abs(per_part[:, 0] - per_part[:, 1]),
-             "part_outlier": lambda: np.abs(per_part - np.median(per_part, axis=1, keepdims=True)).max(axis=1),
-             "distance": lambda: distances(reals, x)[0]}
+
+    def per_part() -> np.ndarray:  # read only by the part candidates, whose readings are cached on demand
+        return np.stack([parts[i] for i in data.ids])
+
+    extra = {"eye_asymmetry": lambda: np.abs(per_part()[:, 0] - per_part()[:, 1]),
+             "part_outlier": lambda: np.abs(per_part() - np.median(per_part(), axis=1, keepdims=True)).max(axis=1),
+             "distance": lambda: distances(reals, x)[0],
+             "magnitude": lambda: np.abs(robust_z(reals, x))}
     steps = re.findall(r"([+-])(\w+)", variant.removeprefix(BASE))
     dropped = [forensic.FEATURE_NAMES.index(f) for sign, name in steps if sign == "-" for f in GROUPS[name]]
     kept = np.delete(x, dropped, axis=1)
@@ -107,27 +121,27 @@ def columns(data: Embeddings, parts: dict[str, np.ndarray], reals: np.ndarray, v
 
 
 def scores(train: Embeddings, test: Embeddings, parts_train: dict, parts_test: dict, variants: list[str],
-           seed: int) -> dict[str, float]:
+           seed: int, max_features: str | float) -> dict[str, float]:
     """ROC AUC on `test` of each variant fitted on `train`, and of the distance from the training reals alone."""
     reals = readings(train)[train.y == 0]
     out = {"distance alone": float(roc_auc_score(test.y, distances(reals, readings(test))[1]))}
     for variant in variants:
-        trees = ExtraTreesVotes(n_estimators=500, min_samples_leaf=2, max_features="sqrt", random_state=seed, n_jobs=1)
+        trees = ExtraTreesVotes(n_estimators=500, min_samples_leaf=2, max_features=max_features, random_state=seed, n_jobs=1)
         trees.fit(columns(train, parts_train, reals, variant), train.y)
         out[variant] = float(roc_auc_score(test.y, trees.decision_function(columns(test, parts_test, reals, variant))))
     return out
 
 
 def seed_runs(data: dict[str, Embeddings], parts: dict[str, dict], photos: dict[str, np.ndarray],
-              variants: list[str], seed: int) -> tuple[dict[str, dict], list[dict]]:
+              variants: list[str], seed: int, max_features: str | float) -> tuple[dict[str, dict], list[dict]]:
     """One seed's scores: on each generator trained on (the protocol's split), and across generators."""
     within = {}
     for g, d in data.items():
         train, test = split(d, 0.5, seed)
-        within[g] = scores(train, test, parts[g], parts[g], variants, seed)
+        within[g] = scores(train, test, parts[g], parts[g], variants, seed, max_features)
     pool = training_pool({p for ps in photos.values() for p in ps}, seed)
     sides = {g: split_by_ids(d, set(d.ids[np.isin(photos[g], list(pool))])) for g, d in data.items()}
-    across = [scores(sides[g1][0], sides[g2][1], parts[g1], parts[g2], variants, seed)
+    across = [scores(sides[g1][0], sides[g2][1], parts[g1], parts[g2], variants, seed, max_features)
               for g1 in data for g2 in data if g2 != g1]
     return within, across
 
@@ -140,6 +154,8 @@ def main() -> None:
     parser.add_argument("--variants", default=DEFAULT_VARIANTS,
                         help=f"{BASE} with +candidate columns and -group columns, comma-separated; groups: "
                              + ", ".join(GROUPS))
+    parser.add_argument("--max-features", default="sqrt",
+                        help="the trees' max_features: sqrt, log2, a count (1) or a share (0.5)")
     parser.add_argument("--jobs", type=int, default=2, help="seeds scored at once")
     parser.add_argument("--cache", default=str(ROOT / "runs/feature_probe"))
     parser.add_argument("--json", default=str(ROOT / "benchmarks/results/feature_probe.json"))
@@ -148,18 +164,23 @@ def main() -> None:
     generators = args.generators.split(",")
     seeds = [int(s) for s in args.seeds.split(",")]
     variants = args.variants.split(",")
+    max_features = args.max_features if args.max_features in ("sqrt", "log2") else (
+        int(args.max_features) if args.max_features.isdigit() else float(args.max_features))
+    part_candidates = ("eye_asymmetry", "part_outlier")
+    needs_parts = any(f"+{name}" in v for v in variants for name in part_candidates)
     result: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
-                    "date": time.strftime("%Y-%m-%d"), "seeds": seeds, "variants": variants, "sets": {}}
+                    "date": time.strftime("%Y-%m-%d"), "seeds": seeds, "variants": variants,
+                    "max_features": max_features, "sets": {}}
     for pair in args.sets.split(","):
         name, work = pair.split(":", 1)
         data = {g: load_embeddings(Path(work) / g / "embeddings") for g in generators}
         if any(d.embedder != BASE for d in data.values()):
             sys.exit(f"{work} holds {sorted({d.embedder for d in data.values()})} embeddings; this screen reads "
                      f"{BASE}: extract the corpora again with quality.py --sets ''")
-        parts = {g: cached_part_readings(Path(work), g, Path(args.cache)) for g in generators}
+        parts = {g: cached_part_readings(Path(work), g, Path(args.cache)) if needs_parts else {} for g in generators}
         photos = {g: row_photos(d) for g, d in data.items()}
         # One seed per process: each fit is too small to use two cores.
-        runs = Parallel(n_jobs=args.jobs)(delayed(seed_runs)(data, parts, photos, variants, seed) for seed in seeds)
+        runs = Parallel(n_jobs=args.jobs)(delayed(seed_runs)(data, parts, photos, variants, seed, max_features) for seed in seeds)
         within = {g: [r[0][g] for r in runs] for g in generators}
         across = [cell for r in runs for cell in r[1]]
         entry = {"within": {g: mean_of(runs) for g, runs in within.items()}, "across": mean_of(across),
