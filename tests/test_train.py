@@ -114,6 +114,18 @@ def test_fit_learns_separable_data_with_loky(capsys):
     assert result.train_size == 64
 
 
+def test_with_only_reals_labelled_the_threshold_is_set_on_the_synthetic_fakes_too():
+    data = _data(30)
+    reals = data.take(data.y == 0)
+    fakes = data.take(data.y == 1)
+    synthetic = Embeddings(fakes.ids, fakes.uris, fakes.x, fakes.y, fakes.embedder, parents=reals.ids)
+    training = train.with_synthetic(reals, synthetic)
+    assert training.labelled().sum() == 30 and set(training.y[training.labelled()]) == {0}
+    result = train.tune(training, data.take(np.arange(4)), TrainConfig(backend="loky", n_jobs=1), seed=0)
+    # Both classes reached the threshold's folds: the separable fakes are caught, no real called fake.
+    assert result.operating_point.macro_f1 == 1.0 and result.operating_point.false_alarm_rate == 0.0
+
+
 def test_load_embeddings_keeps_labelled_ok_rows(tmp_path):
     import pyarrow.parquet as pq
 

@@ -260,14 +260,13 @@ def tune(train: Embeddings, test: Embeddings, config: TrainConfig, seed: int) ->
         oof = cross_val_predict(clone(search.best_estimator_), train.x, train.y, cv=cv,
                                 method="decision_function", n_jobs=config.n_jobs)
     # The threshold is set where the classes keep their real proportions: on the labelled rows when
-    # synthetic fakes (K per real) would otherwise drag it towards calling everything fake.
+    # synthetic fakes (K per real) would otherwise drag it towards calling everything fake; on all
+    # rows when the labelled ones hold one class only (reals, with synthetic fakes as the other).
     labelled = train.labelled()
-    if len(np.unique(train.y[labelled])) == len(CLASSES):
-        point = choose_threshold(train.y[labelled], oof[labelled], config.threshold, config.min_fake_recall,
-                                 config.false_alarm_allowance)
-    else:
-        point = choose_threshold(train.y, oof, config.threshold, config.min_fake_recall,
-                                 config.false_alarm_allowance)
+    if len(np.unique(train.y[labelled])) < len(CLASSES):
+        labelled = np.ones_like(labelled)
+    point = choose_threshold(train.y[labelled], oof[labelled], config.threshold, config.min_fake_recall,
+                             config.false_alarm_allowance)
     artifact = ClassifierArtifact(model=search.best_estimator_, calibration=fit_sigmoid(train.y, oof),
                                   threshold=point.threshold,
                                   embedder=train.embedder, dims=int(train.x.shape[1]))
