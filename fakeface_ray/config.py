@@ -22,6 +22,7 @@ JoblibBackend = Literal["ray", "loky"]
 Kernel = Literal["linear", "rbf"]
 ClassifierName = Literal["auto", "trees", "svc", "linear", "sgd", "nystroem"]
 ClassWeight = Literal["balanced", "none"]
+TreeFeatureRule = Literal["sqrt", "log2"]
 ThresholdRule = Literal["boundary", "max_macro_f1", "one_se"]
 SynthDonor = Literal["self", "other", "retouch"]
 SynthBlend = Literal["alpha", "feather", "poisson"]
@@ -172,10 +173,14 @@ class TrainConfig:
     class_weight: ClassWeight = "balanced"
     tree_count: int = 500
     tree_leaf_grid: tuple[int, ...] = (2, 4)
+    tree_max_features: int | TreeFeatureRule = 2
 
     def __post_init__(self) -> None:
         if self.tree_count < 1:
             raise ConfigError(f"train.tree_count must be positive, got {self.tree_count}")
+        if isinstance(self.tree_max_features, int) and self.tree_max_features < 1:
+            raise ConfigError(f"train.tree_max_features must be a positive count, sqrt or log2, "
+                              f"got {self.tree_max_features}")
         if not self.tree_leaf_grid or any(leaf < 1 for leaf in self.tree_leaf_grid):
             raise ConfigError("train.tree_leaf_grid must hold positive integers")
         if self.nystroem_components < 1:

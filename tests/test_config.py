@@ -37,6 +37,8 @@ def test_unknown_key_suggests_the_right_one():
     ("embed.num_gpus=0.25", "forensic embedder, which runs on CPUs only"),
     ("train.test_split=1.5", "between 0 and 1"),
     ("train.tree_leaf_grid=[0, 2]", "tree_leaf_grid must hold positive integers"),
+    ("train.tree_max_features=0", "tree_max_features must be a positive count, sqrt or log2"),
+    ("train.tree_max_features=0.5", "'train.tree_max_features': invalid value 0.5"),
     ("train.false_alarm_allowance=1.0", r"false_alarm_allowance must be in \[0, 1\)"),
     ("train.classifier=forest", "must be one of auto, trees, svc"),
     ("train=3", "must be a mapping"),

@@ -53,6 +53,13 @@ def test_every_scalable_classifier_trains_calibrates_and_thresholds(kind):
     assert ((scores > 0) == (result.artifact.model.predict(result.test.x) == 1)).all()
 
 
+@pytest.mark.parametrize("drawn, dims, expected", [(2, 67, 2), (2, 1, 1), ("sqrt", 67, "sqrt")])
+def test_the_trees_draw_the_configured_features_per_split_at_most_all(drawn, dims, expected):
+    model, _ = classifiers.build("trees", TrainConfig(tree_max_features=drawn), n_rows=60, dims=dims, seed=0)
+    assert model.named_steps["clf"].max_features == expected
+    model.fit(np.random.default_rng(0).normal(size=(20, dims)), np.repeat([0, 1], 10))
+
+
 def test_trees_are_seeded():
     config = TrainConfig(backend="loky", n_jobs=1, classifier="trees", tree_count=20, tree_leaf_grid=(1,))
     data = _data(20, gap=0.5)

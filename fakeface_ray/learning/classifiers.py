@@ -64,7 +64,10 @@ def build(kind: str, config: TrainConfig, n_rows: int, dims: int, seed: int) -> 
     gammas = [1.0 / dims if g == "scale" else float(g) for g in config.gamma_grid]
     if kind == "trees":
         # One core per fit: the grid search's joblib backend spreads the fits over the cluster.
-        trees = ExtraTreesVotes(n_estimators=config.tree_count, max_features="sqrt", class_weight=weight,
+        drawn = config.tree_max_features  # features drawn per split; a count is capped at the embedding's size
+        if isinstance(drawn, int):
+            drawn = min(drawn, dims)
+        trees = ExtraTreesVotes(n_estimators=config.tree_count, max_features=drawn, class_weight=weight,
                                 random_state=seed, n_jobs=1)
         return Pipeline([scaler, ("clf", trees)]), [{"clf__min_samples_leaf": list(config.tree_leaf_grid)}]
     if kind == "svc":
