@@ -173,7 +173,7 @@ class TrainConfig:
     class_weight: ClassWeight = "balanced"
     tree_count: int = 500
     tree_leaf_grid: tuple[int, ...] = (2, 4)
-    tree_max_features: int | TreeFeatureRule = 2
+    tree_max_features: int | TreeFeatureRule = "sqrt"
 
     def __post_init__(self) -> None:
         if self.tree_count < 1:
