@@ -121,19 +121,20 @@ def columns(data: Embeddings, parts: dict[str, np.ndarray], reals: np.ndarray, v
 
 
 def scores(train: Embeddings, test: Embeddings, parts_train: dict, parts_test: dict, variants: list[str],
-           seed: int, max_features: str | float) -> dict[str, float]:
+           seed: int, max_features: str | int | float) -> dict[str, float]:
     """ROC AUC on `test` of each variant fitted on `train`, and of the distance from the training reals alone."""
     reals = readings(train)[train.y == 0]
     out = {"distance alone": float(roc_auc_score(test.y, distances(reals, readings(test))[1]))}
     for variant in variants:
-        trees = ExtraTreesVotes(n_estimators=500, min_samples_leaf=2, max_features=max_features, random_state=seed, n_jobs=1)
+        trees = ExtraTreesVotes(n_estimators=500, min_samples_leaf=2, max_features=max_features, random_state=seed,
+                                n_jobs=1)
         trees.fit(columns(train, parts_train, reals, variant), train.y)
         out[variant] = float(roc_auc_score(test.y, trees.decision_function(columns(test, parts_test, reals, variant))))
     return out
 
 
 def seed_runs(data: dict[str, Embeddings], parts: dict[str, dict], photos: dict[str, np.ndarray],
-              variants: list[str], seed: int, max_features: str | float) -> tuple[dict[str, dict], list[dict]]:
+              variants: list[str], seed: int, max_features: str | int | float) -> tuple[dict[str, dict], list[dict]]:
     """One seed's scores: on each generator trained on (the protocol's split), and across generators."""
     within = {}
     for g, d in data.items():
@@ -180,7 +181,8 @@ def main() -> None:
         parts = {g: cached_part_readings(Path(work), g, Path(args.cache)) if needs_parts else {} for g in generators}
         photos = {g: row_photos(d) for g, d in data.items()}
         # One seed per process: each fit is too small to use two cores.
-        runs = Parallel(n_jobs=args.jobs)(delayed(seed_runs)(data, parts, photos, variants, seed, max_features) for seed in seeds)
+        runs = Parallel(n_jobs=args.jobs)(delayed(seed_runs)(data, parts, photos, variants, seed, max_features)
+                                          for seed in seeds)
         within = {g: [r[0][g] for r in runs] for g in generators}
         across = [cell for r in runs for cell in r[1]]
         entry = {"within": {g: mean_of(runs) for g, runs in within.items()}, "across": mean_of(across),
