@@ -11,6 +11,9 @@ the four parts compared with each other.
 - `magnitude`: every reading as the magnitude of its robust z-score against the training reals, so
   a generator that moves a reading the other way from the one trained on still reads as far.
 
+- `parts_again`: the pooled part readings once more, so that trees drawing few features per split
+  (`--max-features 2`) draw them more often.
+
 `--max-features` screens the trees' randomisation (features drawn per split) instead of columns.
 
 forensic-v8's further zone readings were screened here against forensic-v7 (commit 50649cf,
@@ -113,7 +116,8 @@ def columns(data: Embeddings, parts: dict[str, np.ndarray], reals: np.ndarray, v
     extra = {"eye_asymmetry": lambda: np.abs(per_part()[:, 0] - per_part()[:, 1]),
              "part_outlier": lambda: np.abs(per_part() - np.median(per_part(), axis=1, keepdims=True)).max(axis=1),
              "distance": lambda: distances(reals, x)[0],
-             "magnitude": lambda: np.abs(robust_z(reals, x))}
+             "magnitude": lambda: np.abs(robust_z(reals, x)),
+             "parts_again": lambda: x[:, [forensic.FEATURE_NAMES.index(f) for f in forensic.POOLED_FEATURES]]}
     steps = re.findall(r"([+-])(\w+)", variant.removeprefix(BASE))
     dropped = [forensic.FEATURE_NAMES.index(f) for sign, name in steps if sign == "-" for f in GROUPS[name]]
     kept = np.delete(x, dropped, axis=1)
