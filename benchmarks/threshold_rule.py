@@ -19,7 +19,8 @@ a `fakeface extract` run of `fakeface demo-data --variants 40`, the whole traini
 
     .venv/bin/python benchmarks/threshold_rule.py \\
         --sets published:runs/q7_published,shipped:runs/q7_shipped [--seeds 0,1,2,3,4,5] \\
-        [--classifiers trees,svc] [--cross] [--demo runs/demo40_run] [--json benchmarks/results/threshold_rule.json]
+        [--classifiers trees,svc] [--set train.tree_max_features=2] \\
+        [--cross] [--demo runs/demo40_run] [--json benchmarks/results/threshold_rule.json]
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import os
 import platform
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +40,7 @@ from sklearn.metrics import roc_auc_score
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fakeface_ray.config import TrainConfig  # noqa: E402
+from fakeface_ray.config import TrainConfig, load_config  # noqa: E402
 from fakeface_ray.learning.threshold import band_floor, choose_threshold, false_alarm_cut, rates  # noqa: E402
 from fakeface_ray.learning.train import Embeddings, load_embeddings, split, split_by_ids, tune  # noqa: E402
 from quality import photos_of, training_pool  # noqa: E402  (this folder, as the script's own)
@@ -65,14 +67,22 @@ def oracle_cut(y: np.ndarray, scores: np.ndarray) -> float:
     return choose_threshold(y, scores, "max_macro_f1").threshold
 
 
-def paired(train: Embeddings, test: Embeddings, kind: str, seed: int) -> dict:
+def protocol_config(kind: str, overrides: list[str]) -> TrainConfig:
+    """The library's train section with `--set` overrides, fitted as the rules need: loky, on `kind`.
+
+    The threshold the fit records is never read: every rule's is computed from its out-of-fold scores.
+    """
+    return replace(load_config(overrides=overrides).train, backend="loky", n_jobs=2, classifier=kind,
+                   test_split=0.5, threshold="boundary")
+
+
+def paired(train: Embeddings, test: Embeddings, config: TrainConfig, seed: int) -> dict:
     """One fit; test macro F1 at each rule's threshold, and the ROC AUC."""
-    return paired_tests(train, {"test": test}, kind, seed)["test"]
+    return paired_tests(train, {"test": test}, config, seed)["test"]
 
 
-def paired_tests(train: Embeddings, tests: dict[str, Embeddings], kind: str, seed: int) -> dict[str, dict]:
-    """One fit, then for each test set its macro F1 at each rule's threshold and its ROC AUC."""
-    config = TrainConfig(backend="loky", n_jobs=2, classifier=kind, test_split=0.5, threshold="boundary")
+def paired_tests(train: Embeddings, tests: dict[str, Embeddings], config: TrainConfig, seed: int) -> dict[str, dict]:
+    """One fit with `config` (`protocol_config`), then each test set's macro F1 at each rule's cut, and ROC AUC."""
     started = time.perf_counter()
     result = tune(train, train, config, seed)
     fit_s = time.perf_counter() - started
@@ -116,7 +126,7 @@ def line(cell: dict) -> str:
                      for rule in SHOWN)
 
 
-def protocol(sets: dict[str, Path], generators: list[str], seeds: list[int], kind: str) -> dict:
+def protocol(sets: dict[str, Path], generators: list[str], seeds: list[int], config: TrainConfig) -> dict:
     """{set: {generator: summary}} on the hidden check's split of each corpus."""
     out: dict[str, dict] = {}
     for name, work in sets.items():
@@ -125,9 +135,9 @@ def protocol(sets: dict[str, Path], generators: list[str], seeds: list[int], kin
             runs = []
             for seed in seeds:
                 train, test = split(data, 0.5, seed)
-                runs.append(paired(train, test, kind, seed))
+                runs.append(paired(train, test, config, seed))
             cell = out.setdefault(name, {})[g] = summarise(runs)
-            print(f"{kind} {name}/{g}: {line(cell)}", flush=True)
+            print(f"{config.classifier} {name}/{g}: {line(cell)}", flush=True)
     return out
 
 
@@ -137,7 +147,7 @@ def row_photos(data: Embeddings) -> np.ndarray:
     return np.array([photo[i] for i in data.ids], dtype=object)
 
 
-def cross(sets: dict[str, Path], generators: list[str], seeds: list[int], kind: str) -> dict:
+def cross(sets: dict[str, Path], generators: list[str], seeds: list[int], config: TrainConfig) -> dict:
     """{set: {"g1>g2": summary}}: trained on g1's training pool, tested on g2's test pool (g2 != g1).
 
     The pools are `quality.py`'s: half of all the set's source photos by the seed, so no photo, real or
@@ -153,14 +163,14 @@ def cross(sets: dict[str, Path], generators: list[str], seeds: list[int], kind: 
             sides = {g: split_by_ids(d, set(d.ids[np.isin(photos[g], list(pool))])) for g, d in data.items()}
             for g1 in generators:
                 tests = {g2: sides[g2][1] for g2 in generators if g2 != g1}
-                for g2, run in paired_tests(sides[g1][0], tests, kind, seed).items():
+                for g2, run in paired_tests(sides[g1][0], tests, config, seed).items():
                     runs.setdefault(f"{g1}>{g2}", []).append(run)
         out[name] = {cell: summarise(r) for cell, r in runs.items()}
-        print(f"{kind} {name} across generators: {line(overall(list(out[name].values())))}", flush=True)
+        print(f"{config.classifier} {name} across generators: {line(overall(list(out[name].values())))}", flush=True)
     return out
 
 
-def large(path: Path, rows: list[int], seeds: list[int], kind: str) -> dict:
+def large(path: Path, rows: list[int], seeds: list[int], config: TrainConfig) -> dict:
     """{rows: summary}: the training half of a larger corpus, whole and in stratified subsets."""
     data = load_embeddings(path / "embeddings")
     out: dict[str, dict] = {}
@@ -171,9 +181,9 @@ def large(path: Path, rows: list[int], seeds: list[int], kind: str) -> dict:
             if n < len(train.y):
                 keep, _ = split(train, 1.0 - n / len(train.y), seed)
                 train = keep
-            runs.append(paired(train, test, kind, seed))
+            runs.append(paired(train, test, config, seed))
         cell = out[str(runs[0]["train_rows"])] = summarise(runs)
-        print(f"{kind} {path} {runs[0]['train_rows']} rows: {line(cell)}", flush=True)
+        print(f"{config.classifier} {path} {runs[0]['train_rows']} rows: {line(cell)}", flush=True)
     return out
 
 
@@ -192,6 +202,8 @@ def main() -> None:
     parser.add_argument("--generators", default="paste,poisson,swap,retouch")
     parser.add_argument("--seeds", default="0,1,2,3,4,5")
     parser.add_argument("--classifiers", default="trees,svc")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+                        help="a config override as `fakeface --set` takes it (train.tree_max_features=2); repeatable")
     parser.add_argument("--cross", action="store_true", help="also train on one generator, test on the others")
     parser.add_argument("--demo", help="a `fakeface extract` --out of a larger corpus (demo-data --variants 40)")
     parser.add_argument("--demo-rows", default="250,5000", help="training rows taken from its training half")
@@ -202,19 +214,20 @@ def main() -> None:
     sets = {name: Path(work) for name, work in (pair.split(":", 1) for pair in args.sets.split(","))}
     seeds = [int(s) for s in args.seeds.split(",")]
     result: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
-                    "date": time.strftime("%Y-%m-%d"), "seeds": seeds, "classifiers": {}}
+                    "date": time.strftime("%Y-%m-%d"), "seeds": seeds, "overrides": args.overrides, "classifiers": {}}
     for kind in args.classifiers.split(","):
-        cells = protocol(sets, args.generators.split(","), seeds, kind)
+        config = protocol_config(kind, args.overrides)
+        cells = protocol(sets, args.generators.split(","), seeds, config)
         entry = {"protocol": cells,
                  "protocol_overall": overall([c for by_g in cells.values() for c in by_g.values()]),
                  "protocol_paste": overall([by_g["paste"] for by_g in cells.values() if "paste" in by_g])}
         if args.cross:
-            across = cross(sets, args.generators.split(","), seeds, kind)
+            across = cross(sets, args.generators.split(","), seeds, config)
             entry["cross"] = across
             entry["cross_overall"] = overall([c for by_cell in across.values() for c in by_cell.values()])
         if args.demo:
             entry["demo"] = large(Path(args.demo), [int(n) for n in args.demo_rows.split(",")],
-                                  [int(s) for s in args.demo_seeds.split(",")], kind)
+                                  [int(s) for s in args.demo_seeds.split(",")], config)
         result["classifiers"][kind] = entry
         print(f"{kind} overall: {line(entry['protocol_overall'])}", flush=True)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
