@@ -113,8 +113,15 @@ def columns(data: Embeddings, parts: dict[str, np.ndarray], reals: np.ndarray, v
     def per_part() -> np.ndarray:  # read only by the part candidates, whose readings are cached on demand
         return np.stack([parts[i] for i in data.ids])
 
-    extra = {"eye_asymmetry": lambda: np.abs(per_part()[:, 0] - per_part()[:, 1]),
-             "part_outlier": lambda: np.abs(per_part() - np.median(per_part(), axis=1, keepdims=True)).max(axis=1),
+    def eye_asymmetry() -> np.ndarray:
+        stacked = per_part()
+        return np.abs(stacked[:, 0] - stacked[:, 1])
+
+    def part_outlier() -> np.ndarray:
+        stacked = per_part()
+        return np.abs(stacked - np.median(stacked, axis=1, keepdims=True)).max(axis=1)
+
+    extra = {"eye_asymmetry": eye_asymmetry, "part_outlier": part_outlier,
              "distance": lambda: distances(reals, x)[0],
              "magnitude": lambda: np.abs(robust_z(reals, x)),
              "parts_again": lambda: x[:, [forensic.FEATURE_NAMES.index(f) for f in forensic.POOLED_FEATURES]]}
