@@ -15,6 +15,9 @@ the four parts compared with each other.
   (`--max-features 2`) draw them more often.
 
 `--max-features` screens the trees' randomisation (features drawn per split) instead of columns.
+`--monotone M` constrains the trees to be monotone in each column whose ROC AUC on the training rows
+is at least M from one half, in the direction of that AUC: a reading that points to `fake` on the
+generator trained on may not point to `real` further along, whatever a few rows say.
 
 forensic-v8's further zone readings were screened here against forensic-v7 (commit 50649cf,
 `results/feature_probe_zones.json`), then moved into the embedder.
@@ -131,29 +134,39 @@ def columns(data: Embeddings, parts: dict[str, np.ndarray], reals: np.ndarray, v
     return np.concatenate([kept] + [extra[name]() for sign, name in steps if sign == "+"], axis=1)
 
 
+def directions(x: np.ndarray, y: np.ndarray, margin: float | None) -> np.ndarray | None:
+    """Monotone constraints for the trees: +1 / -1 where a column's ROC AUC is at least `margin` above / below
+    one half, else 0; None without a margin."""
+    if margin is None:
+        return None
+    lean = np.array([roc_auc_score(y, column) for column in x.T]) - 0.5
+    return np.where(np.abs(lean) >= max(margin, 1e-9), np.sign(lean), 0).astype(int)
+
+
 def scores(train: Embeddings, test: Embeddings, parts_train: dict, parts_test: dict, variants: list[str],
-           seed: int, max_features: str | int | float) -> dict[str, float]:
+           seed: int, max_features: str | int | float, monotone: float | None) -> dict[str, float]:
     """ROC AUC on `test` of each variant fitted on `train`, and of the distance from the training reals alone."""
     reals = readings(train)[train.y == 0]
     out = {"distance alone": float(roc_auc_score(test.y, distances(reals, readings(test))[1]))}
     for variant in variants:
+        x = columns(train, parts_train, reals, variant)
         trees = ExtraTreesVotes(n_estimators=500, min_samples_leaf=2, max_features=max_features, random_state=seed,
-                                n_jobs=1)
-        trees.fit(columns(train, parts_train, reals, variant), train.y)
+                                n_jobs=1, monotonic_cst=directions(x, train.y, monotone))
+        trees.fit(x, train.y)
         out[variant] = float(roc_auc_score(test.y, trees.decision_function(columns(test, parts_test, reals, variant))))
     return out
 
 
-def seed_runs(data: dict[str, Embeddings], parts: dict[str, dict], photos: dict[str, np.ndarray],
-              variants: list[str], seed: int, max_features: str | int | float) -> tuple[dict[str, dict], list[dict]]:
+def seed_runs(data: dict[str, Embeddings], parts: dict[str, dict], photos: dict[str, np.ndarray], variants: list[str],
+              seed: int, max_features: str | int | float, monotone: float | None) -> tuple[dict[str, dict], list[dict]]:
     """One seed's scores: on each generator trained on (the protocol's split), and across generators."""
     within = {}
     for g, d in data.items():
         train, test = split(d, 0.5, seed)
-        within[g] = scores(train, test, parts[g], parts[g], variants, seed, max_features)
+        within[g] = scores(train, test, parts[g], parts[g], variants, seed, max_features, monotone)
     pool = training_pool({p for ps in photos.values() for p in ps}, seed)
     sides = {g: split_by_ids(d, set(d.ids[np.isin(photos[g], list(pool))])) for g, d in data.items()}
-    across = [scores(sides[g1][0], sides[g2][1], parts[g1], parts[g2], variants, seed, max_features)
+    across = [scores(sides[g1][0], sides[g2][1], parts[g1], parts[g2], variants, seed, max_features, monotone)
               for g1 in data for g2 in data if g2 != g1]
     return within, across
 
@@ -168,6 +181,8 @@ def main() -> None:
                              + ", ".join(GROUPS))
     parser.add_argument("--max-features", default="sqrt",
                         help="the trees' max_features: sqrt, log2, a count (1) or a share (0.5)")
+    parser.add_argument("--monotone", type=float, default=None, metavar="M",
+                        help="monotone trees in each column whose training ROC AUC is at least M from 0.5")
     parser.add_argument("--jobs", type=int, default=2, help="seeds scored at once")
     parser.add_argument("--cache", default=str(ROOT / "runs/feature_probe"))
     parser.add_argument("--json", default=str(ROOT / "benchmarks/results/feature_probe.json"))
@@ -182,7 +197,7 @@ def main() -> None:
     needs_parts = any(f"+{name}" in v for v in variants for name in part_candidates)
     result: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
                     "date": time.strftime("%Y-%m-%d"), "seeds": seeds, "variants": variants,
-                    "max_features": max_features, "sets": {}}
+                    "max_features": max_features, "monotone": args.monotone, "sets": {}}
     for pair in args.sets.split(","):
         name, work = pair.split(":", 1)
         data = {g: load_embeddings(Path(work) / g / "embeddings") for g in generators}
@@ -192,8 +207,8 @@ def main() -> None:
         parts = {g: cached_part_readings(Path(work), g, Path(args.cache)) if needs_parts else {} for g in generators}
         photos = {g: row_photos(d) for g, d in data.items()}
         # One seed per process: each fit is too small to use two cores.
-        runs = Parallel(n_jobs=args.jobs)(delayed(seed_runs)(data, parts, photos, variants, seed, max_features)
-                                          for seed in seeds)
+        runs = Parallel(n_jobs=args.jobs)(delayed(seed_runs)(data, parts, photos, variants, seed, max_features,
+                                                             args.monotone) for seed in seeds)
         within = {g: [r[0][g] for r in runs] for g in generators}
         across = [cell for r in runs for cell in r[1]]
         entry = {"within": {g: mean_of(runs) for g, runs in within.items()}, "across": mean_of(across),
