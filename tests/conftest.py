@@ -17,6 +17,11 @@ for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "tes
     os.environ.setdefault(key, value)
 
 
+# For tests of the plumbing around training, not of its quality: the trees (what `auto` picks on
+# these corpora) on one leaf size and 50 trees, a third of the default grid's fits.
+SMALL_GRID = ("train.tree_leaf_grid=[2]", "train.tree_count=50")
+
+
 @pytest.fixture(scope="session")
 def ray_session():
     """One local Ray for every test that needs it, with explicit CPUs."""

@@ -38,8 +38,11 @@ def crops():
     return np.stack([face_photo(i, 160) for i in (0, 1, 2)])
 
 
-def test_parameter_count_of_the_128_model():
-    assert build_inception_resnet_v1(128).count_params() == 22_808_144
+def test_parameter_counts(reference):
+    dims, model, _ = reference
+    # 128: the published facenet_keras.h5's count. 512: 1792 x 384 bottleneck weights and 3 x 384
+    # batch-norm values more (beta, moving mean and variance; no scale).
+    assert model.count_params() == {128: 22_808_144, 512: 22_808_144 + 1792 * 384 + 3 * 384}[dims]
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)

@@ -19,7 +19,7 @@ from fakeface_ray.config import load_config
 from fakeface_ray.pipeline import extract_embeddings
 from fakeface_ray.runs import run_extract, run_train
 
-from .conftest import copy_corpus
+from .conftest import SMALL_GRID, copy_corpus
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 ROOT = Path(__file__).parents[1]
@@ -138,7 +138,7 @@ def test_resume_replaces_rows_of_changed_files_and_drops_vanished_ones(demo_corp
 def test_same_inputs_same_embeddings_and_metrics(demo_corpus, tmp_path, ray_session):
     results = []
     for name in ("a", "b"):
-        config = load_config(overrides=["train.c_grid=[0.1, 1, 10]"], infile=str(demo_corpus), out=str(tmp_path / name))
+        config = load_config(overrides=list(SMALL_GRID), infile=str(demo_corpus), out=str(tmp_path / name))
         run_extract(config)
         trained = run_train(config, tmp_path / name / "embeddings")
         table = pads.dataset(str(tmp_path / name / "embeddings"), format="parquet").to_table(

@@ -14,6 +14,7 @@ from fakeface_ray.config import load_config
 from fakeface_ray.runs import run_train
 from fakeface_ray.storage.schema import to_table
 
+from .conftest import SMALL_GRID
 from .photos import face_photo, jpeg_bytes
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -50,7 +51,7 @@ def _embeddings(tmp_path, n_per_class=24, dims=8):
 def trained(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("report")
     embeddings = _embeddings(tmp_path)
-    config = load_config(overrides=["train.backend=loky", "train.n_jobs=1", "train.c_grid=[0.1, 1]"],
+    config = load_config(overrides=["train.backend=loky", "train.n_jobs=1", *SMALL_GRID],
                          out=str(tmp_path / "run"))
     run_train(config, str(embeddings))
     return tmp_path / "run"
@@ -70,8 +71,8 @@ def test_report_files_and_operating_point(trained):
 
 def test_a_min_fake_recall_trades_precision_for_recall(trained, tmp_path):
     embeddings = trained / "embeddings"
-    config = load_config(overrides=["train.backend=loky", "train.n_jobs=1", "train.c_grid=[0.1, 1]",
-                                    "train.min_fake_recall=0.95"], out=str(tmp_path / "strict"))
+    config = load_config(overrides=["train.backend=loky", "train.n_jobs=1", *SMALL_GRID, "train.min_fake_recall=0.95"],
+                         out=str(tmp_path / "strict"))
     strict = run_train(config, str(embeddings)).metrics["operating_point"]
     default = json.loads((trained / "metrics.json").read_text())["operating_point"]
     assert strict["rule"] == "min_fake_recall=0.95" and strict["fake_recall"] >= 0.95

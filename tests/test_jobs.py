@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import copy_corpus
+from .conftest import SMALL_GRID, copy_corpus
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 ROOT = Path(__file__).parents[1]
@@ -51,9 +51,10 @@ def head(tmp_path_factory):
     yield address, env
     os.killpg(process.pid, signal.SIGTERM)
     try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:  # Ray's graceful stop waits on its processes one by one: about 30 s
         os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
     log.close()
 
 
@@ -71,7 +72,7 @@ def test_submit_runs_a_job_and_exits_with_its_outcome(head, small_corpus, tmp_pa
     address, env = head
     started = time.time()
     done = _submit(address, env, "run", "--infile", str(small_corpus), "--out", str(tmp_path / "out"),
-                   "--set", "train.c_grid=[0.1, 1]")
+                   *(arg for item in SMALL_GRID for arg in ("--set", item)))
     round_trip = time.time() - started
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     assert "SUCCEEDED; outputs in " + str(tmp_path / "out") in done.stdout

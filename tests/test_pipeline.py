@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow.dataset as pads
 import pytest
 
-from .conftest import copy_corpus
+from .conftest import SMALL_GRID, copy_corpus
 from fakeface_ray.config import load_config
 from fakeface_ray.runs import run_all
 from fakeface_ray.storage.schema import embeddings_schema
@@ -29,8 +29,7 @@ def corpus(tmp_path_factory, demo_corpus):
 @pytest.fixture(scope="module")
 def finished(corpus, tmp_path_factory, ray_session):
     tmp_path = tmp_path_factory.mktemp("finished")
-    config = load_config(overrides=["train.c_grid=[0.1, 1, 10]", "train.gamma_grid=[scale]"],
-                         infile=str(corpus), out=str(tmp_path / "run"))
+    config = load_config(overrides=list(SMALL_GRID), infile=str(corpus), out=str(tmp_path / "run"))
     return tmp_path, run_all(config)
 
 
@@ -171,7 +170,7 @@ def test_run_reads_and_writes_an_s3_compatible_store(corpus, s3_server, tmp_path
         if path.is_file():
             with fs.open_output_stream(f"faces/corpus/{path.relative_to(corpus)}") as stream:
                 stream.write(path.read_bytes())
-    config = load_config(overrides=["train.c_grid=[0.1, 1]", "train.gamma_grid=[scale]", "train.backend=loky"],
+    config = load_config(overrides=[*SMALL_GRID, "train.backend=loky"],
                          infile=f"s3://faces/corpus?{s3_server}", out=f"s3://faces/runs/x?{s3_server}")
     record = run_all(config).record.to_dict()
     assert record["n_inputs"] == sum(1 for p in corpus.rglob("*") if p.is_file())
@@ -192,8 +191,7 @@ def test_synthetic_fakes_join_the_training_side_only(finished, tmp_path):
     from fakeface_ray.runs import run_train
 
     run_dir, _ = finished
-    config = load_config(overrides=["synth.variants=1", "train.c_grid=[1]", "train.gamma_grid=[scale]",
-                                    "train.backend=loky"], out=str(tmp_path / "synth"))
+    config = load_config(overrides=["synth.variants=1", *SMALL_GRID, "train.backend=loky"], out=str(tmp_path / "synth"))
     trained = run_train(config, str(run_dir / "run" / "embeddings"))
     summary = trained.record.train["synthetic"]
     made = pads.dataset(str(tmp_path / "synth" / "synthetic"), format="parquet").to_table().to_pylist()
@@ -232,7 +230,7 @@ def test_splice_networks_are_cross_fitted_on_the_training_side_reused_and_read_b
 
     run_dir, _ = finished
     overrides = ["splice.use=concat", "splice.epochs=1", "splice.batch_size=4", "splice.cross_fit_folds=2",
-                 "splice.min_reals=3", "train.c_grid=[1]", "train.gamma_grid=[scale]", "train.backend=loky"]
+                 "splice.min_reals=3", *SMALL_GRID, "train.backend=loky"]
     config = load_config(overrides=overrides, out=str(tmp_path / "spliced"))
     trained = run_train(config, str(run_dir / "run" / "embeddings"))
     summary = trained.record.train["splice"]
@@ -270,8 +268,8 @@ def test_too_few_training_reals_for_the_splice_network_fall_back_with_the_reason
     from fakeface_ray.runs import run_train
 
     run_dir, _ = finished
-    config = load_config(overrides=["splice.use=alone", "splice.min_reals=500", "train.c_grid=[1]",
-                                    "train.gamma_grid=[scale]", "train.backend=loky"], out=str(tmp_path / "fallback"))
+    config = load_config(overrides=["splice.use=alone", "splice.min_reals=500", *SMALL_GRID, "train.backend=loky"],
+                         out=str(tmp_path / "fallback"))
     trained = run_train(config, str(run_dir / "run" / "embeddings"))
     splice = trained.record.train["splice"]
     assert splice["fallback"] == trained.metrics["embedder"] == "forensic-v8"

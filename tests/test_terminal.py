@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import copy_corpus
+from .conftest import SMALL_GRID, copy_corpus
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
@@ -62,7 +62,8 @@ def small_corpus(tmp_path_factory, demo_corpus):
 
 def _run(corpus, out, *extra):
     return run_in_terminal([str(BIN / "fakeface"), "run", "--infile", str(corpus), "--out", str(out),
-                            "--set", "train.c_grid=[0.1, 1]", *extra], cwd=Path(__file__).parents[1])
+                            *(arg for item in SMALL_GRID for arg in ("--set", item)), *extra],
+                           cwd=Path(__file__).parents[1])
 
 
 def test_a_small_run_shows_progress_and_the_summary_and_nothing_alarming(small_corpus, tmp_path):
