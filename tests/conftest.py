@@ -18,7 +18,7 @@ for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "tes
 
 
 # For tests of the plumbing around training, not of its quality: the trees (what `auto` picks on
-# these corpora) on one leaf size and 50 trees, a third of the default grid's fits.
+# these corpora) on one leaf size of the default grid's two, with a tenth of its trees.
 SMALL_GRID = ("train.tree_leaf_grid=[2]", "train.tree_count=50")
 
 
