@@ -67,11 +67,17 @@ def oracle_cut(y: np.ndarray, scores: np.ndarray) -> float:
     return choose_threshold(y, scores, "max_macro_f1").threshold
 
 
-def protocol_config(kind: str, overrides: list[str]) -> TrainConfig:
-    """The library's train section with `--set` overrides, fitted as the rules need: loky, on `kind`.
+# What the protocol sets itself: --classifiers picks the classifier, each column's threshold comes from
+# the out-of-fold scores (so the library's threshold settings are never read), and the fits run locally.
+FIXED = {"classifier", "backend", "n_jobs", "test_split", "threshold", "min_fake_recall", "false_alarm_allowance"}
 
-    The threshold the fit records is never read: every rule's is computed from its out-of-fold scores.
-    """
+
+def protocol_config(kind: str, overrides: list[str]) -> TrainConfig:
+    """The library's train section with `--set` overrides, fitted as the rules need: loky, on `kind`."""
+    fixed = sorted(item.partition("=")[0].strip() for item in overrides
+                   if item.partition("=")[0].strip().removeprefix("train.") in FIXED)
+    if fixed:
+        raise SystemExit(f"--set {', '.join(fixed)}: the protocol sets these itself (--classifiers for the classifier)")
     return replace(load_config(overrides=overrides).train, backend="loky", n_jobs=2, classifier=kind,
                    test_split=0.5, threshold="boundary")
 
