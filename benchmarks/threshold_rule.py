@@ -74,8 +74,8 @@ FIXED = {"classifier", "backend", "n_jobs", "test_split", "threshold", "min_fake
 
 def protocol_config(kind: str, overrides: list[str]) -> TrainConfig:
     """The library's train section with `--set` overrides, fitted as the rules need: loky, on `kind`."""
-    fixed = sorted(item.partition("=")[0].strip() for item in overrides
-                   if item.partition("=")[0].strip().removeprefix("train.") in FIXED)
+    keys = [item.partition("=")[0].strip() for item in overrides]
+    fixed = sorted(key for key in keys if key.removeprefix("train.") in FIXED)
     if fixed:
         raise SystemExit(f"--set {', '.join(fixed)}: the protocol sets these itself (--classifiers for the classifier)")
     return replace(load_config(overrides=overrides).train, backend="loky", n_jobs=2, classifier=kind,

@@ -20,6 +20,8 @@ for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "tes
 # For tests of the plumbing around training, not of its quality: the trees (what `auto` picks on
 # these corpora) on one leaf size of the default grid's two, with a tenth of its trees.
 SMALL_GRID = ("train.tree_leaf_grid=[2]", "train.tree_count=50")
+# The same, as `fakeface` command-line options.
+SMALL_GRID_ARGS = tuple(arg for item in SMALL_GRID for arg in ("--set", item))
 
 
 @pytest.fixture(scope="session")

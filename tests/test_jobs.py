@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import SMALL_GRID, copy_corpus
+from .conftest import SMALL_GRID_ARGS, copy_corpus
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 ROOT = Path(__file__).parents[1]
@@ -71,8 +71,7 @@ def _submit(address, env, *args):
 def test_submit_runs_a_job_and_exits_with_its_outcome(head, small_corpus, tmp_path):
     address, env = head
     started = time.time()
-    done = _submit(address, env, "run", "--infile", str(small_corpus), "--out", str(tmp_path / "out"),
-                   *(arg for item in SMALL_GRID for arg in ("--set", item)))
+    done = _submit(address, env, "run", "--infile", str(small_corpus), "--out", str(tmp_path / "out"), *SMALL_GRID_ARGS)
     round_trip = time.time() - started
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     assert "SUCCEEDED; outputs in " + str(tmp_path / "out") in done.stdout

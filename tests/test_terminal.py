@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import SMALL_GRID, copy_corpus
+from .conftest import SMALL_GRID_ARGS, copy_corpus
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
@@ -62,8 +62,7 @@ def small_corpus(tmp_path_factory, demo_corpus):
 
 def _run(corpus, out, *extra, command="run"):
     return run_in_terminal([str(BIN / "fakeface"), command, "--infile", str(corpus), "--out", str(out),
-                            *(arg for item in SMALL_GRID for arg in ("--set", item)), *extra],
-                           cwd=Path(__file__).parents[1])
+                            *SMALL_GRID_ARGS, *extra], cwd=Path(__file__).parents[1])
 
 
 def test_a_small_run_shows_progress_and_the_summary_and_nothing_alarming(small_corpus, tmp_path):
