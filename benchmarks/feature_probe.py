@@ -1,5 +1,4 @@
-"""Candidate features screened before they become an embedder: distance from the training reals, and
-the four parts compared with each other.
+"""Candidate features screened before they become an embedder, and the trees' settings with them.
 
 - `distance`: the forensic readings are near zero on an untouched face, so a fake could show as a
   point far from the training reals, whichever generator made it: three columns (mean and top-5 mean
@@ -8,6 +7,8 @@ the four parts compared with each other.
 - `eye_asymmetry`: each of the seven part readings of the left eye minus the right, as a magnitude:
   a face's two eyes share its camera, light and skin, and a paste often takes one.
 - `part_outlier`: each reading's largest distance from the median of the four parts.
+- `noise_zones`: forensic-v8's zone readings (each zone against the head's context) of two more
+  per-block maps, the noise residual and the error level of each 8x8 block on the file's grid.
 - `magnitude`: every reading as the magnitude of its robust z-score against the training reals, so
   a generator that moves a reading the other way from the one trained on still reads as far.
 
@@ -25,9 +26,9 @@ forensic-v8's further zone readings were screened here against forensic-v7 (comm
 A screen, not the hidden check's protocol: one fixed classifier (the trees with leaves of 2, no
 grid search) and ROC AUC, so it needs no threshold. The splits are the protocol's (`split`, half of
 each corpus by the seed) and `quality.py`'s across generators (half of a set's source photos).
-The part readings (for the part candidates only) are read on the face box grown by half its side on
-each side, from the corpus files `quality.py` extracted with today's forensic embedder (`runs/q8_*`),
-and cached under `--cache`.
+The part and noise-zone readings (for those candidates only) are read on the face box grown by half
+its side on each side, from the corpus files `quality.py` extracted with today's forensic embedder
+(`runs/q8_*`), and cached under `--cache`.
 
     .venv/bin/python benchmarks/feature_probe.py \\
         --sets published:runs/q8_published,shipped:runs/q8_shipped [--seeds 0,1,2,3,4,5] \\
@@ -69,9 +70,31 @@ BASE = forensic.ForensicEmbedder.name
 DEFAULT_VARIANTS = f"{BASE},+distance,+eye_asymmetry,+eye_asymmetry+part_outlier"
 
 
-def cached_part_readings(work: Path, generator: str, cache: Path) -> dict[str, np.ndarray]:
-    """image_id -> [4, 7] signed part readings of each extracted face (cached as .npz)."""
-    path = cache / work.name / f"{generator}.npz"
+def part_readings(region: np.ndarray, origin: tuple[int, int], points: np.ndarray) -> np.ndarray:
+    """[4, 7] signed part readings of one face region."""
+    return forensic.part_readings(forensic.reading_maps(region, origin), points)
+
+
+def noise_zone_readings(region: np.ndarray, origin: tuple[int, int], points: np.ndarray) -> np.ndarray:
+    """[2, 14] zone readings of the log mean noise residual and error level of each 8x8 block on the
+    file's grid, against the head's context, as forensic-v8 reads its double-JPEG maps."""
+    maps = forensic.reading_maps(region, origin)
+    offset = ((-origin[1]) % 8, (-origin[0]) % 8)
+    rows, cols = (region.shape[0] - offset[0]) // 8, (region.shape[1] - offset[1]) // 8
+    grid = maps[:2, offset[0]: offset[0] + 8 * rows, offset[1]: offset[1] + 8 * cols]
+    blocks = np.log(grid.reshape(2, rows, 8, cols, 8).mean(axis=(2, 4)) + forensic.EPS)
+    zones = forensic._head_zones((rows, cols), offset, points)
+    return np.stack([forensic._zone_readings(b, zones) for b in blocks])
+
+
+# Readings of the face region (twice the face box) that the candidates need, cached per corpus.
+REGION_READINGS = {"parts": part_readings, "noise_zones": noise_zone_readings}
+CANDIDATE_READINGS = {"eye_asymmetry": "parts", "part_outlier": "parts", "noise_zones": "noise_zones"}
+
+
+def cached_readings(work: Path, generator: str, cache: Path, kind: str) -> dict[str, np.ndarray]:
+    """image_id -> one of REGION_READINGS for each extracted face (cached as .npz)."""
+    path = cache / work.name / f"{generator}_{kind}.npz"
     if not path.exists():
         rows = pads.dataset(str(work / generator / "embeddings"), format="parquet").to_table(
             columns=["image_id", "uri", "status", "face_box", "keypoints"]).to_pylist()
@@ -79,15 +102,14 @@ def cached_part_readings(work: Path, generator: str, cache: Path) -> dict[str, n
         for r in (r for r in rows if r["status"] == "ok"):
             image = np.asarray(Image.open(r["uri"]).convert("RGB"))
             x0, y0, x1, y1 = faces.expand_box(r["face_box"], 1.0, image.shape[1], image.shape[0])
-            region = image[y0:y1, x0:x1]
             points = (np.asarray(r["keypoints"], np.float32).reshape(5, 2) - [x0, y0]).reshape(-1)
-            parts = forensic.part_readings(forensic.reading_maps(region, (x0, y0)), points)
             ids.append(r["image_id"])
-            values.append(np.clip(np.nan_to_num(parts, nan=0.0, posinf=0.0, neginf=0.0), -10, 10))
+            values.append(np.clip(np.nan_to_num(REGION_READINGS[kind](image[y0:y1, x0:x1], (x0, y0), points),
+                                                nan=0.0, posinf=0.0, neginf=0.0), -10, 10))
         path.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(path, ids=np.array(ids, dtype=object), parts=np.stack(values))
+        np.savez(path, ids=np.array(ids, dtype=object), values=np.stack(values))
     saved = np.load(path, allow_pickle=True)
-    return dict(zip(saved["ids"], saved["parts"]))
+    return dict(zip(saved["ids"], saved["values"]))
 
 
 def readings(data: Embeddings) -> np.ndarray:
@@ -109,27 +131,37 @@ def distances(reals: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return np.stack([z.mean(axis=1), np.sort(z, axis=1)[:, -5:].mean(axis=1), mahalanobis], axis=1), mahalanobis
 
 
-def columns(data: Embeddings, parts: dict[str, np.ndarray], reals: np.ndarray, variant: str) -> np.ndarray:
-    """The forensic readings with a variant's `+candidate` columns appended and `-group` columns left out."""
+def group_columns(group: str) -> list[int]:
+    """The forensic feature columns of one of GROUPS."""
+    return [forensic.FEATURE_NAMES.index(f) for f in GROUPS[group]]
+
+
+def columns(data: Embeddings, regional: dict[str, dict], reals: np.ndarray, variant: str) -> np.ndarray:
+    """The forensic readings with a variant's `+candidate` columns appended and `-group` columns left out.
+
+    Args:
+        regional: REGION_READINGS kind -> image_id -> readings, for the candidates that need them.
+    """
     x = readings(data)
 
-    def per_part() -> np.ndarray:  # read only by the part candidates, whose readings are cached on demand
-        return np.stack([parts[i] for i in data.ids])
+    def stacked(kind: str) -> np.ndarray:  # read only by the candidates that need it, cached on demand
+        return np.stack([regional[kind][i] for i in data.ids])
 
     def eye_asymmetry() -> np.ndarray:
-        stacked = per_part()
-        return np.abs(stacked[:, 0] - stacked[:, 1])
+        parts = stacked("parts")
+        return np.abs(parts[:, 0] - parts[:, 1])
 
     def part_outlier() -> np.ndarray:
-        stacked = per_part()
-        return np.abs(stacked - np.median(stacked, axis=1, keepdims=True)).max(axis=1)
+        parts = stacked("parts")
+        return np.abs(parts - np.median(parts, axis=1, keepdims=True)).max(axis=1)
 
     extra = {"eye_asymmetry": eye_asymmetry, "part_outlier": part_outlier,
+             "noise_zones": lambda: stacked("noise_zones").reshape(len(data.ids), -1),
              "distance": lambda: distances(reals, x)[0],
              "magnitude": lambda: np.abs(robust_z(reals, x)),
-             "parts_again": lambda: x[:, [forensic.FEATURE_NAMES.index(f) for f in forensic.POOLED_FEATURES]]}
+             "parts_again": lambda: x[:, group_columns("part")]}
     steps = re.findall(r"([+-])(\w+)", variant.removeprefix(BASE))
-    dropped = [forensic.FEATURE_NAMES.index(f) for sign, name in steps if sign == "-" for f in GROUPS[name]]
+    dropped = [i for sign, name in steps if sign == "-" for i in group_columns(name)]
     kept = np.delete(x, dropped, axis=1)
     return np.concatenate([kept] + [extra[name]() for sign, name in steps if sign == "+"], axis=1)
 
@@ -143,30 +175,30 @@ def directions(x: np.ndarray, y: np.ndarray, margin: float | None) -> np.ndarray
     return np.where(np.abs(lean) >= max(margin, 1e-9), np.sign(lean), 0).astype(int)
 
 
-def scores(train: Embeddings, test: Embeddings, parts_train: dict, parts_test: dict, variants: list[str],
+def scores(train: Embeddings, test: Embeddings, regional_train: dict, regional_test: dict, variants: list[str],
            seed: int, max_features: str | int | float, monotone: float | None) -> dict[str, float]:
     """ROC AUC on `test` of each variant fitted on `train`, and of the distance from the training reals alone."""
     reals = readings(train)[train.y == 0]
     out = {"distance alone": float(roc_auc_score(test.y, distances(reals, readings(test))[1]))}
     for variant in variants:
-        x = columns(train, parts_train, reals, variant)
+        x = columns(train, regional_train, reals, variant)
         trees = ExtraTreesVotes(n_estimators=500, min_samples_leaf=2, max_features=max_features, random_state=seed,
                                 n_jobs=1, monotonic_cst=directions(x, train.y, monotone))
         trees.fit(x, train.y)
-        out[variant] = float(roc_auc_score(test.y, trees.decision_function(columns(test, parts_test, reals, variant))))
+        out[variant] = float(roc_auc_score(test.y, trees.decision_function(columns(test, regional_test, reals, variant))))
     return out
 
 
-def seed_runs(data: dict[str, Embeddings], parts: dict[str, dict], photos: dict[str, np.ndarray], variants: list[str],
+def seed_runs(data: dict[str, Embeddings], regional: dict[str, dict], photos: dict[str, np.ndarray], variants: list[str],
               seed: int, max_features: str | int | float, monotone: float | None) -> tuple[dict[str, dict], list[dict]]:
     """One seed's scores: on each generator trained on (the protocol's split), and across generators."""
     within = {}
     for g, d in data.items():
         train, test = split(d, 0.5, seed)
-        within[g] = scores(train, test, parts[g], parts[g], variants, seed, max_features, monotone)
+        within[g] = scores(train, test, regional[g], regional[g], variants, seed, max_features, monotone)
     pool = training_pool({p for ps in photos.values() for p in ps}, seed)
     sides = {g: split_by_ids(d, set(d.ids[np.isin(photos[g], list(pool))])) for g, d in data.items()}
-    across = [scores(sides[g1][0], sides[g2][1], parts[g1], parts[g2], variants, seed, max_features, monotone)
+    across = [scores(sides[g1][0], sides[g2][1], regional[g1], regional[g2], variants, seed, max_features, monotone)
               for g1 in data for g2 in data if g2 != g1]
     return within, across
 
@@ -193,8 +225,7 @@ def main() -> None:
     variants = args.variants.split(",")
     max_features = args.max_features if args.max_features in ("sqrt", "log2") else (
         int(args.max_features) if args.max_features.isdigit() else float(args.max_features))
-    part_candidates = ("eye_asymmetry", "part_outlier")
-    needs_parts = any(f"+{name}" in v for v in variants for name in part_candidates)
+    kinds = {kind for v in variants for name, kind in CANDIDATE_READINGS.items() if f"+{name}" in v}
     result: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
                     "date": time.strftime("%Y-%m-%d"), "seeds": seeds, "variants": variants,
                     "max_features": max_features, "monotone": args.monotone, "sets": {}}
@@ -204,10 +235,11 @@ def main() -> None:
         if any(d.embedder != BASE for d in data.values()):
             sys.exit(f"{work} holds {sorted({d.embedder for d in data.values()})} embeddings; this screen reads "
                      f"{BASE}: extract the corpora again with quality.py --sets ''")
-        parts = {g: cached_part_readings(Path(work), g, Path(args.cache)) if needs_parts else {} for g in generators}
+        regional = {g: {kind: cached_readings(Path(work), g, Path(args.cache), kind) for kind in kinds}
+                    for g in generators}
         photos = {g: row_photos(d) for g, d in data.items()}
         # One seed per process: each fit is too small to use two cores.
-        runs = Parallel(n_jobs=args.jobs)(delayed(seed_runs)(data, parts, photos, variants, seed, max_features,
+        runs = Parallel(n_jobs=args.jobs)(delayed(seed_runs)(data, regional, photos, variants, seed, max_features,
                                                              args.monotone) for seed in seeds)
         within = {g: [r[0][g] for r in runs] for g in generators}
         across = [cell for r in runs for cell in r[1]]
