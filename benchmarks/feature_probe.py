@@ -19,6 +19,8 @@
 `--monotone M` constrains the trees to be monotone in each column whose ROC AUC on the training rows
 is at least M from one half, in the direction of that AUC: a reading that points to `fake` on the
 generator trained on may not point to `real` further along, whatever a few rows say.
+`--with-svm` also scores each variant with the library's SVM grid beside the trees: the mean of the
+two models' p_fake, each a sigmoid of its out-of-fold decision values, as a run's p_fake is.
 
 forensic-v8's further zone readings were screened here against forensic-v7 (commit 50649cf,
 `results/feature_probe_zones.json`), then moved into the embedder.
@@ -44,18 +46,24 @@ import platform
 import re
 import sys
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow.dataset as pads
 from joblib import Parallel, delayed
 from PIL import Image
+from sklearn.base import clone
 from sklearn.covariance import LedoitWolf
 from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_predict
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from fakeface_ray.config import TrainConfig  # noqa: E402
+from fakeface_ray.learning import classifiers  # noqa: E402
+from fakeface_ray.learning.artifact import fit_sigmoid  # noqa: E402
 from fakeface_ray.learning.classifiers import ExtraTreesVotes  # noqa: E402
 from fakeface_ray.learning.train import Embeddings, load_embeddings, split, split_by_ids  # noqa: E402
 from fakeface_ray.stages import faces  # noqa: E402
@@ -175,30 +183,58 @@ def directions(x: np.ndarray, y: np.ndarray, margin: float | None) -> np.ndarray
     return np.where(np.abs(lean) >= max(margin, 1e-9), np.sign(lean), 0).astype(int)
 
 
+def with_svm(trees: ExtraTreesVotes, x: np.ndarray, y: np.ndarray, x_test: np.ndarray, seed: int) -> np.ndarray:
+    """The mean of the fitted trees' and the library's SVM grid's p_fake on `x_test`, each a Platt sigmoid of
+    the model's out-of-fold decision values on the training rows (as a run's p_fake)."""
+    config = TrainConfig()
+    cv = StratifiedKFold(config.cv_folds, shuffle=True, random_state=seed)
+    svm, grid = classifiers.build("svc", config, len(y), x.shape[1], seed)
+    search = GridSearchCV(svm, grid, scoring=config.scoring, cv=cv, n_jobs=1).fit(x, y)
+    p_fake = []
+    for model in (trees, search.best_estimator_):
+        oof = cross_val_predict(clone(model), x, y, cv=cv, method="decision_function")
+        p_fake.append(fit_sigmoid(y, oof)(model.decision_function(x_test)))
+    return np.mean(p_fake, axis=0)
+
+
+@dataclass(frozen=True)
+class Fitting:
+    """How each variant is fitted: the trees' features per split, their monotone margin (`directions`), and
+    whether the SVM is also scored beside them (`with_svm`)."""
+
+    max_features: str | int | float = "sqrt"
+    monotone: float | None = None
+    svm: bool = False
+
+
 def scores(train: Embeddings, test: Embeddings, regional_train: dict, regional_test: dict, variants: list[str],
-           seed: int, max_features: str | int | float, monotone: float | None) -> dict[str, float]:
-    """ROC AUC on `test` of each variant fitted on `train`, and of the distance from the training reals alone."""
+           seed: int, fitting: Fitting) -> dict[str, float]:
+    """ROC AUC on `test` of each variant fitted on `train` (and with the SVM beside the trees, `+svm`), and of
+    the distance from the training reals alone."""
     reals = readings(train)[train.y == 0]
     out = {"distance alone": float(roc_auc_score(test.y, distances(reals, readings(test))[1]))}
     for variant in variants:
         x = columns(train, regional_train, reals, variant)
-        trees = ExtraTreesVotes(n_estimators=500, min_samples_leaf=2, max_features=max_features, random_state=seed,
-                                n_jobs=1, monotonic_cst=directions(x, train.y, monotone))
+        trees = ExtraTreesVotes(n_estimators=500, min_samples_leaf=2, max_features=fitting.max_features,
+                                random_state=seed, n_jobs=1, monotonic_cst=directions(x, train.y, fitting.monotone))
         trees.fit(x, train.y)
-        out[variant] = float(roc_auc_score(test.y, trees.decision_function(columns(test, regional_test, reals, variant))))
+        x_test = columns(test, regional_test, reals, variant)
+        out[variant] = float(roc_auc_score(test.y, trees.decision_function(x_test)))
+        if fitting.svm:
+            out[f"{variant}+svm"] = float(roc_auc_score(test.y, with_svm(trees, x, train.y, x_test, seed)))
     return out
 
 
-def seed_runs(data: dict[str, Embeddings], regional: dict[str, dict], photos: dict[str, np.ndarray], variants: list[str],
-              seed: int, max_features: str | int | float, monotone: float | None) -> tuple[dict[str, dict], list[dict]]:
+def seed_runs(data: dict[str, Embeddings], regional: dict[str, dict], photos: dict[str, np.ndarray],
+              variants: list[str], seed: int, fitting: Fitting) -> tuple[dict[str, dict], list[dict]]:
     """One seed's scores: on each generator trained on (the protocol's split), and across generators."""
     within = {}
     for g, d in data.items():
         train, test = split(d, 0.5, seed)
-        within[g] = scores(train, test, regional[g], regional[g], variants, seed, max_features, monotone)
+        within[g] = scores(train, test, regional[g], regional[g], variants, seed, fitting)
     pool = training_pool({p for ps in photos.values() for p in ps}, seed)
     sides = {g: split_by_ids(d, set(d.ids[np.isin(photos[g], list(pool))])) for g, d in data.items()}
-    across = [scores(sides[g1][0], sides[g2][1], regional[g1], regional[g2], variants, seed, max_features, monotone)
+    across = [scores(sides[g1][0], sides[g2][1], regional[g1], regional[g2], variants, seed, fitting)
               for g1 in data for g2 in data if g2 != g1]
     return within, across
 
@@ -215,6 +251,8 @@ def main() -> None:
                         help="the trees' max_features: sqrt, log2, a count (1) or a share (0.5)")
     parser.add_argument("--monotone", type=float, default=None, metavar="M",
                         help="monotone trees in each column whose training ROC AUC is at least M from 0.5")
+    parser.add_argument("--with-svm", action="store_true",
+                        help="also score each variant as the mean of the trees' and the SVM grid's p_fake (`+svm`)")
     parser.add_argument("--jobs", type=int, default=2, help="seeds scored at once")
     parser.add_argument("--cache", default=str(ROOT / "runs/feature_probe"))
     parser.add_argument("--json", default=str(ROOT / "benchmarks/results/feature_probe.json"))
@@ -225,10 +263,11 @@ def main() -> None:
     variants = args.variants.split(",")
     max_features = args.max_features if args.max_features in ("sqrt", "log2") else (
         int(args.max_features) if args.max_features.isdigit() else float(args.max_features))
+    fitting = Fitting(max_features, args.monotone, args.with_svm)
     kinds = {kind for v in variants for name, kind in CANDIDATE_READINGS.items() if f"+{name}" in v}
     result: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
                     "date": time.strftime("%Y-%m-%d"), "seeds": seeds, "variants": variants,
-                    "max_features": max_features, "monotone": args.monotone, "sets": {}}
+                    **asdict(fitting), "sets": {}}
     for pair in args.sets.split(","):
         name, work = pair.split(":", 1)
         data = {g: load_embeddings(Path(work) / g / "embeddings") for g in generators}
@@ -239,8 +278,8 @@ def main() -> None:
                     for g in generators}
         photos = {g: row_photos(d) for g, d in data.items()}
         # One seed per process: each fit is too small to use two cores.
-        runs = Parallel(n_jobs=args.jobs)(delayed(seed_runs)(data, regional, photos, variants, seed, max_features,
-                                                             args.monotone) for seed in seeds)
+        runs = Parallel(n_jobs=args.jobs)(delayed(seed_runs)(data, regional, photos, variants, seed, fitting)
+                                          for seed in seeds)
         within = {g: [r[0][g] for r in runs] for g in generators}
         across = [cell for r in runs for cell in r[1]]
         entry = {"within": {g: mean_of(runs) for g, runs in within.items()}, "across": mean_of(across),
