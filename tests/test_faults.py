@@ -70,6 +70,7 @@ def test_a_killed_extract_worker_loses_nothing(demo_corpus, tmp_path, ray_sessio
     _wait_for_part(out, worker.is_alive)
     pids = _extractor_pids()
     assert pids, "no extract actor process found"
+    assert len(_rows(out)) < sum(1 for _ in corpus.rglob("*.jpg")), "every row was written before the kill"
     for pid in pids:
         os.kill(pid, signal.SIGKILL)
     worker.join(timeout=600)
