@@ -88,7 +88,7 @@ def noise_zone_readings(region: np.ndarray, origin: tuple[int, int], points: np.
     file's grid, against the head's context, as forensic-v8 reads its double-JPEG maps."""
     maps = forensic.reading_maps(region, origin)
     offset = ((-origin[1]) % 8, (-origin[0]) % 8)
-    rows, cols = (region.shape[0] - offset[0]) // 8, (region.shape[1] - offset[1]) // 8
+    rows, cols = (max((size - start) // 8, 0) for size, start in zip(region.shape[:2], offset))
     grid = maps[:2, offset[0]: offset[0] + 8 * rows, offset[1]: offset[1] + 8 * cols]
     blocks = np.log(grid.reshape(2, rows, 8, cols, 8).mean(axis=(2, 4)) + forensic.EPS)
     zones = forensic._head_zones((rows, cols), offset, points)
