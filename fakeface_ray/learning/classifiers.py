@@ -2,8 +2,8 @@
 
 Exact kernel SVMs cost between N^2 and N^3 to fit; the others grow about linearly in N.
 `benchmarks/classifier_scale.py` measures where the exact SVC stops paying for itself.
-Extremely randomised trees scored best on held-out images of the forensic corpora (README,
-"Detection quality"): on about 60 training rows of tens of heterogeneous, heavy-tailed features,
+Extremely randomised trees scored best on held-out images of the forensic corpora (docs/detection.md,
+"Extremely randomised trees decide"): on about 60 training rows of tens of heterogeneous, heavy-tailed features,
 averaging many randomised splits ignores the uninformative dims that an SVM's kernel weighs in.
 """
 
