@@ -18,23 +18,44 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from fakeface_ray.config import load_config  # noqa: E402
 
 GENERATORS = ("paste", "poisson", "swap", "retouch")
 B_LIKE = ("poisson", "swap", "retouch")
-DEFAULT_RULE = "one_se_band_false_alarm_0.2"  # the library's default: `one_se`, lowered to 20% false alarms
+SIDES = {"same": "on the generator trained on", "other": "on the others", "none": "trained on none of them"}
+
+
+def default_rule() -> str:
+    """threshold_rule.py's name for the library's default threshold rule, from the default config."""
+    train = load_config().train
+    if train.false_alarm_allowance is None:
+        return train.threshold
+    if train.threshold != "one_se":
+        raise SystemExit(f"threshold_rule.py has no column for {train.threshold} with a false-alarm allowance")
+    return f"one_se_band_false_alarm_{train.false_alarm_allowance:g}"
 
 
 def load_sets(paths: list[Path], classifier: str) -> dict[str, dict]:
     """{set name: {"protocol": ..., "cross": ...}} merged over the files; a set in two files is refused."""
     sets: dict[str, dict] = {}
+    seeds = None
     for path in paths:
-        results = json.loads(path.read_text())["classifiers"][classifier]
-        if "cross" not in results:
-            raise SystemExit(f"{path}: no across-generator results; run threshold_rule.py with --cross")
+        document = json.loads(path.read_text())
+        if seeds is not None and document["seeds"] != seeds:
+            raise SystemExit(f"{path}: split seeds {document['seeds']}, not {seeds} as the files before it")
+        seeds = document["seeds"]
+        results = document["classifiers"][classifier]
         for name, protocol in results["protocol"].items():
             if name in sets:
                 raise SystemExit(f"{path}: set {name!r} is already in an earlier file")
+            if name not in results.get("cross", {}):
+                raise SystemExit(f"{path}: no across-generator results for {name!r}; run threshold_rule.py with --cross")
             sets[name] = {"protocol": protocol, "cross": results["cross"][name]}
     return sets
 
@@ -74,17 +95,20 @@ def table(sets: dict[str, dict], rule: str) -> str:
 
 
 def quality_table(path: Path) -> str:
-    """A `quality.py` result's cells, averaged per training set: on the generator trained on, and on the others."""
+    """A `quality.py` result's cells, averaged per training set: on the generator trained on, on the others,
+    and where the set was trained on no generator's fakes (`quality.py`'s `any`)."""
     cells: dict[str, dict[str, list[dict]]] = {}
     for key, cell in json.loads(path.read_text())["cells"].items():
         trained_on, training_set, tested_on = (part.strip() for part in key.split("|"))
-        side = "same" if trained_on == tested_on else "other"
-        cells.setdefault(training_set, {"same": [], "other": []})[side].append(cell)
-    lines = ["| training set | on the generator trained on | on the others |", "|---|---|---|"]
+        side = "none" if trained_on == "any" else "same" if trained_on == tested_on else "other"
+        cells.setdefault(training_set, {side: [] for side in SIDES})[side].append(cell)
+    shown_sides = [side for side in SIDES if any(sides[side] for sides in cells.values())]
+    lines = [f"| training set | {' | '.join(SIDES[side] for side in shown_sides)} |",
+             "|---" * (len(shown_sides) + 1) + "|"]
     for training_set, sides in cells.items():
         shown = [f"{statistics.mean(c['macro_f1_mean'] for c in sides[side]):.3f} / "
                  f"{statistics.mean(c['roc_auc_mean'] for c in sides[side]):.3f} ({len(sides[side])} cells)"
-                 if sides[side] else "" for side in ("same", "other")]
+                 if sides[side] else "" for side in shown_sides]
         lines.append(f"| {training_set} | {' | '.join(shown)} |")
     return "\n".join(lines)
 
@@ -92,7 +116,8 @@ def quality_table(path: Path) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", nargs="+", type=Path, help="threshold_rule.py --cross JSON files")
-    parser.add_argument("--rule", default=DEFAULT_RULE, help="a column of threshold_rule.py's results")
+    parser.add_argument("--rule", default=default_rule(),
+                        help="a column of threshold_rule.py's results (default: the library's default rule)")
     parser.add_argument("--classifier", default="trees")
     parser.add_argument("--quality", type=Path, help="a quality.py JSON file to summarise as well")
     args = parser.parse_args()
