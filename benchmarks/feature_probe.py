@@ -9,6 +9,10 @@
 - `part_outlier`: each reading's largest distance from the median of the four parts.
 - `noise_zones`: forensic-v8's zone readings (each zone against the head's context) of two more
   per-block maps, the noise residual and the error level of each 8x8 block on the file's grid.
+- `~dc` (replaces columns in place, so each run stays paired with forensic-v8's): the gap map's
+  readings (`dq` and `zones` groups, the modulation map's unchanged) with each 8x8 block's DC
+  coefficient read for double-quantisation gaps too. The AC coefficients of smooth skin quantise to
+  zero and say nothing; every block has a DC value, so a small paste on smooth skin shows there.
 - `magnitude`: every reading as the magnitude of its robust z-score against the training reals, so
   a generator that moves a reading the other way from the one trained on still reads as far.
 
@@ -28,9 +32,9 @@ forensic-v8's further zone readings were screened here against forensic-v7 (comm
 A screen, not the hidden check's protocol: one fixed classifier (the trees with leaves of 2, no
 grid search) and ROC AUC, so it needs no threshold. The splits are the protocol's (`split`, half of
 each corpus by the seed) and `quality.py`'s across generators (half of a set's source photos).
-The part and noise-zone readings (for those candidates only) are read on the face box grown by half
-its side on each side, from the corpus files `quality.py` extracted with today's forensic embedder
-(`runs/q8_*`), and cached under `--cache`.
+The part, noise-zone and DC readings (for those candidates only) are read on the face region the
+extract stage cuts (the face box grown by half its side on each side), from the corpus files
+`quality.py` extracted with today's forensic embedder (`runs/q8_*`), and cached under `--cache`.
 
     .venv/bin/python benchmarks/feature_probe.py \\
         --sets published:runs/q8_published,shipped:runs/q8_shipped [--seeds 0,1,2,3,4,5] \\
@@ -52,7 +56,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow.dataset as pads
 from joblib import Parallel, delayed
-from PIL import Image
 from sklearn.base import clone
 from sklearn.covariance import LedoitWolf
 from sklearn.metrics import roc_auc_score
@@ -66,8 +69,10 @@ from fakeface_ray.learning import classifiers  # noqa: E402
 from fakeface_ray.learning.artifact import fit_sigmoid  # noqa: E402
 from fakeface_ray.learning.classifiers import ExtraTreesVotes  # noqa: E402
 from fakeface_ray.learning.train import Embeddings, load_embeddings, split, split_by_ids  # noqa: E402
-from fakeface_ray.stages import faces  # noqa: E402
-from fakeface_ray.stages.embedders import forensic  # noqa: E402
+from fakeface_ray.config import ExtractConfig  # noqa: E402
+from fakeface_ray.stages import faces, imaging  # noqa: E402
+from fakeface_ray.stages.embedders import double_jpeg, forensic  # noqa: E402
+from fakeface_ray.stages.extract import FACE_WINDOW_CONTEXT, REGION_CONTEXT  # noqa: E402
 from quality import training_pool  # noqa: E402  (this folder, as the script's own)
 from threshold_rule import row_photos  # noqa: E402
 
@@ -78,14 +83,15 @@ BASE = forensic.ForensicEmbedder.name
 DEFAULT_VARIANTS = f"{BASE},+distance,+eye_asymmetry,+eye_asymmetry+part_outlier"
 
 
-def part_readings(region: np.ndarray, origin: tuple[int, int], points: np.ndarray) -> np.ndarray:
+def part_readings(face: faces.Region, table: np.ndarray | None) -> np.ndarray:
     """[4, 7] signed part readings of one face region."""
-    return forensic.part_readings(forensic.reading_maps(region, origin), points)
+    return forensic.part_readings(forensic.reading_maps(face.pixels, face.origin), face.keypoints)
 
 
-def noise_zone_readings(region: np.ndarray, origin: tuple[int, int], points: np.ndarray) -> np.ndarray:
+def noise_zone_readings(face: faces.Region, table: np.ndarray | None) -> np.ndarray:
     """[2, 14] zone readings of the log mean noise residual and error level of each 8x8 block on the
     file's grid, against the head's context, as forensic-v8 reads its double-JPEG maps."""
+    region, origin, points = face.pixels, face.origin, face.keypoints
     maps = forensic.reading_maps(region, origin)
     offset = ((-origin[1]) % 8, (-origin[0]) % 8)
     rows, cols = (max((size - start) // 8, 0) for size, start in zip(region.shape[:2], offset))
@@ -95,9 +101,63 @@ def noise_zone_readings(region: np.ndarray, origin: tuple[int, int], points: np.
     return np.stack([forensic._zone_readings(b, zones) for b in blocks])
 
 
+def dc_gaps(dct: np.ndarray, last: int) -> np.ndarray | None:
+    """Per block, 1.0 where its DC value sits in a gap of the coarser first step that best explains the
+    region's DC values, else 0.0; None where no first step shows (fewer than MIN_VALUES blocks, or
+    values that avoid no candidate's gaps by MIN_LIFT over chance)."""
+    values = np.round((dct[:, :, 0, 0] - 1024.0) / last).astype(int)  # JPEG's level shift: 128 x 8
+    if values.size < double_jpeg.MIN_VALUES or last < 2:
+        return None
+    low, high = int(values.min()), int(values.max())
+    counts = np.bincount((values - low).ravel(), minlength=high - low + 1)
+    best_margin, best = 0.0, None
+    for first in range(last + 1, 3 * last + 8):
+        multiples = np.arange(low * last // first - 1, high * last // first + 2)
+        landed = np.round(multiples * first / last).astype(int) - low
+        reach = np.zeros(high - low + 1, dtype=bool)
+        reach[landed[(landed >= 0) & (landed <= high - low)]] = True
+        cover, hits = reach.mean(), counts[reach].sum() / counts.sum()
+        if cover > 0.9 or hits < double_jpeg.MIN_LIFT * cover:
+            continue
+        # The true first step: the values avoid its gaps, and its lattice is the densest they do so in
+        # (a multiple of it avoids gaps less well and covers less).
+        if hits - cover > best_margin:
+            best_margin, best = hits - cover, reach
+    return None if best is None else (~best[values - low]).astype(float)
+
+
+def history_maps_with_dc(luma: np.ndarray, origin: tuple[int, int], table: np.ndarray) -> tuple[tuple, tuple]:
+    """`double_jpeg.history_maps`, with each block's DC value one more coefficient of the gap map."""
+    dct, offset = double_jpeg.block_dct(luma, origin)
+    total, informative, used = double_jpeg.block_sums(dct, table, double_jpeg.MIN_VALUES, double_jpeg._gaps)
+    dc = dc_gaps(dct, int(table[0, 0]))
+    if dc is not None:
+        total, informative, used = total + dc, informative + 1, used + 1
+    gaps = np.full(total.shape, np.nan)
+    np.divide(total, informative, out=gaps, where=informative > 0)
+    modulation = double_jpeg._block_map(dct, offset, table, double_jpeg.MIN_PATTERN_VALUES,
+                                        double_jpeg._single_against_double)
+    return (gaps, used, offset), modulation
+
+
+def dc_history_readings(face: faces.Region, table: np.ndarray | None) -> np.ndarray:
+    """forensic-v8's `dq` and `zones` columns with the DC values read for gaps too."""
+    original = double_jpeg.history_maps
+    double_jpeg.history_maps = history_maps_with_dc  # the embedder reads it through the module
+    try:
+        features = forensic.region_features(face.pixels, face.keypoints, face.origin if face.scale == 1.0 else None,
+                                            table, face.window)
+    finally:
+        double_jpeg.history_maps = original
+    return features[group_columns("dq") + group_columns("zones")]
+
+
 # Readings of the face region (twice the face box) that the candidates need, cached per corpus.
-REGION_READINGS = {"parts": part_readings, "noise_zones": noise_zone_readings}
-CANDIDATE_READINGS = {"eye_asymmetry": "parts", "part_outlier": "parts", "noise_zones": "noise_zones"}
+REGION_READINGS = {"parts": part_readings, "noise_zones": noise_zone_readings, "dc_history": dc_history_readings}
+CANDIDATE_READINGS = {"eye_asymmetry": "parts", "part_outlier": "parts", "noise_zones": "noise_zones",
+                      "dc": "dc_history"}
+# `~name` candidates: their readings replace these groups' columns in place.
+REPLACED_GROUPS = {"dc": ("dq", "zones")}
 
 
 def cached_readings(work: Path, generator: str, cache: Path, kind: str) -> dict[str, np.ndarray]:
@@ -105,14 +165,17 @@ def cached_readings(work: Path, generator: str, cache: Path, kind: str) -> dict[
     path = cache / work.name / f"{generator}_{kind}.npz"
     if not path.exists():
         rows = pads.dataset(str(work / generator / "embeddings"), format="parquet").to_table(
-            columns=["image_id", "uri", "status", "face_box", "keypoints"]).to_pylist()
+            columns=["image_id", "uri", "status", "face_box", "face_confidence", "keypoints"]).to_pylist()
         ids, values = [], []
         for r in (r for r in rows if r["status"] == "ok"):
-            image = np.asarray(Image.open(r["uri"]).convert("RGB"))
-            x0, y0, x1, y1 = faces.expand_box(r["face_box"], 1.0, image.shape[1], image.shape[0])
-            points = (np.asarray(r["keypoints"], np.float32).reshape(5, 2) - [x0, y0]).reshape(-1)
+            decoded = imaging.decode_image(Path(r["uri"]).read_bytes(), 10**9)
+            detection = faces.Detection(tuple(r["face_box"]), r["face_confidence"],
+                                        np.asarray(r["keypoints"], np.float32))
+            # The region and window the extract stage cut for the embedder.
+            face = faces.native_region(decoded.image, detection, REGION_CONTEXT, ExtractConfig().region_max_side,
+                                       FACE_WINDOW_CONTEXT)
             ids.append(r["image_id"])
-            values.append(np.clip(np.nan_to_num(REGION_READINGS[kind](image[y0:y1, x0:x1], (x0, y0), points),
+            values.append(np.clip(np.nan_to_num(REGION_READINGS[kind](face, decoded.quantisation),
                                                 nan=0.0, posinf=0.0, neginf=0.0), -10, 10))
         path.parent.mkdir(parents=True, exist_ok=True)
         np.savez(path, ids=np.array(ids, dtype=object), values=np.stack(values))
@@ -145,7 +208,8 @@ def group_columns(group: str) -> list[int]:
 
 
 def columns(data: Embeddings, regional: dict[str, dict], reals: np.ndarray, variant: str) -> np.ndarray:
-    """The forensic readings with a variant's `+candidate` columns appended and `-group` columns left out.
+    """The forensic readings with a variant's `+candidate` columns appended, `~candidate` columns put in
+    place of the groups they replace, and `-group` columns left out.
 
     Args:
         regional: REGION_READINGS kind -> image_id -> readings, for the candidates that need them.
@@ -163,12 +227,15 @@ def columns(data: Embeddings, regional: dict[str, dict], reals: np.ndarray, vari
         parts = stacked("parts")
         return np.abs(parts - np.median(parts, axis=1, keepdims=True)).max(axis=1)
 
+    steps = re.findall(r"([+~-])(\w+)", variant.removeprefix(BASE))
+    for name in (name for sign, name in steps if sign == "~"):
+        x = x.copy()
+        x[:, [i for group in REPLACED_GROUPS[name] for i in group_columns(group)]] = stacked(CANDIDATE_READINGS[name])
     extra = {"eye_asymmetry": eye_asymmetry, "part_outlier": part_outlier,
              "noise_zones": lambda: stacked("noise_zones").reshape(len(data.ids), -1),
              "distance": lambda: distances(reals, x)[0],
              "magnitude": lambda: np.abs(robust_z(reals, x)),
              "parts_again": lambda: x[:, group_columns("part")]}
-    steps = re.findall(r"([+-])(\w+)", variant.removeprefix(BASE))
     dropped = [i for sign, name in steps if sign == "-" for i in group_columns(name)]
     kept = np.delete(x, dropped, axis=1)
     return np.concatenate([kept] + [extra[name]() for sign, name in steps if sign == "+"], axis=1)
@@ -245,7 +312,8 @@ def main() -> None:
     parser.add_argument("--generators", default="paste,poisson,swap,retouch")
     parser.add_argument("--seeds", default="0,1,2,3,4,5")
     parser.add_argument("--variants", default=DEFAULT_VARIANTS,
-                        help=f"{BASE} with +candidate columns and -group columns, comma-separated; groups: "
+                        help=f"{BASE} with +candidate columns, ~candidate columns in place of their groups' "
+                             "and -group columns, comma-separated; groups: "
                              + ", ".join(GROUPS))
     parser.add_argument("--max-features", default="sqrt",
                         help="the trees' max_features: sqrt, log2, a count (1) or a share (0.5)")
@@ -264,7 +332,7 @@ def main() -> None:
     max_features = args.max_features if args.max_features in ("sqrt", "log2") else (
         int(args.max_features) if args.max_features.isdigit() else float(args.max_features))
     fitting = Fitting(max_features, args.monotone, args.with_svm)
-    kinds = {kind for v in variants for name, kind in CANDIDATE_READINGS.items() if f"+{name}" in v}
+    kinds = {kind for v in variants for name, kind in CANDIDATE_READINGS.items() if re.search(rf"[+~]{name}\b", v)}
     result: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
                     "date": time.strftime("%Y-%m-%d"), "seeds": seeds, "variants": variants,
                     **asdict(fitting), "sets": {}}

@@ -112,6 +112,15 @@ def _block_map(dct: np.ndarray, offset: tuple[int, int], table: np.ndarray, min_
         reading: (one frequency's histogram of magnitudes 0..MAX_VALUE, 0 left empty; its last step)
             -> float [MAX_VALUE + 1], each magnitude's value, or None where the frequency shows nothing.
     """
+    total, informative, used = block_sums(dct, table, min_values, reading)
+    out = np.full(total.shape, np.nan)
+    np.divide(total, informative, out=out, where=informative > 0)
+    return out, used, offset
+
+
+def block_sums(dct: np.ndarray, table: np.ndarray, min_values: int, reading) -> tuple[np.ndarray, np.ndarray, int]:
+    """`_block_map`'s sums before the mean: per block, the readings' total and its informative
+    coefficients, and how many of FREQUENCIES were read."""
     total = np.zeros(dct.shape[:2])
     informative = np.zeros(dct.shape[:2])
     used = 0
@@ -130,9 +139,7 @@ def _block_map(dct: np.ndarray, offset: tuple[int, int], table: np.ndarray, min_
         used += 1
         informative += counted
         total[counted] += per_value[values]
-    out = np.full(total.shape, np.nan)
-    np.divide(total, informative, out=out, where=informative > 0)
-    return out, used, offset
+    return total, informative, used
 
 
 def _envelopes(low: np.ndarray, high: np.ndarray) -> np.ndarray:
