@@ -13,6 +13,7 @@
   readings (`dq` and `zones` groups, the modulation map's unchanged) with each 8x8 block's DC
   coefficient read for double-quantisation gaps too. The AC coefficients of smooth skin quantise to
   zero and say nothing; every block has a DC value, so a small paste on smooth skin shows there.
+  `~dc_half` weighs the DC as half of each block's value instead of one coefficient among its AC ones.
 - `magnitude`: every reading as the magnitude of its robust z-score against the training reals, so
   a generator that moves a reading the other way from the one trained on still reads as far.
 
@@ -126,12 +127,17 @@ def dc_gaps(dct: np.ndarray, last: int) -> np.ndarray | None:
     return None if best is None else (~best[values - low]).astype(float)
 
 
-def history_maps_with_dc(luma: np.ndarray, origin: tuple[int, int], table: np.ndarray) -> tuple[tuple, tuple]:
-    """`double_jpeg.history_maps`, with each block's DC value one more coefficient of the gap map."""
+def history_maps_with_dc(luma: np.ndarray, origin: tuple[int, int], table: np.ndarray,
+                         half: bool = False) -> tuple[tuple, tuple]:
+    """`double_jpeg.history_maps`, with each block's DC value in the gap map: one more coefficient, or
+    (`half`) half of a block's value, the AC coefficients' share the other half."""
     dct, offset = double_jpeg.block_dct(luma, origin)
     total, informative, used = double_jpeg.block_sums(dct, table, double_jpeg.MIN_VALUES, double_jpeg._gaps)
     dc = dc_gaps(dct, int(table[0, 0]))
-    if dc is not None:
+    if dc is not None and half:
+        ac = np.divide(total, informative, out=np.zeros_like(total), where=informative > 0)
+        total, informative, used = np.where(informative > 0, (ac + dc) / 2, dc), np.ones_like(total), used + 1
+    elif dc is not None:
         total, informative, used = total + dc, informative + 1, used + 1
     gaps = np.full(total.shape, np.nan)
     np.divide(total, informative, out=gaps, where=informative > 0)
@@ -140,10 +146,11 @@ def history_maps_with_dc(luma: np.ndarray, origin: tuple[int, int], table: np.nd
     return (gaps, used, offset), modulation
 
 
-def dc_history_readings(face: faces.Region, table: np.ndarray | None) -> np.ndarray:
+def dc_history_readings(face: faces.Region, table: np.ndarray | None, half: bool = False) -> np.ndarray:
     """forensic-v8's `dq` and `zones` columns with the DC values read for gaps too."""
     original = double_jpeg.history_maps
-    double_jpeg.history_maps = history_maps_with_dc  # the embedder reads it through the module
+    # The embedder reads it through the module.
+    double_jpeg.history_maps = lambda luma, origin, table: history_maps_with_dc(luma, origin, table, half)
     try:
         features = forensic.region_features(face.pixels, face.keypoints, face.origin if face.scale == 1.0 else None,
                                             table, face.window)
@@ -153,11 +160,12 @@ def dc_history_readings(face: faces.Region, table: np.ndarray | None) -> np.ndar
 
 
 # Readings of the face region (twice the face box) that the candidates need, cached per corpus.
-REGION_READINGS = {"parts": part_readings, "noise_zones": noise_zone_readings, "dc_history": dc_history_readings}
+REGION_READINGS = {"parts": part_readings, "noise_zones": noise_zone_readings, "dc_history": dc_history_readings,
+                   "dc_half_history": lambda face, table: dc_history_readings(face, table, half=True)}
 CANDIDATE_READINGS = {"eye_asymmetry": "parts", "part_outlier": "parts", "noise_zones": "noise_zones",
-                      "dc": "dc_history"}
+                      "dc": "dc_history", "dc_half": "dc_half_history"}
 # `~name` candidates: their readings replace these groups' columns in place.
-REPLACED_GROUPS = {"dc": ("dq", "zones")}
+REPLACED_GROUPS = {"dc": ("dq", "zones"), "dc_half": ("dq", "zones")}
 
 
 def cached_readings(work: Path, generator: str, cache: Path, kind: str) -> dict[str, np.ndarray]:
