@@ -84,9 +84,14 @@ BASE = forensic.ForensicEmbedder.name
 DEFAULT_VARIANTS = f"{BASE},+distance,+eye_asymmetry,+eye_asymmetry+part_outlier"
 
 
+def aligned_origin(face: faces.Region) -> tuple[int, int] | None:
+    """The region's corner in its image where its pixels are unscaled (the 8x8 grid holds), as the embedder takes it."""
+    return face.origin if face.scale == 1.0 else None
+
+
 def part_readings(face: faces.Region, table: np.ndarray | None) -> np.ndarray:
     """[4, 7] signed part readings of one face region."""
-    return forensic.part_readings(forensic.reading_maps(face.pixels, face.origin), face.keypoints)
+    return forensic.part_readings(forensic.reading_maps(face.pixels, aligned_origin(face)), face.keypoints)
 
 
 def noise_zone_readings(face: faces.Region, table: np.ndarray | None) -> np.ndarray:
@@ -105,10 +110,15 @@ def noise_zone_readings(face: faces.Region, table: np.ndarray | None) -> np.ndar
 def dc_gaps(dct: np.ndarray, last: int) -> np.ndarray | None:
     """Per block, 1.0 where its DC value sits in a gap of the coarser first step that best explains the
     region's DC values, else 0.0; None where no first step shows (fewer than MIN_VALUES blocks, or
-    values that avoid no candidate's gaps by MIN_LIFT over chance)."""
-    values = np.round((dct[:, :, 0, 0] - 1024.0) / last).astype(int)  # JPEG's level shift: 128 x 8
-    if values.size < double_jpeg.MIN_VALUES or last < 2:
+    values that avoid no candidate's gaps by MIN_LIFT over chance).
+
+    As screened (feature_probe_dc*.json): a multiple of the first step that falls half-way between two
+    last steps is counted as reaching the even one only (numpy rounds half to even), though decoding
+    noise sends it to either; `double_jpeg.reachable` does the same for the AC coefficients.
+    """
+    if dct.shape[0] * dct.shape[1] < double_jpeg.MIN_VALUES or last < 2:
         return None
+    values = np.round((dct[:, :, 0, 0] - 1024.0) / last).astype(int)  # JPEG's level shift: 128 x 8
     low, high = int(values.min()), int(values.max())
     counts = np.bincount((values - low).ravel(), minlength=high - low + 1)
     best_margin, best = 0.0, None
@@ -120,8 +130,8 @@ def dc_gaps(dct: np.ndarray, last: int) -> np.ndarray | None:
         cover, hits = reach.mean(), counts[reach].sum() / counts.sum()
         if cover > 0.9 or hits < double_jpeg.MIN_LIFT * cover:
             continue
-        # The true first step: the values avoid its gaps, and its lattice is the densest they do so in
-        # (a multiple of it avoids gaps less well and covers less).
+        # The true first step: of the lattices the values fit, the sparsest (a divisor's lattice covers
+        # more; a multiple's leaves out values that occur).
         if hits - cover > best_margin:
             best_margin, best = hits - cover, reach
     return None if best is None else (~best[values - low]).astype(float)
@@ -152,8 +162,7 @@ def dc_history_readings(face: faces.Region, table: np.ndarray | None, half: bool
     # The embedder reads it through the module.
     double_jpeg.history_maps = lambda luma, origin, table: history_maps_with_dc(luma, origin, table, half)
     try:
-        features = forensic.region_features(face.pixels, face.keypoints, face.origin if face.scale == 1.0 else None,
-                                            table, face.window)
+        features = forensic.region_features(face.pixels, face.keypoints, aligned_origin(face), table, face.window)
     finally:
         double_jpeg.history_maps = original
     return features[group_columns("dq") + group_columns("zones")]
@@ -340,6 +349,8 @@ def main() -> None:
     max_features = args.max_features if args.max_features in ("sqrt", "log2") else (
         int(args.max_features) if args.max_features.isdigit() else float(args.max_features))
     fitting = Fitting(max_features, args.monotone, args.with_svm)
+    if any("~" in v and re.search(r"\+(distance|magnitude)\b", v) for v in variants):
+        sys.exit("+distance and +magnitude read the training reals' original columns: not with a ~ candidate")
     kinds = {kind for v in variants for name, kind in CANDIDATE_READINGS.items() if re.search(rf"[+~]{name}\b", v)}
     result: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
                     "date": time.strftime("%Y-%m-%d"), "seeds": seeds, "variants": variants,

@@ -95,8 +95,10 @@ def main() -> None:
     try:
         for name, commit in arms.items():
             trees[name] = work / f"src_{name}"
-            subprocess.run(["git", "worktree", "add", "--detach", "--force", str(trees[name]), commit],
-                           cwd=ROOT, check=True, capture_output=True)
+            added = subprocess.run(["git", "worktree", "add", "--detach", "--force", str(trees[name]), commit],
+                                   cwd=ROOT, capture_output=True, text=True)
+            if added.returncode != 0:
+                raise SystemExit(f"git worktree add {commit}: {added.stderr.strip()}")
         runs: dict[str, list[dict]] = {name: [] for name in arms}
         ratios = []
         for round_ in range(args.rounds):
@@ -111,6 +113,7 @@ def main() -> None:
     finally:
         for tree in trees.values():
             subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, capture_output=True)
+        subprocess.run(["git", "worktree", "prune"], cwd=ROOT, capture_output=True)
     result = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
               "images": args.images, "commits": arms, "runs": runs,
               "head_over_baseline": [round(r, 3) for r in ratios],
