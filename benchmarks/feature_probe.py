@@ -14,6 +14,9 @@
   coefficient read for double-quantisation gaps too. The AC coefficients of smooth skin quantise to
   zero and say nothing; every block has a DC value, so a small paste on smooth skin shows there.
   `~dc_half` weighs the DC as half of each block's value instead of one coefficient among its AC ones.
+- `~halfway`: the same columns with the AC gaps' lattice fixed, without the DC: a first-step multiple
+  half-way between two last steps reaches both (decoding noise decides), where
+  `double_jpeg.reachable` counts the even one only.
 - `magnitude`: every reading as the magnitude of its robust z-score against the training reals, so
   a generator that moves a reading the other way from the one trained on still reads as far.
 
@@ -156,25 +159,44 @@ def history_maps_with_dc(luma: np.ndarray, origin: tuple[int, int], table: np.nd
     return (gaps, used, offset), modulation
 
 
-def dc_history_readings(face: faces.Region, table: np.ndarray | None, half: bool = False) -> np.ndarray:
-    """forensic-v8's `dq` and `zones` columns with the DC values read for gaps too."""
-    original = double_jpeg.history_maps
-    # The embedder reads it through the module.
-    double_jpeg.history_maps = lambda luma, origin, table: history_maps_with_dc(luma, origin, table, half)
+def reachable_both_ways(first: int, last: int) -> np.ndarray:
+    """`double_jpeg.reachable`, with a multiple half-way between two last steps reaching both."""
+    scaled = np.arange(0, 4 * double_jpeg.MAX_VALUE) * first / last
+    values = np.concatenate([np.floor(scaled + 0.5), np.ceil(scaled - 0.5)]).astype(int)
+    out = np.zeros(double_jpeg.MAX_VALUE + 1, dtype=bool)
+    out[values[values <= double_jpeg.MAX_VALUE]] = True
+    return out
+
+
+def history_readings(face: faces.Region, table: np.ndarray | None, **replaced) -> np.ndarray:
+    """forensic-v8's `dq` and `zones` columns with `double_jpeg`'s functions named in `replaced` swapped
+    for the call (the embedder reads them through the module)."""
+    originals = {name: getattr(double_jpeg, name) for name in replaced}
+    for name, function in replaced.items():
+        setattr(double_jpeg, name, function)
     try:
         features = forensic.region_features(face.pixels, face.keypoints, aligned_origin(face), table, face.window)
     finally:
-        double_jpeg.history_maps = original
+        for name, function in originals.items():
+            setattr(double_jpeg, name, function)
     return features[group_columns("dq") + group_columns("zones")]
+
+
+def dc_history_readings(face: faces.Region, table: np.ndarray | None, half: bool = False) -> np.ndarray:
+    """forensic-v8's `dq` and `zones` columns with the DC values read for gaps too."""
+    return history_readings(face, table, history_maps=lambda luma, origin, table:
+                            history_maps_with_dc(luma, origin, table, half))
 
 
 # Readings of the face region (twice the face box) that the candidates need, cached per corpus.
 REGION_READINGS = {"parts": part_readings, "noise_zones": noise_zone_readings, "dc_history": dc_history_readings,
-                   "dc_half_history": lambda face, table: dc_history_readings(face, table, half=True)}
+                   "dc_half_history": lambda face, table: dc_history_readings(face, table, half=True),
+                   "halfway_history": lambda face, table: history_readings(face, table,
+                                                                           reachable=reachable_both_ways)}
 CANDIDATE_READINGS = {"eye_asymmetry": "parts", "part_outlier": "parts", "noise_zones": "noise_zones",
-                      "dc": "dc_history", "dc_half": "dc_half_history"}
+                      "dc": "dc_history", "dc_half": "dc_half_history", "halfway": "halfway_history"}
 # `~name` candidates: their readings replace these groups' columns in place.
-REPLACED_GROUPS = {"dc": ("dq", "zones"), "dc_half": ("dq", "zones")}
+REPLACED_GROUPS = {"dc": ("dq", "zones"), "dc_half": ("dq", "zones"), "halfway": ("dq", "zones")}
 
 
 def cached_readings(work: Path, generator: str, cache: Path, kind: str) -> dict[str, np.ndarray]:
