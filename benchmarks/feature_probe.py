@@ -168,6 +168,10 @@ def reachable_both_ways(first: int, last: int) -> np.ndarray:
     return out
 
 
+# The groups the JPEG-history candidates recompute (the gap and modulation maps' readings).
+HISTORY_GROUPS = ("dq", "zones")
+
+
 def history_readings(face: faces.Region, table: np.ndarray | None, **replaced) -> np.ndarray:
     """forensic-v8's `dq` and `zones` columns with `double_jpeg`'s functions named in `replaced` swapped
     for the call (the embedder reads them through the module)."""
@@ -179,7 +183,7 @@ def history_readings(face: faces.Region, table: np.ndarray | None, **replaced) -
     finally:
         for name, function in originals.items():
             setattr(double_jpeg, name, function)
-    return features[group_columns("dq") + group_columns("zones")]
+    return features[[i for group in HISTORY_GROUPS for i in group_columns(group)]]
 
 
 def dc_history_readings(face: faces.Region, table: np.ndarray | None, half: bool = False) -> np.ndarray:
@@ -196,7 +200,7 @@ REGION_READINGS = {"parts": part_readings, "noise_zones": noise_zone_readings, "
 CANDIDATE_READINGS = {"eye_asymmetry": "parts", "part_outlier": "parts", "noise_zones": "noise_zones",
                       "dc": "dc_history", "dc_half": "dc_half_history", "halfway": "halfway_history"}
 # `~name` candidates: their readings replace these groups' columns in place.
-REPLACED_GROUPS = {"dc": ("dq", "zones"), "dc_half": ("dq", "zones"), "halfway": ("dq", "zones")}
+REPLACED_GROUPS = {"dc": HISTORY_GROUPS, "dc_half": HISTORY_GROUPS, "halfway": HISTORY_GROUPS}
 
 
 def cached_readings(work: Path, generator: str, cache: Path, kind: str) -> dict[str, np.ndarray]:
