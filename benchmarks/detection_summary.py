@@ -6,11 +6,13 @@ file only) and prints the README's summary table as Markdown: for each generator
 the mean ROC AUC; then the same across generators (trained on one, tested on each other), with the oracle
 cut's macro F1 beside it. With `--quality`, also the means of a `quality.py` result's cells per training set,
 on the generator trained on and on the other three (the starting point, forensic-v1 and splice-v1). No run
-is repeated: every cell is a mean of means the benchmarks wrote.
+is repeated: every cell is a mean of means the benchmarks wrote. With `--against`, the same sets' results
+of another embedder or setting are the baseline: each headline reading's mean over sets, both sides, their
+difference and how many sets gained and lost.
 
     .venv/bin/python benchmarks/detection_summary.py benchmarks/results/threshold_rule_false_alarm.json \\
         benchmarks/results/threshold_rule_false_alarm_published_seed6.json \\
-        [--quality benchmarks/results/quality.json]
+        [--quality benchmarks/results/quality.json] [--against BASELINE.json ...]
 """
 
 from __future__ import annotations
@@ -94,6 +96,37 @@ def table(sets: dict[str, dict], rule: str) -> str:
     return "\n".join(lines)
 
 
+def headline(sets: dict[str, dict], rule: str) -> dict[str, dict[str, float]]:
+    """Per reading (`paste`, the B-like mean, across generators; macro F1 at `rule` and ROC AUC), each set's value."""
+    def protocol(name: str, generators: tuple[str, ...], key) -> float:
+        return statistics.mean(key(sets[name]["protocol"][g]) for g in generators)
+
+    def across(name: str, key) -> float:
+        return statistics.mean(key(cell) for cell in sets[name]["cross"].values())
+
+    f1, auc = (lambda cell: cell[rule]["macro_f1_mean"]), (lambda cell: cell["roc_auc_mean"])
+    return {f"{label} {metric}": {name: protocol(name, generators, key) if generators else across(name, key)
+                                  for name in sets}
+            for label, generators in (("`paste`", ("paste",)), ("B-like mean", B_LIKE), ("across generators", ()))
+            for metric, key in (("macro F1", f1), ("ROC AUC", auc))}
+
+
+def comparison(sets: dict[str, dict], baseline: dict[str, dict], rule: str) -> str:
+    """Markdown rows: each headline reading's mean over the sets both have, here and in the baseline."""
+    shared = [name for name in sets if name in baseline]
+    if not shared:
+        raise SystemExit("--against: no corpus set is in both the results and the baseline")
+    ours, theirs = headline({n: sets[n] for n in shared}, rule), headline({n: baseline[n] for n in shared}, rule)
+    lines = [f"| reading ({len(shared)} sets) | baseline | these results | difference | sets gained / lost |",
+             "|---|---|---|---|---|"]
+    for reading, values in ours.items():
+        differences = [values[n] - theirs[reading][n] for n in shared]
+        lines.append(f"| {reading} | {statistics.mean(theirs[reading].values()):.3f} | "
+                     f"{statistics.mean(values.values()):.3f} | {statistics.mean(differences):+.3f} | "
+                     f"{sum(d > 0 for d in differences)} / {sum(d < 0 for d in differences)} |")
+    return "\n".join(lines)
+
+
 def quality_table(path: Path) -> str:
     """A `quality.py` result's cells, averaged per training set: on the generator trained on, on the others,
     and where the set was trained on no generator's fakes (`quality.py`'s `any`)."""
@@ -120,9 +153,14 @@ def main() -> None:
                         help="a column of threshold_rule.py's results (default: the library's default rule)")
     parser.add_argument("--classifier", default="trees")
     parser.add_argument("--quality", type=Path, help="a quality.py JSON file to summarise as well")
+    parser.add_argument("--against", nargs="+", type=Path, default=[],
+                        help="threshold_rule.py --cross files of a baseline, compared set by set")
     args = parser.parse_args()
     sets = load_sets(args.results, args.classifier)
     print(table(sets, args.rule))
+    if args.against:
+        print()
+        print(comparison(sets, load_sets(args.against, args.classifier), args.rule))
     if args.quality:
         print()
         print(quality_table(args.quality))
