@@ -8,7 +8,7 @@ cut's macro F1 beside it. With `--quality`, also the means of a `quality.py` res
 on the generator trained on and on the other three (the starting point, forensic-v1 and splice-v1). No run
 is repeated: every cell is a mean of means the benchmarks wrote. With `--against`, the same sets' results
 of another embedder or setting are the baseline: each headline reading's mean over sets, both sides, their
-difference and how many sets gained and lost.
+difference and in how many sets it went up and down (the files of both sides must share their split seeds).
 
     .venv/bin/python benchmarks/detection_summary.py benchmarks/results/threshold_rule_false_alarm.json \\
         benchmarks/results/threshold_rule_false_alarm_published_seed6.json \\
@@ -43,8 +43,9 @@ def default_rule() -> str:
     return f"one_se_band_false_alarm_{train.false_alarm_allowance:g}"
 
 
-def load_sets(paths: list[Path], classifier: str) -> dict[str, dict]:
-    """{set name: {"protocol": ..., "cross": ...}} merged over the files; a set in two files is refused."""
+def load_sets(paths: list[Path], classifier: str) -> tuple[dict[str, dict], list[int]]:
+    """({set name: {"protocol": ..., "cross": ...}} merged over the files, their split seeds); a set in two
+    files, or files of different seeds, are refused."""
     sets: dict[str, dict] = {}
     seeds = None
     for path in paths:
@@ -59,7 +60,7 @@ def load_sets(paths: list[Path], classifier: str) -> dict[str, dict]:
             if name not in results.get("cross", {}):
                 raise SystemExit(f"{path}: no across-generator results for {name!r}; run threshold_rule.py with --cross")
             sets[name] = {"protocol": protocol, "cross": results["cross"][name]}
-    return sets
+    return sets, seeds
 
 
 def spread(values: list[float]) -> str:
@@ -105,25 +106,30 @@ def headline(sets: dict[str, dict], rule: str) -> dict[str, dict[str, float]]:
         return statistics.mean(key(cell) for cell in sets[name]["cross"].values())
 
     f1, auc = (lambda cell: cell[rule]["macro_f1_mean"]), (lambda cell: cell["roc_auc_mean"])
-    return {f"{label} {metric}": {name: protocol(name, generators, key) if generators else across(name, key)
+    # None: the across-generator cells, not the protocol's generators.
+    return {f"{label} {metric}": {name: across(name, key) if generators is None else protocol(name, generators, key)
                                   for name in sets}
-            for label, generators in (("`paste`", ("paste",)), ("B-like mean", B_LIKE), ("across generators", ()))
+            for label, generators in (("`paste`", ("paste",)), ("B-like mean", B_LIKE), ("across generators", None))
             for metric, key in (("macro F1", f1), ("ROC AUC", auc))}
 
 
 def comparison(sets: dict[str, dict], baseline: dict[str, dict], rule: str) -> str:
-    """Markdown rows: each headline reading's mean over the sets both have, here and in the baseline."""
+    """Markdown rows: each headline reading's mean over the sets both have, here and in the baseline, and a
+    line naming the sets only one side has."""
     shared = [name for name in sets if name in baseline]
     if not shared:
         raise SystemExit("--against: no corpus set is in both the results and the baseline")
+    left_out = sorted(set(sets) ^ set(baseline))
     ours, theirs = headline({n: sets[n] for n in shared}, rule), headline({n: baseline[n] for n in shared}, rule)
-    lines = [f"| reading ({len(shared)} sets) | baseline | these results | difference | sets gained / lost |",
+    lines = [f"| reading ({len(shared)} sets) | baseline | these results | difference | sets up / down |",
              "|---|---|---|---|---|"]
     for reading, values in ours.items():
         differences = [values[n] - theirs[reading][n] for n in shared]
         lines.append(f"| {reading} | {statistics.mean(theirs[reading].values()):.3f} | "
                      f"{statistics.mean(values.values()):.3f} | {statistics.mean(differences):+.3f} | "
                      f"{sum(d > 0 for d in differences)} / {sum(d < 0 for d in differences)} |")
+    if left_out:
+        lines.append(f"\nLeft out, in one side only: {', '.join(left_out)}.")
     return "\n".join(lines)
 
 
@@ -156,11 +162,14 @@ def main() -> None:
     parser.add_argument("--against", nargs="+", type=Path, default=[],
                         help="threshold_rule.py --cross files of a baseline, compared set by set")
     args = parser.parse_args()
-    sets = load_sets(args.results, args.classifier)
+    sets, seeds = load_sets(args.results, args.classifier)
     print(table(sets, args.rule))
     if args.against:
+        baseline, baseline_seeds = load_sets(args.against, args.classifier)
+        if baseline_seeds != seeds:
+            raise SystemExit(f"--against: split seeds {baseline_seeds}, not {seeds} as the results")
         print()
-        print(comparison(sets, load_sets(args.against, args.classifier), args.rule))
+        print(comparison(sets, baseline, args.rule))
     if args.quality:
         print()
         print(quality_table(args.quality))
