@@ -24,9 +24,6 @@ just outside it), each first zone's 90th percentile and its share of blocks abov
 percentile (an edit that reaches a few blocks hardly moves a mean), the inner head's hottest 3x3
 blocks and its spread, each against the context. The JPEG history read against the head generalises
 best across generators of all v7's readings (`benchmarks/feature_probe.py`).
-v9 fixes the gap lattice (`double_jpeg.reachable`): a first-step multiple half-way between two last
-steps reaches both, where v2-v8 kept only the even one and read about a quarter of untouched values
-as gaps for step pairs such as 12/8.
 """
 
 from __future__ import annotations
@@ -76,7 +73,7 @@ _TEMPLATE = np.array([0.31, 0.40, 0.69, 0.40, 0.50, 0.60, 0.35, 0.80, 0.65, 0.80
 class ForensicEmbedder:
     """Splice-evidence features; `.embed(faces)` on crops, `.embed_regions(...)` on native pixels."""
 
-    name = "forensic-v9"
+    name = "forensic-v8"
     dims = len(FEATURE_NAMES) + 1  # + a constant that keeps the magnitude through L2 normalisation
 
     def embed(self, faces: np.ndarray, margin: float = 0.2) -> np.ndarray:
