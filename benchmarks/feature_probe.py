@@ -242,10 +242,12 @@ REGION_READINGS = {"parts": part_readings, "noise_zones": noise_zone_readings, "
                    "fitted_gaps_history": lambda face, table: history_readings(face, table, _gaps=fitted_gaps)}
 CANDIDATE_READINGS = {"eye_asymmetry": "parts", "part_outlier": "parts", "noise_zones": "noise_zones",
                       "dc": "dc_history", "dc_half": "dc_half_history", "halfway": "halfway_history",
-                      "fitted_gaps": "fitted_gaps_history"}
-# `~name` candidates: their readings replace these groups' columns in place.
+                      "fitted_gaps": "fitted_gaps_history", "fitted_gaps_dq": "fitted_gaps_history",
+                      "fitted_gaps_zones": "fitted_gaps_history"}
+# `~name` candidates: their readings replace these groups' columns in place (a history reading holds
+# HISTORY_GROUPS' columns; a candidate naming fewer groups takes those columns of it).
 REPLACED_GROUPS = {"dc": HISTORY_GROUPS, "dc_half": HISTORY_GROUPS, "halfway": HISTORY_GROUPS,
-                   "fitted_gaps": HISTORY_GROUPS}
+                   "fitted_gaps": HISTORY_GROUPS, "fitted_gaps_dq": ("dq",), "fitted_gaps_zones": ("zones",)}
 
 
 def cached_readings(work: Path, generator: str, cache: Path, kind: str) -> dict[str, np.ndarray]:
@@ -316,9 +318,11 @@ def columns(data: Embeddings, regional: dict[str, dict], reals: np.ndarray, vari
         return np.abs(parts - np.median(parts, axis=1, keepdims=True)).max(axis=1)
 
     steps = re.findall(r"([+~-])(\w+)", variant.removeprefix(BASE))
+    read = [i for group in HISTORY_GROUPS for i in group_columns(group)]
     for name in (name for sign, name in steps if sign == "~"):
         x = x.copy()
-        x[:, [i for group in REPLACED_GROUPS[name] for i in group_columns(group)]] = stacked(CANDIDATE_READINGS[name])
+        replaced = [i for group in REPLACED_GROUPS[name] for i in group_columns(group)]
+        x[:, replaced] = stacked(CANDIDATE_READINGS[name])[:, [read.index(i) for i in replaced]]
     extra = {"eye_asymmetry": eye_asymmetry, "part_outlier": part_outlier,
              "noise_zones": lambda: stacked("noise_zones").reshape(len(data.ids), -1),
              "distance": lambda: distances(reals, x)[0],
