@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fakeface_ray.stages.embedders.double_jpeg import (SCALES, SHAPES, block_dct, double_save, gap_map,
-                                                      modulation_map, single_save)
+from fakeface_ray.stages.embedders.double_jpeg import (FIRST_STEP_CHOICES, SCALES, SHAPES, block_dct, double_save,
+                                                      gap_map, modulation_map, single_save)
 from fakeface_ray.stages.embedders.forensic import DQ_FEATURES, FEATURE_NAMES, ZONE_FEATURES, ForensicEmbedder, region_features
 from fakeface_ray.stages.imaging import decode_image
 
@@ -56,6 +56,35 @@ def test_an_untouched_second_save_keeps_the_gaps_and_a_pasted_patch_fills_them()
     pasted = np.zeros(share.shape, dtype=bool)
     pasted[14:20, 10:18] = True  # PASTE in blocks
     assert np.nanmean(share[pasted]) > np.nanmean(share[~pasted]) + 0.2
+
+
+def _untouched_and_edited(first: int, last: int, scale: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Magnitudes 1..20 of Laplacian coefficients saved at `first` then `last` (decoding noise between),
+    and of the same saved once at `last` (an edit)."""
+    rng = np.random.default_rng(seed)
+    before = rng.laplace(0, scale, 40000)
+    untouched = np.abs(np.round((np.round(before / first) * first + rng.uniform(-0.5, 0.5, before.size)) / last))
+    edited = np.abs(np.round((before + rng.normal(0, 3, before.size)) / last))
+    return tuple(v[(v > 0) & (v <= 20)].astype(int) for v in (untouched, edited))
+
+
+# Steep envelopes, and ratios with no multiple half-way between two last steps (there, the lattice
+# itself marks half of those values as gaps, whichever way the step is chosen).
+@pytest.mark.parametrize("first, last, scale", [(16, 10, 15), (20, 12, 15)])
+def test_the_likelihood_picks_a_first_step_whose_gaps_hold_no_untouched_value_where_lift_does_not(first, last, scale):
+    untouched, edited = _untouched_and_edited(first, last, scale)
+    region = np.concatenate([untouched[: int(0.85 * 2000)], edited[: int(0.15 * 2000)]])  # 15% edited
+    histogram = np.bincount(region, minlength=21)
+    by_lift = FIRST_STEP_CHOICES["lift"](histogram, last)
+    assert by_lift[untouched].mean() > 0.15  # lift's sparser wrong step
+    by_likelihood = FIRST_STEP_CHOICES["likelihood"](histogram, last)
+    assert by_likelihood[untouched].mean() == 0.0 and by_likelihood[edited].mean() > 0.4
+
+
+def test_the_likelihood_sees_no_coarser_first_step_in_a_single_or_finer_first_save():
+    for first, last in ((8, 8), (5, 8), (3, 8)):
+        untouched, _ = _untouched_and_edited(first, last, 40)
+        assert FIRST_STEP_CHOICES["likelihood"](np.bincount(untouched[:2000], minlength=21), last) is None
 
 
 def test_a_single_save_shows_no_gaps():

@@ -43,6 +43,9 @@ SCALES = np.geomspace(0.1, 40, 36)
 # Log-likelihood (nats) by which a finer first save must beat one save: at 6, photos saved once at
 # 50-95 showed one in at most 1 of 14 frequencies, double saves 85 -> 60 in 4-8.
 MIN_EVIDENCE = 6.0
+# The share of a region's coefficients the likelihood choice of a coarser first step leaves to one save:
+# an edit fills the gaps, and without it a pasted part would rule out the first save the rest shows.
+EDITED_SHARE = 0.2
 
 
 def block_dct(luma: np.ndarray, origin: tuple[int, int]) -> tuple[np.ndarray, tuple[int, int]]:
@@ -81,15 +84,21 @@ def gap_map(luma: np.ndarray, origin: tuple[int, int], table: np.ndarray) -> tup
     return _block_map(*block_dct(luma, origin), table, MIN_VALUES, _gaps)
 
 
-def history_maps(luma: np.ndarray, origin: tuple[int, int], table: np.ndarray) -> tuple[tuple, tuple]:
-    """(`gap_map`, `modulation_map`) of one region, from one DCT of its blocks."""
+def history_maps(luma: np.ndarray, origin: tuple[int, int], table: np.ndarray,
+                 first_step: str = "lift") -> tuple[tuple, tuple]:
+    """(`gap_map`, `modulation_map`) of one region, from one DCT of its blocks.
+
+    Args:
+        first_step: how the gap map chooses the coarser first step, one of FIRST_STEP_CHOICES.
+    """
     dct, offset = block_dct(luma, origin)
-    return (_block_map(dct, offset, table, MIN_VALUES, _gaps),
+    return (_block_map(dct, offset, table, MIN_VALUES, FIRST_STEP_CHOICES[first_step]),
             _block_map(dct, offset, table, MIN_PATTERN_VALUES, _single_against_double))
 
 
 def _gaps(histogram: np.ndarray, last: int) -> np.ndarray | None:
-    """1.0 for the magnitudes in the gaps of the coarser first step that best explains `histogram`."""
+    """1.0 for the magnitudes in the gaps of the coarser first step that best explains `histogram`, by
+    lift: the step whose lattice the values crowd onto the most over its share of the values."""
     best_lift, pattern = MIN_LIFT, None
     for first in range(last + 1, 3 * last + 8):
         reach = reachable(first, last)
@@ -100,6 +109,40 @@ def _gaps(histogram: np.ndarray, last: int) -> np.ndarray | None:
         if lift > best_lift:
             best_lift, pattern = lift, reach
     return None if pattern is None else (~pattern).astype(float)
+
+
+def _gaps_by_likelihood(histogram: np.ndarray, last: int) -> np.ndarray | None:
+    """`_gaps` with the first step whose double save (EDITED_SHARE of the values saved once) explains
+    `histogram` better than one save does, by the most and by at least MIN_EVIDENCE nats.
+
+    Lift prefers sparse lattices that hold the crowded small values, so on a steep histogram it can
+    pick a wrong step whose gaps hold untouched values; the likelihood weighs each value against the
+    envelope it comes from.
+    """
+    counts = histogram[1:]
+    one_save = float((single_save(last) @ counts).max())
+    best, pattern = MIN_EVIDENCE, None
+    for first in range(last + 1, 3 * last + 8):
+        reach = reachable(first, last)
+        if reach[1:].mean() > 0.9:
+            continue  # almost every value reachable: no gap to read
+        evidence = float((_double_with_edits(first, last) @ counts).max()) - one_save
+        if evidence > best:
+            best, pattern = evidence, reach
+    return None if pattern is None else (~pattern).astype(float)
+
+
+# 58 KB each, as `double_save`'s pairs: 1024 bound this cache at a further 60 MB an actor.
+@functools.lru_cache(maxsize=1024)
+def _double_with_edits(first: int, last: int) -> np.ndarray:
+    """float [envelopes, MAX_VALUE]: log p of magnitudes 1..MAX_VALUE saved at `first`, then at `last`,
+    with EDITED_SHARE of them saved once at `last` instead."""
+    # Past double_save's cache, which holds the finer first steps the modulation map reads.
+    with np.errstate(divide="ignore"):  # a coarse first step leaves some bins no mass at all
+        double = np.exp(double_save.__wrapped__(first, last))
+    out = np.log((1 - EDITED_SHARE) * double + EDITED_SHARE * np.exp(single_save(last)))
+    out.flags.writeable = False  # cached: shared by every call
+    return out
 
 
 def _block_map(dct: np.ndarray, offset: tuple[int, int], table: np.ndarray, min_values: int,
@@ -219,3 +262,7 @@ def _single_against_double(histogram: np.ndarray, last: int) -> np.ndarray | Non
         if fit[envelope] - fit_single[best_single] > best_evidence:
             best_evidence, best = fit[envelope] - fit_single[best_single], double[envelope]
     return None if best is None else np.concatenate([[0.0], single[best_single] - best])
+
+
+# How the gap map chooses a coarser first step (`history_maps`' first_step).
+FIRST_STEP_CHOICES = {"lift": _gaps, "likelihood": _gaps_by_likelihood}

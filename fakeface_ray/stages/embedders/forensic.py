@@ -24,6 +24,10 @@ just outside it), each first zone's 90th percentile and its share of blocks abov
 percentile (an edit that reaches a few blocks hardly moves a mean), the inner head's hottest 3x3
 blocks and its spread, each against the context. The JPEG history read against the head generalises
 best across generators of all v7's readings (`benchmarks/feature_probe.py`).
+v10 chooses the first save's step of the face's gap map (the `dq_` readings) by likelihood, a double
+save with some values edited against one save, instead of by lift, which on steep histograms picks a
+sparser wrong step whose gaps hold untouched values. (v9, a fix of the gap lattice, was measured and
+not taken.)
 """
 
 from __future__ import annotations
@@ -73,7 +77,7 @@ _TEMPLATE = np.array([0.31, 0.40, 0.69, 0.40, 0.50, 0.60, 0.35, 0.80, 0.65, 0.80
 class ForensicEmbedder:
     """Splice-evidence features; `.embed(faces)` on crops, `.embed_regions(...)` on native pixels."""
 
-    name = "forensic-v8"
+    name = "forensic-v10"
     dims = len(FEATURE_NAMES) + 1  # + a constant that keeps the magnitude through L2 normalisation
 
     def embed(self, faces: np.ndarray, margin: float = 0.2) -> np.ndarray:
@@ -322,7 +326,9 @@ def _double_jpeg_features(luma: np.ndarray, keypoints: np.ndarray, origin: tuple
     """DQ_FEATURES: each double-JPEG map read on the face (zeros where nothing shows)."""
     if origin is None or table is None or min(luma.shape) < 64:
         return np.zeros(len(DQ_FEATURES), dtype=np.float32)
-    maps = double_jpeg.history_maps(luma, origin, table)
+    # The face's gap map takes its first step by likelihood; the zones keep lift's, as the likelihood lost
+    # on pasted parts there (docs/detection.md, forensic-v10).
+    maps = double_jpeg.history_maps(luma, origin, table, first_step="likelihood")
     score, _, offset = maps[0]
     areas = _block_areas(score.shape, offset, keypoints)  # both maps share the region's block grid
     return np.concatenate([_map_features(score, used, areas) for score, used, _ in maps])
