@@ -9,7 +9,7 @@
 - `part_outlier`: each reading's largest distance from the median of the four parts.
 - `noise_zones`: forensic-v8's zone readings (each zone against the head's context) of two more
   per-block maps, the noise residual and the error level of each 8x8 block on the file's grid.
-- `~dc` (replaces columns in place, so each run stays paired with forensic-v8's): the gap map's
+- `~dc` (replaces columns in place, so each run stays paired with the base embedder's): the gap map's
   readings (`dq` and `zones` groups, the modulation map's unchanged) with each 8x8 block's DC
   coefficient read for double-quantisation gaps too. The AC coefficients of smooth skin quantise to
   zero and say nothing; every block has a DC value, so a small paste on smooth skin shows there.
@@ -18,10 +18,6 @@
   half-way between two last steps reaches both (decoding noise decides), where
   `double_jpeg.reachable` counts the even one only. Put through the hidden check's protocol as
   forensic-v9, it lost on `paste` and was not taken (`results/threshold_rule_forensic_v9.json`).
-- `~fitted_gaps`: the same columns with the gap map's coarser first step chosen by likelihood (a double
-  save with a share of edited coefficients against one save, as the modulation map chooses a finer one)
-  instead of by lift, which on steep histograms picks a sparser wrong step whose gaps hold untouched values.
-  Screened, not taken: across generators +0.007, `paste` -0.005 (`results/feature_probe_fitted_gaps.json`).
 - `magnitude`: every reading as the magnitude of its robust z-score against the training reals, so
   a generator that moves a reading the other way from the one trained on still reads as far.
 
@@ -37,23 +33,25 @@ two models' p_fake, each a sigmoid of its out-of-fold decision values, as a run'
 
 forensic-v8's further zone readings were screened here against forensic-v7 (commit 50649cf,
 `results/feature_probe_zones.json`), then moved into the embedder.
+The gap map's first step chosen by likelihood (`~fitted_gaps`, and `~fitted_gaps_dq` / `_zones` for one
+group's columns) was screened here against forensic-v8 (commits 54a2137 and 960c3c8,
+`results/feature_probe_fitted_gaps{,_groups}.json`); its face (`dq`) half moved into forensic-v10.
 
 A screen, not the hidden check's protocol: one fixed classifier (the trees with leaves of 2, no
 grid search) and ROC AUC, so it needs no threshold. The splits are the protocol's (`split`, half of
 each corpus by the seed) and `quality.py`'s across generators (half of a set's source photos).
 The part, noise-zone and DC readings (for those candidates only) are read on the face region the
 extract stage cuts (the face box grown by half its side on each side), from the corpus files
-`quality.py` extracted with today's forensic embedder (`runs/q8_*`), and cached under `--cache`.
+`quality.py` extracted with today's forensic embedder (`runs/q10_*`), and cached under `--cache`.
 
     .venv/bin/python benchmarks/feature_probe.py \\
-        --sets published:runs/q8_published,shipped:runs/q8_shipped [--seeds 0,1,2,3,4,5] \\
+        --sets published:runs/q10_published,shipped:runs/q10_shipped [--seeds 0,1,2,3,4,5] \\
         [--json benchmarks/results/feature_probe.json]
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
 import platform
@@ -147,11 +145,12 @@ def dc_gaps(dct: np.ndarray, last: int) -> np.ndarray | None:
 
 
 def history_maps_with_dc(luma: np.ndarray, origin: tuple[int, int], table: np.ndarray,
-                         half: bool = False) -> tuple[tuple, tuple]:
+                         half: bool = False, first_step: str = "lift") -> tuple[tuple, tuple]:
     """`double_jpeg.history_maps`, with each block's DC value in the gap map: one more coefficient, or
     (`half`) half of a block's value, the AC coefficients' share the other half."""
     dct, offset = double_jpeg.block_dct(luma, origin)
-    total, informative, used = double_jpeg.block_sums(dct, table, double_jpeg.MIN_VALUES, double_jpeg._gaps)
+    total, informative, used = double_jpeg.block_sums(dct, table, double_jpeg.MIN_VALUES,
+                                                      double_jpeg.FIRST_STEP_CHOICES[first_step])
     dc = dc_gaps(dct, int(table[0, 0]))
     if dc is not None and half:
         ac = np.divide(total, informative, out=np.zeros_like(total), where=informative > 0)
@@ -174,49 +173,14 @@ def reachable_both_ways(first: int, last: int) -> np.ndarray:
     return out
 
 
-# The share of a region's coefficients `fitted_gaps` leaves to one save: an edit fills the gaps, and
-# without it a pasted part would rule out the first save that the rest of the region shows.
-EDITED_SHARE = 0.2
-
-
-@functools.lru_cache(maxsize=2048)
-def _double_with_edits(first: int, last: int) -> np.ndarray:
-    """float [envelopes, MAX_VALUE]: log p of magnitudes 1..MAX_VALUE after saves at `first`, then `last`,
-    with EDITED_SHARE of them saved once at `last` instead."""
-    with np.errstate(divide="ignore"):  # a coarse first step leaves some bins no mass at all
-        double = np.exp(double_jpeg.double_save(first, last))
-    out = np.log((1 - EDITED_SHARE) * double + EDITED_SHARE * np.exp(double_jpeg.single_save(last)))
-    out.flags.writeable = False  # cached: shared by every call
-    return out
-
-
-def fitted_gaps(histogram: np.ndarray, last: int) -> np.ndarray | None:
-    """`double_jpeg._gaps` with the coarser first step chosen by likelihood, not lift: the step whose double
-    save (with edits) beats one save by the most, by at least MIN_EVIDENCE nats.
-
-    Lift (the share of values on a step's lattice over its cover) favours sparse lattices that hold the
-    crowded small values, so on steep histograms it picks a wrong step whose gaps hold untouched values.
-    """
-    counts = histogram[1:]
-    one_save = float((double_jpeg.single_save(last) @ counts).max())
-    best, chosen = double_jpeg.MIN_EVIDENCE, None
-    for first in range(last + 1, 3 * last + 8):
-        reach = double_jpeg.reachable(first, last)
-        if reach[1:].mean() > 0.9:
-            continue  # almost every value reachable: no gap to read
-        evidence = float((_double_with_edits(first, last) @ counts).max()) - one_save
-        if evidence > best:
-            best, chosen = evidence, reach
-    return None if chosen is None else (~chosen).astype(float)
-
-
 # The groups the JPEG-history candidates recompute (the gap and modulation maps' readings).
 HISTORY_GROUPS = ("dq", "zones")
 
 
 def history_readings(face: faces.Region, table: np.ndarray | None, **replaced) -> np.ndarray:
     """The forensic embedder's `dq` and `zones` columns with `double_jpeg`'s functions named in `replaced` swapped
-    for the call (the embedder reads them through the module)."""
+    for the call (the embedder reads them through the module; the gap choices themselves it takes from
+    `double_jpeg.FIRST_STEP_CHOICES`, so a candidate replaces those there, not by name)."""
     originals = {name: getattr(double_jpeg, name) for name in replaced}
     for name, function in replaced.items():
         setattr(double_jpeg, name, function)
@@ -230,24 +194,20 @@ def history_readings(face: faces.Region, table: np.ndarray | None, **replaced) -
 
 def dc_history_readings(face: faces.Region, table: np.ndarray | None, half: bool = False) -> np.ndarray:
     """The forensic embedder's `dq` and `zones` columns with the DC values read for gaps too."""
-    return history_readings(face, table, history_maps=lambda luma, origin, table:
-                            history_maps_with_dc(luma, origin, table, half))
+    return history_readings(face, table, history_maps=lambda luma, origin, table, first_step="lift":
+                            history_maps_with_dc(luma, origin, table, half, first_step))
 
 
 # Readings of the face region (twice the face box) that the candidates need, cached per corpus.
 REGION_READINGS = {"parts": part_readings, "noise_zones": noise_zone_readings, "dc_history": dc_history_readings,
                    "dc_half_history": lambda face, table: dc_history_readings(face, table, half=True),
                    "halfway_history": lambda face, table: history_readings(face, table,
-                                                                           reachable=reachable_both_ways),
-                   "fitted_gaps_history": lambda face, table: history_readings(face, table, _gaps=fitted_gaps)}
+                                                                           reachable=reachable_both_ways)}
 CANDIDATE_READINGS = {"eye_asymmetry": "parts", "part_outlier": "parts", "noise_zones": "noise_zones",
-                      "dc": "dc_history", "dc_half": "dc_half_history", "halfway": "halfway_history",
-                      "fitted_gaps": "fitted_gaps_history", "fitted_gaps_dq": "fitted_gaps_history",
-                      "fitted_gaps_zones": "fitted_gaps_history"}
+                      "dc": "dc_history", "dc_half": "dc_half_history", "halfway": "halfway_history"}
 # `~name` candidates: their readings replace these groups' columns in place (a history reading holds
 # HISTORY_GROUPS' columns; a candidate naming fewer groups takes those columns of it).
-REPLACED_GROUPS = {"dc": HISTORY_GROUPS, "dc_half": HISTORY_GROUPS, "halfway": HISTORY_GROUPS,
-                   "fitted_gaps": HISTORY_GROUPS, "fitted_gaps_dq": ("dq",), "fitted_gaps_zones": ("zones",)}
+REPLACED_GROUPS = {"dc": HISTORY_GROUPS, "dc_half": HISTORY_GROUPS, "halfway": HISTORY_GROUPS}
 
 
 def cached_readings(work: Path, generator: str, cache: Path, kind: str) -> dict[str, np.ndarray]:
