@@ -17,7 +17,8 @@
 - `~halfway`: the same columns with the AC gaps' lattice fixed, without the DC: a first-step multiple
   half-way between two last steps reaches both (decoding noise decides), where
   `double_jpeg.reachable` counts the even one only. Put through the hidden check's protocol as
-  forensic-v9, it lost on `paste` and was not taken (`results/threshold_rule_forensic_v9.json`).
+  forensic-v9 on forensic-v8, it lost on `paste` and was not taken (`results/threshold_rule_forensic_v9.json`);
+  on forensic-v10 it is screened again (`results/feature_probe_v10_halfway.json`).
 - `magnitude`: every reading as the magnitude of its robust z-score against the training reals, so
   a generator that moves a reading the other way from the one trained on still reads as far.
 
