@@ -99,16 +99,8 @@ def history_maps(luma: np.ndarray, origin: tuple[int, int], table: np.ndarray,
 def _gaps(histogram: np.ndarray, last: int) -> np.ndarray | None:
     """1.0 for the magnitudes in the gaps of the coarser first step that best explains `histogram`, by
     lift: the step whose lattice the values crowd onto the most over its share of the values."""
-    best_lift, pattern = MIN_LIFT, None
-    for first in range(last + 1, 3 * last + 8):
-        reach = reachable(first, last)
-        cover = reach[1:].mean()
-        if cover > 0.9:
-            continue  # almost every value reachable: no gap to read
-        lift = histogram[reach].sum() / histogram.sum() / cover
-        if lift > best_lift:
-            best_lift, pattern = lift, reach
-    return None if pattern is None else (~pattern).astype(float)
+    total = histogram.sum()
+    return _best_coarser_step(last, MIN_LIFT, lambda first, reach: histogram[reach].sum() / total / reach[1:].mean())
 
 
 def _gaps_by_likelihood(histogram: np.ndarray, last: int) -> np.ndarray | None:
@@ -121,14 +113,21 @@ def _gaps_by_likelihood(histogram: np.ndarray, last: int) -> np.ndarray | None:
     """
     counts = histogram[1:]
     one_save = float((single_save(last) @ counts).max())
-    best, pattern = MIN_EVIDENCE, None
+    return _best_coarser_step(last, MIN_EVIDENCE,
+                              lambda first, reach: float((_double_with_edits(first, last) @ counts).max()) - one_save)
+
+
+def _best_coarser_step(last: int, floor: float, score) -> np.ndarray | None:
+    """1.0 for the magnitudes in the gaps of the coarser first step with the highest `score(first, reach)`
+    above `floor`, or None; steps whose lattice reaches almost every value have no gap to read."""
+    best, pattern = floor, None
     for first in range(last + 1, 3 * last + 8):
         reach = reachable(first, last)
         if reach[1:].mean() > 0.9:
-            continue  # almost every value reachable: no gap to read
-        evidence = float((_double_with_edits(first, last) @ counts).max()) - one_save
-        if evidence > best:
-            best, pattern = evidence, reach
+            continue
+        value = score(first, reach)
+        if value > best:
+            best, pattern = value, reach
     return None if pattern is None else (~pattern).astype(float)
 
 
