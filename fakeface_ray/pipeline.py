@@ -43,7 +43,7 @@ class ExtractResult:
     folder: Location  # where the rows went: `<out>/embeddings` or `<out>/predictions`
     n_inputs: int
     counts_by_status: dict[str, int]
-    embedder: str  # as recorded in the rows, e.g. `forensic-v10`
+    embedder: str  # as recorded in the rows, e.g. `forensic-v11`
     embedder_reason: str
     plan: Plan | None  # None when a resume found nothing to do and started no Ray
     weights: dict | None  # FaceNet weight file: path, layout, dims, parameters, sha256

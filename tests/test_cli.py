@@ -82,7 +82,7 @@ def test_too_many_errors_fail_after_writing(tmp_path, monkeypatch):
     _labelled(tmp_path / "in")
     pool = PoolPlan(1, 1, 1.0, 0.0, 8)
     canned = ExtractResult(tmp_path / "out" / "embeddings", 4, {"ok": 2, "decode_error": 1, "no_face": 1},
-                           "forensic-v10", "requested", Plan(0.25, pool, pool), None, {})
+                           "forensic-v11", "requested", Plan(0.25, pool, pool), None, {})
     monkeypatch.setattr(runs, "extract_embeddings", lambda *args, **kwargs: canned)
     args = ["extract", "--infile", str(tmp_path / "in"), "--out", str(tmp_path / "out")]
     result = CliRunner().invoke(cli, args + ["--max-error-fraction", "0.2"])

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from fakeface_ray.stages.embedders.double_jpeg import (FIRST_STEP_CHOICES, SCALES, SHAPES, block_dct, double_save,
-                                                      gap_map, modulation_map, single_save)
+                                                      gap_map, modulation_map, reachable, single_save)
 from fakeface_ray.stages.embedders.forensic import DQ_FEATURES, FEATURE_NAMES, ZONE_FEATURES, ForensicEmbedder, region_features
 from fakeface_ray.stages.imaging import decode_image
 
@@ -68,8 +68,7 @@ def _untouched_and_edited(first: int, last: int, scale: float, seed: int = 0) ->
     return tuple(v[(v > 0) & (v <= 20)].astype(int) for v in (untouched, edited))
 
 
-# Steep envelopes, and ratios with no multiple half-way between two last steps (there, the lattice
-# itself marks half of those values as gaps, whichever way the step is chosen).
+# Steep envelopes, where lift prefers a sparser lattice than the true one.
 @pytest.mark.parametrize("first, last, scale", [(16, 10, 15), (20, 12, 15)])
 def test_the_likelihood_picks_a_first_step_whose_gaps_hold_no_untouched_value_where_lift_does_not(first, last, scale):
     untouched, edited = _untouched_and_edited(first, last, scale)
@@ -79,6 +78,23 @@ def test_the_likelihood_picks_a_first_step_whose_gaps_hold_no_untouched_value_wh
     assert by_lift[untouched].mean() > 0.15  # lift's sparser wrong step
     by_likelihood = FIRST_STEP_CHOICES["likelihood"](histogram, last)
     assert by_likelihood[untouched].mean() == 0.0 and by_likelihood[edited].mean() > 0.4
+
+
+def test_a_first_step_half_way_between_last_steps_reaches_both_and_other_ratios_keep_their_gaps():
+    # 12 / 8: the multiples 1.5, 4.5, 7.5 ... land half-way, and decoding noise sends them either way.
+    assert reachable(12, 8).all()
+    # 16 / 10: 0, 1.6, 3.2, 4.8, 6.4, 8, 9.6 ... round to 0, 2, 3, 5, 6, 8, 10: 1, 4, 7 and 9 stay gaps.
+    assert np.flatnonzero(~reachable(16, 10))[:4].tolist() == [1, 4, 7, 9]
+
+
+# The likelihood picks these true steps, whose lattice np.round gave false gaps (lift, which the zones
+# keep, picks a sparser wrong step on 12/8 and 6/4 either way).
+@pytest.mark.parametrize("first, last", [(12, 8), (15, 6), (6, 4)])
+def test_the_likelihoods_gaps_of_a_half_way_step_pair_hold_no_untouched_value(first, last):
+    untouched, edited = _untouched_and_edited(first, last, 40)
+    region = np.concatenate([untouched[:1700], edited[:300]])
+    gaps = FIRST_STEP_CHOICES["likelihood"](np.bincount(region, minlength=21), last)
+    assert gaps is None or gaps[untouched].mean() == 0.0
 
 
 def test_the_likelihood_sees_no_coarser_first_step_in_a_single_or_finer_first_save():

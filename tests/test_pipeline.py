@@ -57,10 +57,10 @@ def test_run_writes_one_row_per_input_and_the_report(corpus, finished):
     assert set(metrics["per_class"]) == {"real", "fake"}
     assert metrics["confusion_matrix"]["labels"] == ["real", "fake"]
     assert sum(metrics["counts_by_status"].values()) == n_inputs
-    assert metrics["embedder"] == "forensic-v10"
+    assert metrics["embedder"] == "forensic-v11"
 
     run = json.loads((tmp_path / "run" / "run.json").read_text())
-    assert run["embedder"] == "forensic-v10" and "auto" in run["embedder_reason"]
+    assert run["embedder"] == "forensic-v11" and "auto" in run["embedder_reason"]
     assert {"extract_embed_write_s", "train_s", "report_s", "total_s"} <= set(run["timings"])
     assert run["config"]["infile"] == str(corpus)
     for name in ("classification_report.txt", "model/classifier.joblib", "model/metadata.json",
@@ -143,7 +143,7 @@ def test_predict_scores_every_input_with_the_trained_model(corpus, finished, tmp
     write_weight_file(weights, model_weights(build_inception_resnet_v1(128)), "keras2-weights")
     other = load_config(overrides=["embed.embedder=facenet", f"embed.weights={weights}"],
                         infile=str(corpus), out=str(tmp_path / "pred2"))
-    with pytest.raises(TrainError, match="trained on forensic-v10 \\(68 dims\\) but this run embeds with facenet-128"):
+    with pytest.raises(TrainError, match="trained on forensic-v11 \\(68 dims\\) but this run embeds with facenet-128"):
         run_predict(other, str(run_dir / "run" / "model"))
     assert not (tmp_path / "pred2").exists()
 
@@ -234,7 +234,7 @@ def test_splice_networks_are_cross_fitted_on_the_training_side_reused_and_read_b
     config = load_config(overrides=overrides, out=str(tmp_path / "spliced"))
     trained = run_train(config, str(run_dir / "run" / "embeddings"))
     summary = trained.record.train["splice"]
-    assert trained.metrics["embedder"] == "forensic-v10+splice-v1" and summary["networks"] == 2
+    assert trained.metrics["embedder"] == "forensic-v11+splice-v1" and summary["networks"] == 2
     assert not summary["reused"] and [len(h) for h in summary["histories"]] == [1, 1]
     model = tmp_path / "spliced" / "model"
     seen = [set(json.loads((model / "splice" / name / "splice.json").read_text())["image_ids"])
@@ -256,7 +256,7 @@ def test_splice_networks_are_cross_fitted_on_the_training_side_reused_and_read_b
 
     predicted = load_config(infile=str(corpus), out=str(tmp_path / "pred"))
     result = run_predict(predicted, str(model))
-    assert result["embedder"] == "forensic-v10+splice-v1"
+    assert result["embedder"] == "forensic-v11+splice-v1"
     rows = {r["image_id"]: r for r in pads.dataset(str(tmp_path / "pred" / "predictions"), format="parquet")
             .to_table().to_pylist()}
     # Test rows were scored by the mean of the networks in training; predict does the same.
@@ -272,7 +272,7 @@ def test_too_few_training_reals_for_the_splice_network_fall_back_with_the_reason
                          out=str(tmp_path / "fallback"))
     trained = run_train(config, str(run_dir / "run" / "embeddings"))
     splice = trained.record.train["splice"]
-    assert splice["fallback"] == trained.metrics["embedder"] == "forensic-v10"
+    assert splice["fallback"] == trained.metrics["embedder"] == "forensic-v11"
     assert "usable training reals, fewer than splice.min_reals=500" in splice["reason"]
     assert json.loads((tmp_path / "fallback" / "run.json").read_text())["splice"] == splice
     assert "Not used: " in (tmp_path / "fallback" / "report.html").read_text()

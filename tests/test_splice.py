@@ -135,7 +135,7 @@ def _rows(tmp_path, reals):
         data = Path(item.uri).read_bytes()
         rows.append({"image_id": item.image_id, "uri": item.uri, "label": "real",
                      "sha256": hashlib.sha256(data).hexdigest(), "status": "ok", "n_faces": 1,
-                     "face_box": [100, 100, 200, 250], "keypoints": list(KEYPOINTS), "embedder": "forensic-v10",
+                     "face_box": [100, 100, 200, 250], "keypoints": list(KEYPOINTS), "embedder": "forensic-v11",
                      "embedding": [float(k)] * 3})
     rows[2]["sha256"] = "0" * 64  # the file changed since its row was made
     rows.append({**rows[0], "image_id": "gone", "uri": str(tmp_path / "gone.jpg")})
@@ -158,7 +158,7 @@ def test_splice_scores_come_from_the_unseen_network_or_the_mean_and_bad_files_be
     assert by_id["r2"]["status"] == "read_error" and "changed since its row was made" in by_id["r2"]["error"]
     assert by_id["gone"]["status"] == "read_error" and by_id["gone"]["embedding"] is None
     assert by_id["no face"]["status"] == "no_face" and by_id["no face"]["embedding"] is None
-    assert {r["embedder"] for r in out} == {"forensic-v10+splice-v1"}
+    assert {r["embedder"] for r in out} == {"forensic-v11+splice-v1"}
     assert (nets[0].seen, nets[1].seen) == (2, 2)  # r1 and r3; r0 and r3
 
     alone = SpliceFeatures(SpliceNetworks((b"",), "alone", 10**8), embedders=[_Constant(5.0)])(

@@ -67,7 +67,7 @@ class ClassifierArtifact:
     model: Pipeline  # scaler + classifier; `decision_function` is larger for `fake`
     calibration: Sigmoid  # fitted on the model's out-of-fold decision values, for p_fake
     threshold: float  # call `fake` when the decision value is >= this (chosen on CV folds)
-    embedder: str  # the embeddings it reads, e.g. `forensic-v10`
+    embedder: str  # the embeddings it reads, e.g. `forensic-v11`
     dims: int
     version: int = ARTIFACT_VERSION
 

@@ -69,7 +69,7 @@ def describe_weights(path: str) -> dict:
 
 
 def embedder_identity(config: EmbedConfig) -> tuple[str, int]:
-    """The name and size the configured embedder writes (`forensic-v10`, 68; `facenet-128`, 128)."""
+    """The name and size the configured embedder writes (`forensic-v11`, 68; `facenet-128`, 128)."""
     from .forensic import ForensicEmbedder
 
     embedder, _ = resolve_embedder(config.embedder, config.weights)

@@ -63,8 +63,13 @@ def block_dct(luma: np.ndarray, origin: tuple[int, int]) -> tuple[np.ndarray, tu
 
 @functools.lru_cache(maxsize=4096)
 def reachable(first: int, last: int) -> np.ndarray:
-    """bool [MAX_VALUE + 1]: which quantised magnitudes a first step `first` lets a last step reach."""
-    values = np.round(np.arange(0, 4 * MAX_VALUE) * first / last).astype(int)
+    """bool [MAX_VALUE + 1]: which quantised magnitudes a first step `first` lets a last step reach.
+
+    A multiple of `first` exactly half-way between two last steps reaches both: decoding noise decides
+    which (np.round would keep only the even one, and untouched values would land in false gaps).
+    """
+    scaled = np.arange(0, 4 * MAX_VALUE) * first / last
+    values = np.concatenate([np.floor(scaled + 0.5), np.ceil(scaled - 0.5)]).astype(int)
     out = np.zeros(MAX_VALUE + 1, dtype=bool)
     out[values[values <= MAX_VALUE]] = True
     out.flags.writeable = False  # cached: shared by every call

@@ -28,6 +28,9 @@ v10 chooses the first save's step of the face's gap map (the `dq_` readings) by 
 save with some values edited against one save, instead of by lift, which on steep histograms picks a
 sparser wrong step whose gaps hold untouched values. (v9, a fix of the gap lattice, was measured and
 not taken.)
+v11 takes that fix on top of v10 (`double_jpeg.reachable`): a first-step multiple half-way between two
+last steps reaches both, where v2-v10 kept only the even one and read about a quarter of untouched
+values as gaps for step pairs such as 12/8, which the likelihood choice now picks.
 """
 
 from __future__ import annotations
@@ -77,7 +80,7 @@ _TEMPLATE = np.array([0.31, 0.40, 0.69, 0.40, 0.50, 0.60, 0.35, 0.80, 0.65, 0.80
 class ForensicEmbedder:
     """Splice-evidence features; `.embed(faces)` on crops, `.embed_regions(...)` on native pixels."""
 
-    name = "forensic-v10"
+    name = "forensic-v11"
     dims = len(FEATURE_NAMES) + 1  # + a constant that keeps the magnitude through L2 normalisation
 
     def embed(self, faces: np.ndarray, margin: float = 0.2) -> np.ndarray:
