@@ -14,11 +14,8 @@
   coefficient read for double-quantisation gaps too. The AC coefficients of smooth skin quantise to
   zero and say nothing; every block has a DC value, so a small paste on smooth skin shows there.
   `~dc_half` weighs the DC as half of each block's value instead of one coefficient among its AC ones.
-- `~halfway`: the same columns with the AC gaps' lattice fixed, without the DC: a first-step multiple
-  half-way between two last steps reaches both (decoding noise decides), where
-  `double_jpeg.reachable` counts the even one only. Put through the hidden check's protocol as
-  forensic-v9 on forensic-v8, it lost on `paste` and was not taken (`results/threshold_rule_forensic_v9.json`);
-  on forensic-v10 it is screened again (`results/feature_probe_v10_halfway.json`).
+- `~likelihood_zones`: the zones' gap map takes its first step by likelihood too (forensic-v10 took it for
+  the face's only: on v8's lattice, the zones' version lost on `paste`).
 - `magnitude`: every reading as the magnitude of its robust z-score against the training reals, so
   a generator that moves a reading the other way from the one trained on still reads as far.
 
@@ -37,16 +34,19 @@ forensic-v8's further zone readings were screened here against forensic-v7 (comm
 The gap map's first step chosen by likelihood (`~fitted_gaps`, and `~fitted_gaps_dq` / `_zones` for one
 group's columns) was screened here against forensic-v8 (commits 54a2137 and 960c3c8,
 `results/feature_probe_fitted_gaps{,_groups}.json`); its face (`dq`) half moved into forensic-v10.
+The gap lattice's half-way fix (`~halfway`: a first-step multiple half-way between two last steps reaches
+both) was screened here on forensic-v8 and on forensic-v10 (`results/feature_probe_v10_halfway.json`);
+on v8 it lost on `paste` in the protocol (forensic-v9), on v10 it lost nowhere and is forensic-v11.
 
 A screen, not the hidden check's protocol: one fixed classifier (the trees with leaves of 2, no
 grid search) and ROC AUC, so it needs no threshold. The splits are the protocol's (`split`, half of
 each corpus by the seed) and `quality.py`'s across generators (half of a set's source photos).
 The part, noise-zone and DC readings (for those candidates only) are read on the face region the
 extract stage cuts (the face box grown by half its side on each side), from the corpus files
-`quality.py` extracted with today's forensic embedder (`runs/q10_*`), and cached under `--cache`.
+`quality.py` extracted with today's forensic embedder (`runs/q11_*`), and cached under `--cache`.
 
     .venv/bin/python benchmarks/feature_probe.py \\
-        --sets published:runs/q10_published,shipped:runs/q10_shipped [--seeds 0,1,2,3,4,5] \\
+        --sets published:runs/q11_published,shipped:runs/q11_shipped [--seeds 0,1,2,3,4,5] \\
         [--json benchmarks/results/feature_probe.json]
 """
 
@@ -122,7 +122,8 @@ def dc_gaps(dct: np.ndarray, last: int) -> np.ndarray | None:
 
     As screened (feature_probe_dc*.json): a multiple of the first step that falls half-way between two
     last steps is counted as reaching the even one only (numpy rounds half to even), though decoding
-    noise sends it to either; `double_jpeg.reachable` does the same for the AC coefficients.
+    noise sends it to either; `double_jpeg.reachable` did the same for the AC coefficients before
+    forensic-v11.
     """
     if dct.shape[0] * dct.shape[1] < double_jpeg.MIN_VALUES or last < 2:
         return None
@@ -165,15 +166,6 @@ def history_maps_with_dc(luma: np.ndarray, origin: tuple[int, int], table: np.nd
     return (gaps, used, offset), modulation
 
 
-def reachable_both_ways(first: int, last: int) -> np.ndarray:
-    """`double_jpeg.reachable`, with a multiple half-way between two last steps reaching both."""
-    scaled = np.arange(0, 4 * double_jpeg.MAX_VALUE) * first / last
-    values = np.concatenate([np.floor(scaled + 0.5), np.ceil(scaled - 0.5)]).astype(int)
-    out = np.zeros(double_jpeg.MAX_VALUE + 1, dtype=bool)
-    out[values[values <= double_jpeg.MAX_VALUE]] = True
-    return out
-
-
 # The groups the JPEG-history candidates recompute (the gap and modulation maps' readings).
 HISTORY_GROUPS = ("dq", "zones")
 
@@ -199,16 +191,26 @@ def dc_history_readings(face: faces.Region, table: np.ndarray | None, half: bool
                             history_maps_with_dc(luma, origin, table, half, first_step))
 
 
+HISTORY_MAPS = double_jpeg.history_maps  # the library's, for candidates that wrap it
+
+
+def likelihood_zones_readings(face: faces.Region, table: np.ndarray | None) -> np.ndarray:
+    """The forensic embedder's `dq` and `zones` columns with the zones' gap map also taking its first step
+    by likelihood (the face's already does)."""
+    return history_readings(face, table, history_maps=lambda luma, origin, table, first_step="lift":
+                            HISTORY_MAPS(luma, origin, table, "likelihood"))
+
+
 # Readings of the face region (twice the face box) that the candidates need, cached per corpus.
 REGION_READINGS = {"parts": part_readings, "noise_zones": noise_zone_readings, "dc_history": dc_history_readings,
                    "dc_half_history": lambda face, table: dc_history_readings(face, table, half=True),
-                   "halfway_history": lambda face, table: history_readings(face, table,
-                                                                           reachable=reachable_both_ways)}
+                   "likelihood_zones_history": likelihood_zones_readings}
 CANDIDATE_READINGS = {"eye_asymmetry": "parts", "part_outlier": "parts", "noise_zones": "noise_zones",
-                      "dc": "dc_history", "dc_half": "dc_half_history", "halfway": "halfway_history"}
+                      "dc": "dc_history", "dc_half": "dc_half_history",
+                      "likelihood_zones": "likelihood_zones_history"}
 # `~name` candidates: their readings replace these groups' columns in place (a history reading holds
 # HISTORY_GROUPS' columns; a candidate naming fewer groups takes those columns of it).
-REPLACED_GROUPS = {"dc": HISTORY_GROUPS, "dc_half": HISTORY_GROUPS, "halfway": HISTORY_GROUPS}
+REPLACED_GROUPS = {"dc": HISTORY_GROUPS, "dc_half": HISTORY_GROUPS, "likelihood_zones": ("zones",)}
 
 
 def cached_readings(work: Path, generator: str, cache: Path, kind: str) -> dict[str, np.ndarray]:
