@@ -15,7 +15,8 @@
   zero and say nothing; every block has a DC value, so a small paste on smooth skin shows there.
   `~dc_half` weighs the DC as half of each block's value instead of one coefficient among its AC ones.
 - `~likelihood_zones`: the zones' gap map takes its first step by likelihood too (forensic-v10 took it for
-  the face's only: on v8's lattice, the zones' version lost on `paste`).
+  the face's only: on v8's lattice, the zones' version lost on `paste`). On forensic-v11's lattice it
+  lost on `paste` again, -0.004, and gained 0.009 across (`results/feature_probe_v11_likelihood_zones.json`).
 - `magnitude`: every reading as the magnitude of its robust z-score against the training reals, so
   a generator that moves a reading the other way from the one trained on still reads as far.
 
