@@ -330,7 +330,7 @@ def _double_jpeg_features(luma: np.ndarray, keypoints: np.ndarray, origin: tuple
     if origin is None or table is None or min(luma.shape) < 64:
         return np.zeros(len(DQ_FEATURES), dtype=np.float32)
     # The face's gap map takes its first step by likelihood; the zones keep lift's, as the likelihood lost
-    # on pasted parts there (docs/detection.md, forensic-v10).
+    # on pasted parts there (docs/detection.md, forensic-v10, and again on v11's lattice).
     maps = double_jpeg.history_maps(luma, origin, table, first_step="likelihood")
     score, _, offset = maps[0]
     areas = _block_areas(score.shape, offset, keypoints)  # both maps share the region's block grid
