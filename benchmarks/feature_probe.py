@@ -17,6 +17,9 @@
 - `~likelihood_zones`: the zones' gap map takes its first step by likelihood too (forensic-v10 took it for
   the face's only: on v8's lattice, the zones' version lost on `paste`). On forensic-v11's lattice it
   lost on `paste` again, -0.004, and gained 0.009 across (`results/feature_probe_v11_likelihood_zones.json`).
+- `~edited_modulation`: the modulation map's finer first save chosen by a double save that leaves
+  EDITED_SHARE of the values to one save, as forensic-v10 chose the coarser one; it lost on every side
+  (trained on -0.005, `paste` -0.002, across -0.002; `results/feature_probe_v11_edited_modulation.json`).
 - `magnitude`: every reading as the magnitude of its robust z-score against the training reals, so
   a generator that moves a reading the other way from the one trained on still reads as far.
 
@@ -54,6 +57,7 @@ extract stage cuts (the face box grown by half its side on each side), from the 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -202,16 +206,51 @@ def likelihood_zones_readings(face: faces.Region, table: np.ndarray | None) -> n
                             HISTORY_MAPS(luma, origin, table, "likelihood"))
 
 
+@functools.lru_cache(maxsize=1024)
+def _finer_double_with_edits(first: int, last: int) -> np.ndarray:
+    """float [envelopes, MAX_VALUE]: log p of magnitudes saved at a finer `first`, then at `last`, with
+    EDITED_SHARE of them saved once at `last` instead (`double_jpeg._double_with_edits` for finer steps)."""
+    mixed = ((1 - double_jpeg.EDITED_SHARE) * np.exp(double_jpeg.double_save(first, last))
+             + double_jpeg.EDITED_SHARE * np.exp(double_jpeg.single_save(last)))
+    return np.log(mixed)
+
+
+def single_against_edited_double(histogram: np.ndarray, last: int) -> np.ndarray | None:
+    """`double_jpeg._single_against_double` with the finer first save, and its envelope, chosen by a double
+    save that leaves EDITED_SHARE of the values to one save; each value's reading stays single against
+    the pure double save of that step and envelope."""
+    counts = histogram[1:]
+    single = double_jpeg.single_save(last)
+    fit_single = single @ counts
+    best_single = int(np.argmax(fit_single))
+    best_evidence, best = double_jpeg.MIN_EVIDENCE, None
+    for first in range(1, last):
+        fit = _finer_double_with_edits(first, last) @ counts
+        envelope = int(np.argmax(fit))
+        if fit[envelope] - fit_single[best_single] > best_evidence:
+            best_evidence, best = fit[envelope] - fit_single[best_single], double_jpeg.double_save(first, last)[envelope]
+    return None if best is None else np.concatenate([[0.0], single[best_single] - best])
+
+
+def edited_modulation_readings(face: faces.Region, table: np.ndarray | None) -> np.ndarray:
+    """The forensic embedder's `dq` and `zones` columns with the modulation map's finer first save chosen
+    as `single_against_edited_double` chooses it."""
+    return history_readings(face, table, _single_against_double=single_against_edited_double)
+
+
 # Readings of the face region (twice the face box) that the candidates need, cached per corpus.
 REGION_READINGS = {"parts": part_readings, "noise_zones": noise_zone_readings, "dc_history": dc_history_readings,
                    "dc_half_history": lambda face, table: dc_history_readings(face, table, half=True),
-                   "likelihood_zones_history": likelihood_zones_readings}
+                   "likelihood_zones_history": likelihood_zones_readings,
+                   "edited_modulation_history": edited_modulation_readings}
 CANDIDATE_READINGS = {"eye_asymmetry": "parts", "part_outlier": "parts", "noise_zones": "noise_zones",
                       "dc": "dc_history", "dc_half": "dc_half_history",
-                      "likelihood_zones": "likelihood_zones_history"}
+                      "likelihood_zones": "likelihood_zones_history",
+                      "edited_modulation": "edited_modulation_history"}
 # `~name` candidates: their readings replace these groups' columns in place (a history reading holds
 # HISTORY_GROUPS' columns; a candidate naming fewer groups takes those columns of it).
-REPLACED_GROUPS = {"dc": HISTORY_GROUPS, "dc_half": HISTORY_GROUPS, "likelihood_zones": ("zones",)}
+REPLACED_GROUPS = {"dc": HISTORY_GROUPS, "dc_half": HISTORY_GROUPS, "likelihood_zones": ("zones",),
+                   "edited_modulation": HISTORY_GROUPS}
 
 
 def cached_readings(work: Path, generator: str, cache: Path, kind: str) -> dict[str, np.ndarray]:
