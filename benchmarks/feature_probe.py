@@ -14,6 +14,9 @@
   coefficient read for double-quantisation gaps too. The AC coefficients of smooth skin quantise to
   zero and say nothing; every block has a DC value, so a small paste on smooth skin shows there.
   `~dc_half` weighs the DC as half of each block's value instead of one coefficient among its AC ones.
+  `~dc_fixed` is `~dc` with the DC lattice counting a half-way first-step multiple as reaching both
+  last steps (the flaw forensic-v11 fixed for the AC coefficients). On forensic-v11 it gained 0.001-0.003 on
+  every side, under the screens' bar (`results/feature_probe_v11_dc_fixed.json`).
 - `~likelihood_zones`: the zones' gap map takes its first step by likelihood too (forensic-v10 took it for
   the face's only: on v8's lattice, the zones' version lost on `paste`). On forensic-v11's lattice it
   lost on `paste` again, -0.004, and gained 0.009 across (`results/feature_probe_v11_likelihood_zones.json`).
@@ -120,15 +123,15 @@ def noise_zone_readings(face: faces.Region, table: np.ndarray | None) -> np.ndar
     return np.stack([forensic._zone_readings(b, zones) for b in blocks])
 
 
-def dc_gaps(dct: np.ndarray, last: int) -> np.ndarray | None:
+def dc_gaps(dct: np.ndarray, last: int, halfway: bool = False) -> np.ndarray | None:
     """Per block, 1.0 where its DC value sits in a gap of the coarser first step that best explains the
     region's DC values, else 0.0; None where no first step shows (fewer than MIN_VALUES blocks, or
     values that avoid no candidate's gaps by MIN_LIFT over chance).
 
-    As screened (feature_probe_dc*.json): a multiple of the first step that falls half-way between two
+    As screened in feature_probe_dc*.json: a multiple of the first step that falls half-way between two
     last steps is counted as reaching the even one only (numpy rounds half to even), though decoding
     noise sends it to either; `double_jpeg.reachable` did the same for the AC coefficients before
-    forensic-v11.
+    forensic-v11. `halfway` counts it as reaching both, as `reachable` does since.
     """
     if dct.shape[0] * dct.shape[1] < double_jpeg.MIN_VALUES or last < 2:
         return None
@@ -138,7 +141,9 @@ def dc_gaps(dct: np.ndarray, last: int) -> np.ndarray | None:
     best_margin, best = 0.0, None
     for first in range(last + 1, 3 * last + 8):
         multiples = np.arange(low * last // first - 1, high * last // first + 2)
-        landed = np.round(multiples * first / last).astype(int) - low
+        scaled = multiples * first / last
+        landed = (np.concatenate([np.floor(scaled + 0.5), np.ceil(scaled - 0.5)]) if halfway
+                  else np.round(scaled)).astype(int) - low
         reach = np.zeros(high - low + 1, dtype=bool)
         reach[landed[(landed >= 0) & (landed <= high - low)]] = True
         cover, hits = reach.mean(), counts[reach].sum() / counts.sum()
@@ -152,13 +157,13 @@ def dc_gaps(dct: np.ndarray, last: int) -> np.ndarray | None:
 
 
 def history_maps_with_dc(luma: np.ndarray, origin: tuple[int, int], table: np.ndarray,
-                         half: bool = False, first_step: str = "lift") -> tuple[tuple, tuple]:
+                         half: bool = False, first_step: str = "lift", halfway: bool = False) -> tuple[tuple, tuple]:
     """`double_jpeg.history_maps`, with each block's DC value in the gap map: one more coefficient, or
-    (`half`) half of a block's value, the AC coefficients' share the other half."""
+    (`half`) half of a block's value, the AC coefficients' share the other half; `halfway` as `dc_gaps`."""
     dct, offset = double_jpeg.block_dct(luma, origin)
     total, informative, used = double_jpeg.block_sums(dct, table, double_jpeg.MIN_VALUES,
                                                       double_jpeg.FIRST_STEP_CHOICES[first_step])
-    dc = dc_gaps(dct, int(table[0, 0]))
+    dc = dc_gaps(dct, int(table[0, 0]), halfway)
     if dc is not None and half:
         ac = np.divide(total, informative, out=np.zeros_like(total), where=informative > 0)
         total, informative, used = np.where(informative > 0, (ac + dc) / 2, dc), np.ones_like(total), used + 1
@@ -190,10 +195,11 @@ def history_readings(face: faces.Region, table: np.ndarray | None, **replaced) -
     return features[[i for group in HISTORY_GROUPS for i in group_columns(group)]]
 
 
-def dc_history_readings(face: faces.Region, table: np.ndarray | None, half: bool = False) -> np.ndarray:
+def dc_history_readings(face: faces.Region, table: np.ndarray | None, half: bool = False,
+                        halfway: bool = False) -> np.ndarray:
     """The forensic embedder's `dq` and `zones` columns with the DC values read for gaps too."""
     return history_readings(face, table, history_maps=lambda luma, origin, table, first_step="lift":
-                            history_maps_with_dc(luma, origin, table, half, first_step))
+                            history_maps_with_dc(luma, origin, table, half, first_step, halfway))
 
 
 HISTORY_MAPS = double_jpeg.history_maps  # the library's, for candidates that wrap it
@@ -241,15 +247,17 @@ def edited_modulation_readings(face: faces.Region, table: np.ndarray | None) -> 
 # Readings of the face region (twice the face box) that the candidates need, cached per corpus.
 REGION_READINGS = {"parts": part_readings, "noise_zones": noise_zone_readings, "dc_history": dc_history_readings,
                    "dc_half_history": lambda face, table: dc_history_readings(face, table, half=True),
+                   "dc_fixed_history": lambda face, table: dc_history_readings(face, table, halfway=True),
                    "likelihood_zones_history": likelihood_zones_readings,
                    "edited_modulation_history": edited_modulation_readings}
 CANDIDATE_READINGS = {"eye_asymmetry": "parts", "part_outlier": "parts", "noise_zones": "noise_zones",
-                      "dc": "dc_history", "dc_half": "dc_half_history",
+                      "dc": "dc_history", "dc_half": "dc_half_history", "dc_fixed": "dc_fixed_history",
                       "likelihood_zones": "likelihood_zones_history",
                       "edited_modulation": "edited_modulation_history"}
 # `~name` candidates: their readings replace these groups' columns in place (a history reading holds
 # HISTORY_GROUPS' columns; a candidate naming fewer groups takes those columns of it).
-REPLACED_GROUPS = {"dc": HISTORY_GROUPS, "dc_half": HISTORY_GROUPS, "likelihood_zones": ("zones",),
+REPLACED_GROUPS = {"dc": HISTORY_GROUPS, "dc_half": HISTORY_GROUPS, "dc_fixed": HISTORY_GROUPS,
+                   "likelihood_zones": ("zones",),
                    "edited_modulation": HISTORY_GROUPS}
 
 
