@@ -1,7 +1,7 @@
 """How closely decoded pixels give back a 4:2:0 JPEG's chroma DCT values: can a gap map read chroma?
 
-Each photo is saved at each quality with Pillow's default 4:2:0 chroma and decoded as the pipeline
-decodes it. The half-resolution chroma planes are rebuilt from the RGB pixels (JPEG's YCbCr, 2x2
+Each photo is saved at each quality with Pillow's default 4:2:0 chroma and decoded by Pillow, the
+pipeline's decoder. The half-resolution chroma planes are rebuilt from the RGB pixels (JPEG's YCbCr, 2x2
 means, the decoder's triangle upsampling undone per axis), cut into 8x8 blocks and transformed.
 The distance of each DCT value from the nearest multiple of the file's chroma step is the noise a
 chroma gap map would read through: a first save's gaps are 1-2 DCT units apart.

@@ -60,7 +60,6 @@ extract stage cuts (the face box grown by half its side on each side), from the 
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import os
 import platform
@@ -142,8 +141,7 @@ def dc_gaps(dct: np.ndarray, last: int, halfway: bool = False) -> np.ndarray | N
     for first in range(last + 1, 3 * last + 8):
         multiples = np.arange(low * last // first - 1, high * last // first + 2)
         scaled = multiples * first / last
-        landed = (np.concatenate([np.floor(scaled + 0.5), np.ceil(scaled - 0.5)]) if halfway
-                  else np.round(scaled)).astype(int) - low
+        landed = (double_jpeg.landing_values(scaled) if halfway else np.round(scaled).astype(int)) - low
         reach = np.zeros(high - low + 1, dtype=bool)
         reach[landed[(landed >= 0) & (landed <= high - low)]] = True
         cover, hits = reach.mean(), counts[reach].sum() / counts.sum()
@@ -212,15 +210,6 @@ def likelihood_zones_readings(face: faces.Region, table: np.ndarray | None) -> n
                             HISTORY_MAPS(luma, origin, table, "likelihood"))
 
 
-@functools.lru_cache(maxsize=1024)
-def _finer_double_with_edits(first: int, last: int) -> np.ndarray:
-    """float [envelopes, MAX_VALUE]: log p of magnitudes saved at a finer `first`, then at `last`, with
-    EDITED_SHARE of them saved once at `last` instead (`double_jpeg._double_with_edits` for finer steps)."""
-    mixed = ((1 - double_jpeg.EDITED_SHARE) * np.exp(double_jpeg.double_save(first, last))
-             + double_jpeg.EDITED_SHARE * np.exp(double_jpeg.single_save(last)))
-    return np.log(mixed)
-
-
 def single_against_edited_double(histogram: np.ndarray, last: int) -> np.ndarray | None:
     """`double_jpeg._single_against_double` with the finer first save, and its envelope, chosen by a double
     save that leaves EDITED_SHARE of the values to one save; each value's reading stays single against
@@ -231,7 +220,7 @@ def single_against_edited_double(histogram: np.ndarray, last: int) -> np.ndarray
     best_single = int(np.argmax(fit_single))
     best_evidence, best = double_jpeg.MIN_EVIDENCE, None
     for first in range(1, last):
-        fit = _finer_double_with_edits(first, last) @ counts
+        fit = double_jpeg._double_with_edits(first, last) @ counts
         envelope = int(np.argmax(fit))
         if fit[envelope] - fit_single[best_single] > best_evidence:
             best_evidence, best = fit[envelope] - fit_single[best_single], double_jpeg.double_save(first, last)[envelope]

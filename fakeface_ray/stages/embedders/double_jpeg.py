@@ -68,12 +68,17 @@ def reachable(first: int, last: int) -> np.ndarray:
     A multiple of `first` exactly half-way between two last steps reaches both: decoding noise decides
     which (np.round would keep only the even one, and untouched values would land in false gaps).
     """
-    scaled = np.arange(0, 4 * MAX_VALUE) * first / last
-    values = np.concatenate([np.floor(scaled + 0.5), np.ceil(scaled - 0.5)]).astype(int)
+    values = landing_values(np.arange(0, 4 * MAX_VALUE) * first / last)
     out = np.zeros(MAX_VALUE + 1, dtype=bool)
     out[values[values <= MAX_VALUE]] = True
     out.flags.writeable = False  # cached: shared by every call
     return out
+
+
+def landing_values(scaled: np.ndarray) -> np.ndarray:
+    """int: the last-step multiples that first-step multiples (`scaled`, in last-step units) can land on,
+    both neighbours of one exactly half-way between two."""
+    return np.concatenate([np.floor(scaled + 0.5), np.ceil(scaled - 0.5)]).astype(int)
 
 
 def gap_map(luma: np.ndarray, origin: tuple[int, int], table: np.ndarray) -> tuple[np.ndarray, int, tuple[int, int]]:
