@@ -9,6 +9,8 @@ on the generator trained on and on the other three (the starting point, forensic
 is repeated: every cell is a mean of means the benchmarks wrote. With `--against`, the same sets' results
 of another embedder or setting are the baseline: each headline reading's mean over sets, both sides, their
 difference and in how many sets it went up and down (the files of both sides must share their split seeds).
+After the table, the hidden check's own statistic (the mean macro F1 of two split seeds) against issue 11's targets:
+per set for the first two seeds, and how many pairs of seeds, over all sets, reach the target.
 
     .venv/bin/python benchmarks/detection_summary.py benchmarks/results/threshold_rule_false_alarm.json \\
         benchmarks/results/threshold_rule_false_alarm_published_seed6.json \\
@@ -18,6 +20,7 @@ difference and in how many sets it went up and down (the files of both sides mus
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import statistics
 import sys
@@ -30,6 +33,8 @@ from fakeface_ray.config import load_config  # noqa: E402
 
 GENERATORS = ("paste", "poisson", "swap", "retouch")
 B_LIKE = ("poisson", "swap", "retouch")
+# Issue 11's targets for the hidden corpora A (a paste) and B (other manipulations).
+TARGETS = {"`paste`": (("paste",), 0.75), "B-like mean": (B_LIKE, 0.70)}
 SIDES = {"same": "on the generator trained on", "other": "on the others", "none": "trained on none of them"}
 
 
@@ -94,6 +99,28 @@ def table(sets: dict[str, dict], rule: str) -> str:
                  f"{min(across):.3f} | {statistics.mean(auc):.3f} |")
     lines.append(f"| across, the oracle cut (reads the test split) | {' | '.join(f'{s:.3f}' for s in oracle)} | "
                  f"{spread(oracle)} | {min(oracle):.3f} | |")
+    return "\n".join(lines)
+
+
+def check_odds(sets: dict[str, dict], seeds: list[int], rule: str) -> str:
+    """Markdown rows: the hidden check's statistic, the mean macro F1 of two split seeds, against its target.
+
+    Per set for the first two seeds (the check's `--set seed=S`), then the share of every pair of seeds,
+    over all sets, that reaches the target: how often one draw of the check would pass.
+    """
+    names = list(sets)
+    headers = [name.replace("published_seed", "pub. ").replace("published", "pub.") for name in names]
+    lines = [f"| the check's statistic (target) | {' | '.join(headers)} | sets at target | seed pairs at target |",
+             "|---" * (len(names) + 3) + "|"]
+    for label, (generators, target) in TARGETS.items():
+        per_run = {name: [statistics.mean(cell) for cell in zip(
+            *([run[rule]["macro_f1"] for run in sets[name]["protocol"][g]["runs"]] for g in generators))]
+            for name in names}
+        first = [statistics.mean(runs[:2]) for runs in per_run.values()]
+        pairs = [statistics.mean(pair) for runs in per_run.values() for pair in itertools.combinations(runs, 2)]
+        lines.append(f"| {label}, seeds {seeds[0]} and {seeds[1]} ({target:.2f}) | "
+                     f"{' | '.join(f'{s:.3f}' for s in first)} | {sum(s >= target for s in first)} of {len(first)} | "
+                     f"{sum(s >= target for s in pairs)} of {len(pairs)} |")
     return "\n".join(lines)
 
 
@@ -164,6 +191,8 @@ def main() -> None:
     args = parser.parse_args()
     sets, seeds = load_sets(args.results, args.classifier)
     print(table(sets, args.rule))
+    print()
+    print(check_odds(sets, seeds, args.rule))
     if args.against:
         baseline, baseline_seeds = load_sets(args.against, args.classifier)
         if baseline_seeds != seeds:
