@@ -78,6 +78,21 @@ class OutputConfig:
                               f"(output.lock_heartbeat_s {self.lock_heartbeat_s:g}), or live runs look stale")
 
 
+# The mtcnn package counts its pyramid's levels without min_face_size: above 20 px the last levels fall
+# under P-Net's 12 px window for most image sizes, and the package then finds no face in the image.
+PACKAGE_MAX_MIN_FACE_SIZE = 20
+
+
+def detector_runtime(name: DetectorName, on_gpu: bool) -> str:
+    """How MTCNN runs for `extract.detector`: "numpy", or "tensorflow" (the mtcnn package).
+
+    auto is numpy on CPUs and the package on a GPU, where TensorFlow runs the networks on the card.
+    """
+    if name == "auto":
+        return "tensorflow" if on_gpu else "numpy"
+    return name
+
+
 @dataclass(frozen=True)
 class ExtractConfig:
     margin: float = 0.2
@@ -97,8 +112,21 @@ class ExtractConfig:
             raise ConfigError(f"extract.margin must be >= 0, got {self.margin}")
         if self.detect_max_side < 0:
             raise ConfigError(f"extract.detect_max_side must be >= 0 (0 = full resolution), got {self.detect_max_side}")
+        if self.min_face_size < 1:
+            raise ConfigError(f"extract.min_face_size must be positive, got {self.min_face_size}")
         if self.detector == "numpy" and self.num_gpus:
             raise ConfigError("extract.detector=numpy runs on CPUs only; with extract.num_gpus > 0 use auto or tensorflow")
+        if (detector_runtime(self.detector, self.on_gpu) == "tensorflow"
+                and self.min_face_size > PACKAGE_MAX_MIN_FACE_SIZE):
+            raise ConfigError(f"extract.min_face_size={self.min_face_size} with the mtcnn package (extract.detector="
+                              f"{self.detector}{' on GPUs' if self.detector == 'auto' else ''}) finds no face: its "
+                              f"pyramid runs under its 12 px window above {PACKAGE_MAX_MIN_FACE_SIZE}. Use at most "
+                              f"{PACKAGE_MAX_MIN_FACE_SIZE}, or extract.detector=numpy on CPUs")
+
+    @property
+    def on_gpu(self) -> bool:
+        """Whether the extract actors run on GPUs (the pipeline gives an actor with a GPU the device GPU:0)."""
+        return self.num_gpus > 0 or self.device.upper().startswith("GPU")
 
 
 @dataclass(frozen=True)

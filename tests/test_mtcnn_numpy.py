@@ -59,6 +59,16 @@ def test_pyramid_scales_stop_at_the_networks_window():
     assert len(net.pyramid_scales(20, 600, 20)) == 0
 
 
+def test_a_large_min_face_size_scans_only_levels_the_window_fits():
+    # The package's level count ignores min_face_size: at 40 px its last two levels of a 200 px image
+    # are 10.7 and 7.6 px, under P-Net's 12 px window, where the package finds nothing.
+    scales = net.pyramid_scales(200, 200, 40)
+    assert scales[0] == pytest.approx(0.3) and len(scales) == 5 and (200 * scales).astype(int).min() >= 12
+    detector = net.NumpyMTCNN()
+    for min_face_size in (40, 80, 200):
+        assert detector.detect_faces(np.zeros((200, 200, 3), dtype=np.uint8), min_face_size=min_face_size) == []
+
+
 def test_proposals_use_the_packages_cell_geometry():
     prob = np.zeros((1, 3, 4), dtype=np.float32)
     prob[0, 1, 2] = 0.9
@@ -72,6 +82,16 @@ def test_proposals_use_the_packages_cell_geometry():
 def test_a_numpy_detector_on_gpu_actors_is_refused():
     with pytest.raises(ConfigError, match="extract.detector=numpy"):
         ExtractConfig(detector="numpy", num_gpus=1)
+
+
+def test_a_min_face_size_the_package_cannot_scan_is_refused_where_the_package_runs():
+    for package in ({"detector": "tensorflow"}, {"num_gpus": 1}, {"device": "GPU:0"}):
+        with pytest.raises(ConfigError, match="min_face_size=40 with the mtcnn package"):
+            ExtractConfig(min_face_size=40, **package)
+        assert ExtractConfig(min_face_size=20, **package).min_face_size == 20
+    assert ExtractConfig(min_face_size=40).min_face_size == 40  # numpy on CPUs scans any size
+    with pytest.raises(ConfigError, match="positive"):
+        ExtractConfig(min_face_size=0)
 
 
 def test_the_numpy_detector_runs_without_tensorflow():
@@ -124,3 +144,10 @@ def test_the_numpy_detector_finds_what_the_package_finds(demo_corpus, detector):
             np.testing.assert_allclose([f["confidence"] for f in ours], [f["confidence"] for f in theirs], atol=1e-4)
             compared += bool(ours)
     assert compared >= 35
+    # Above 20 px the package finds nothing (its pyramid runs under the window; the config refuses it);
+    # the numpy detector still finds each face it finds at 20 px, where the face is larger than 40 px.
+    large = [copy for copy, found in zip(copies[:16], detector.detect_faces(copies[:16]))
+             if found and min(found[0]["box"][2:]) > 60]
+    assert len(large) >= 8
+    assert all(detector.detect_faces(large, min_face_size=40))
+    assert not any(package.detect_faces(large[:4], min_face_size=40))

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..cluster.devices import configure_tensorflow
-from ..config import DetectorName, ExtractConfig, ReadConfig
+from ..config import DetectorName, ExtractConfig, ReadConfig, detector_runtime
 from ..storage.schema import Status
 from . import faces, imaging
 
@@ -19,16 +19,6 @@ REGION_CONTEXT = 1.0
 FACE_WINDOW_CONTEXT = 0.2
 # Columns handed on from the read stage as they are; the listing's two are absent when called alone.
 PASSTHROUGH = ("image_id", "uri", "label", "sha256", "file_size", "file_mtime_ns")
-
-
-def detector_runtime(name: DetectorName, on_gpu: bool) -> str:
-    """How MTCNN runs for `extract.detector`: "numpy", or "tensorflow" (the mtcnn package).
-
-    auto is numpy on CPUs and the package on a GPU, where TensorFlow runs the networks on the card.
-    """
-    if name == "auto":
-        return "tensorflow" if on_gpu else "numpy"
-    return name
 
 
 def load_detector(name: DetectorName = "auto", device: str = "CPU:0", num_threads: int | None = None) -> Any:

@@ -211,9 +211,15 @@ def regress(boxes: np.ndarray, offsets: np.ndarray) -> np.ndarray:
 
 
 def pyramid_scales(height: int, width: int, min_face_size: float, factor: float = 0.709, window: int = 12) -> np.ndarray:
-    """The package's pyramid: from window/min_face_size down by `factor` until the short side nears `window`."""
+    """The package's pyramid: from window/min_face_size down by `factor` until the short side nears `window`.
+
+    Its level count ignores `min_face_size`, so with a large one the last levels fall under the window: the
+    package finds nothing there, and they are dropped here (a convolution over them has no output).
+    """
     count = round(-(np.log(min(height, width) / window) / np.log(factor) + 1))
-    return window / min_face_size * factor ** np.arange(count)
+    scales = window / min_face_size * factor ** np.arange(count)
+    short_sides = np.minimum((height * scales).astype(int), (width * scales).astype(int))  # as `_detect` resizes
+    return scales[short_sides >= window]
 
 
 def proposals(prob: np.ndarray, offsets: np.ndarray, scale: float, threshold: float) -> np.ndarray:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 
-from ..config import EmbedConfig, ExtractConfig
+from ..config import EmbedConfig, ExtractConfig, detector_runtime
 from ..errors import UserError
 
 INSTALL = "pip install 'fakeface-ray[cpu]' (or 'fakeface-ray[gpu]' on a machine with CUDA)"
@@ -24,11 +24,9 @@ def pipeline_needs(extract: ExtractConfig, embed: EmbedConfig) -> tuple[str, ...
     MTCNN on CPUs and the forensic embedder need no TensorFlow; FaceNet and MTCNN on GPUs do.
     """
     from .embedders import resolve_embedder
-    from .extract import detector_runtime
 
     needs = ["mtcnn"]
-    on_gpu = extract.num_gpus > 0 or extract.device.upper().startswith("GPU")
-    if detector_runtime(extract.detector, on_gpu) == "tensorflow":
+    if detector_runtime(extract.detector, extract.on_gpu) == "tensorflow":
         needs.append("tensorflow")
     if resolve_embedder(embed.embedder, embed.weights)[0] == "facenet":
         needs += ["tensorflow", "h5py"]
