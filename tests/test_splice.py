@@ -1,5 +1,7 @@
 """The splice-v1 network: patches, a few seconds of training, weights that round-trip, Ray Train."""
 
+import signal
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -105,11 +107,29 @@ def test_ray_train_with_two_workers_writes_verified_weights_of_each_network(real
     from fakeface_ray.storage.locations import location
 
     config = replace(SpliceConfig(), epochs=1, batch_size=4, workers=2)
+    handler = signal.getsignal(signal.SIGINT)
     saved = train_splice({"net-0": reals, "net-1": reals[:10]}, config, SynthConfig(), seed=0,
                          folder=location(tmp_path / "model"), storage=str(tmp_path / "ray-train"))
+    # Ray Train's handler, which holds its controller, is gone: Ctrl-C interrupts again, the controller ends.
+    assert signal.getsignal(signal.SIGINT) is handler
+    assert _train_controllers_ending_alive(ray_session) == 0
     assert saved["net-0"]["workers"] == 2 and saved["net-0"]["training_reals"] == 12
     assert saved["net-1"]["image_ids"] == sorted(i.image_id for i in reals[:10])
     assert all(len(SpliceModel(tmp_path / "model" / name).verified()) > 1000 for name in ("net-0", "net-1"))
+
+
+def _train_controllers_ending_alive(ray, wait_s: float = 30.0) -> int:
+    """How many Ray Train controller actors are still alive after up to `wait_s` (GCS's actor table:
+    the state API needs the dashboard, which the tests' Ray does not start)."""
+    from ray._private import state
+
+    deadline = time.monotonic() + wait_s
+    while True:
+        alive = sum(actor["ActorClassName"].endswith("TrainController") and actor["State"] == "ALIVE"
+                    for actor in state.actors().values())
+        if not alive or time.monotonic() > deadline:
+            return alive
+        time.sleep(0.5)
 
 
 class _Constant:

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import signal
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -226,6 +230,23 @@ def training_key(images: list[TrainingImage], config: SpliceConfig, synth: Synth
     return hashlib.sha256(json.dumps(facts, sort_keys=True, default=list).encode()).hexdigest()
 
 
+@contextmanager
+def _sigint_restored() -> Iterator[None]:
+    """Put back the SIGINT handler that Ray Train's `fit()` replaces and never restores.
+
+    Its handler holds the run's controller actor, which then outlives the run, and it turns a later
+    Ctrl-C into an abort of that finished run (the third one exits with status 0) instead of an interrupt.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # Ray Train registers no handler off the main thread
+        return
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
 def train_splice(networks: dict[str, list[TrainingImage]], config: SpliceConfig, synth: SynthConfig, seed: int,
                  folder: Location, storage: str) -> dict[str, dict]:
     """Train each named network on its images in one Ray Train run (TensorflowTrainer, `config.workers`
@@ -255,7 +276,8 @@ def train_splice(networks: dict[str, list[TrainingImage]], config: SpliceConfig,
         scaling_config=ScalingConfig(num_workers=config.workers, use_gpu=config.use_gpu),
         run_config=RunConfig(name="splice", storage_path=storage),
     )
-    result = trainer.fit()
+    with _sigint_restored():
+        result = trainer.fit()
     seconds = time.perf_counter() - started
     total = sum(len(images) for images in networks.values())
     saved_all = {}
