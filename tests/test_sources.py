@@ -41,6 +41,15 @@ def test_listing_filters_sorts_and_labels(tmp_path):
     assert found[0].uri == str(tmp_path / "training_fake" / "c.png")
 
 
+def test_a_symlink_cycle_is_listed_once_and_other_links_are_followed(tmp_path):
+    _touch(tmp_path / "in" / "real" / "a.jpg")
+    _touch(tmp_path / "elsewhere" / "b.jpg")
+    (tmp_path / "in" / "real" / "up").symlink_to(tmp_path / "in")  # back to a parent: a cycle
+    (tmp_path / "in" / "fake").symlink_to(tmp_path / "elsewhere")
+    found = list_sources(str(tmp_path / "in"), (".jpg",))
+    assert [(s.image_id, s.label) for s in found] == [("fake/b.jpg", "fake"), ("real/a.jpg", "real")]
+
+
 def test_file_uri_lists_and_reads(tmp_path):
     _touch(tmp_path / "real" / "a.jpg", b"abc")
     found = list_sources(f"file://{tmp_path}", (".jpg",))

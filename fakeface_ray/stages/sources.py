@@ -134,18 +134,29 @@ def _columns(rows: list[tuple]) -> pa.RecordBatch:
 
 
 def _walk_local(root: str) -> Iterator[tuple[str, int, int]]:
-    """(path, size, mtime_ns) of every file under `root`, hidden entries skipped, symlinks followed."""
-    folders = [root]
+    """(path, size, mtime_ns) of every file under `root`, hidden entries skipped, symlinks followed.
+
+    A link to a folder the path is already inside (a cycle) is not entered: it would list forever.
+    """
+    folders = [(root, frozenset([_folder_key(root)]))]
     while folders:
-        with os.scandir(folders.pop()) as scan:
+        folder, inside = folders.pop()
+        with os.scandir(folder) as scan:
             for entry in scan:
                 if entry.name.startswith("."):
                     continue
                 if entry.is_dir():
-                    folders.append(entry.path)
+                    key = _folder_key(entry.path)
+                    if key not in inside:
+                        folders.append((entry.path, inside | {key}))
                 elif entry.is_file():
                     stat = entry.stat()
                     yield entry.path, stat.st_size, stat.st_mtime_ns
+
+
+def _folder_key(path: str) -> tuple[int, int]:
+    stat = os.stat(path)  # follows links: a link and its target are one folder
+    return stat.st_dev, stat.st_ino
 
 
 def _walk(fs: pafs.FileSystem, root: str) -> Iterator[tuple[str, int, int]]:
