@@ -113,8 +113,23 @@ def test_the_synth_stage_gives_k_fakes_per_parent_whatever_the_batching():
     broken["read_error"][0] = "cannot read file: gone"
     broken["keypoints"][1] = 0.0  # a degenerate detection: a row with a reason, not a crash
     out = stage(broken)
-    assert list(out["status"]) == ["decode_error", "decode_error", "synth_error", "synth_error"]
-    assert "gone" in out["error"][0] and "landmarks" in out["error"][2]
+    assert list(out["status"]) == ["synth_error"] * 4
+    assert "parent image: cannot read file: gone" == out["error"][0] and "landmarks" in out["error"][2]
+
+
+def test_a_parent_no_fake_can_be_made_from_is_an_error_row_and_its_batch_goes_on(tmp_path):
+    # Only another face's parts are allowed and this parent has no donor; the next parent has one.
+    stage = FakeSynthesizer(replace(SynthConfig(), variants=2, donors=("other",)), ExtractConfig(), seed=5)
+    donor = tmp_path / "donor.jpg"
+    donor.write_bytes(jpeg_bytes(face_photo(2, 400), 92))
+    batch = _batch([0, 1])
+    batch["donor_uri"][1], batch["donor_keypoints"][1] = str(donor), KEYPOINTS
+    out = stage(batch)
+    assert list(out["status"]) == ["synth_error", "synth_error", "ok", "ok"]
+    assert "no other usable real" in out["error"][0]
+    # Landmarks that put every part outside the image: a reason, not a crash.
+    with pytest.raises(blends.BlendError, match="outside the image"):
+        blends.synthesize(face_photo(0, 400), KEYPOINTS + 2000.0, np.random.default_rng(0), donors=("self",))
 
 
 def _embeddings(n_real: int, n_fake: int) -> train.Embeddings:

@@ -26,6 +26,10 @@ DONORS = choices(SynthDonor)
 BLENDS = choices(SynthBlend)
 
 
+class BlendError(ValueError):
+    """A real that no fake can be made from: no donor of the kinds allowed, or its parts outside the image."""
+
+
 @dataclass(frozen=True)
 class Fake:
     """A synthetic fake and how it was made."""
@@ -272,6 +276,8 @@ def _blend_window(image: np.ndarray, keypoints: np.ndarray, rng: np.random.Gener
     shape = image.shape[:2]
     eye = landmarks(keypoints)[-1]
     kinds = [d for d in donors if d != "other" or donor is not None]
+    if not kinds:
+        raise BlendError("synth.donors allows only another face's parts, and there is no other usable real")
     kind = str(rng.choice(kinds))
     # One part most of the time, sometimes several (SLADD's combinations) or the inner face.
     count = int(rng.choice([1, 1, 1, 2, 3]))
@@ -287,6 +293,8 @@ def _blend_window(image: np.ndarray, keypoints: np.ndarray, rng: np.random.Gener
         hard = ndimage.binary_dilation(hard, iterations=max(1, int(0.1 * eye)))
     # Everything below happens in a box around the mask, with room for the warp and the blur.
     ys, xs = np.nonzero(hard)
+    if not len(ys):
+        raise BlendError(f"the landmarks put {', '.join(parts)} outside the image")
     pad = int(0.8 * eye) + 2
     y0, y1 = max(ys.min() - pad, 0), min(ys.max() + pad + 1, shape[0])
     x0, x1 = max(xs.min() - pad, 0), min(xs.max() + pad + 1, shape[1])

@@ -99,14 +99,18 @@ class FakeSynthesizer:
                 i = row * k_count + k
                 ids[i], parents[i], uris[i] = synthetic_id(parent, k), parent, str(batch["uri"][row])
                 if image is None:
-                    out["status"][i], out["error"][i] = Status.DECODE_ERROR, f"parent image: {error}"
+                    out["status"][i], out["error"][i] = Status.SYNTH_ERROR, f"parent image: {error}"
                     continue
                 if not blends.usable_landmarks(detection.keypoints):
                     out["status"][i], out["error"][i] = Status.SYNTH_ERROR, "landmarks too close or collinear"
                     continue
-                fake = blends.synthesize(image, detection.keypoints, variant_rng(self.seed, parent, k),
-                                         donor=donor, quality=tuple(self.config.jpeg_quality),
-                                         donors=self.config.donors, blends=self.config.blends)
+                try:
+                    fake = blends.synthesize(image, detection.keypoints, variant_rng(self.seed, parent, k),
+                                             donor=donor, quality=tuple(self.config.jpeg_quality),
+                                             donors=self.config.donors, blends=self.config.blends)
+                except blends.BlendError as exc:
+                    out["status"][i], out["error"][i] = Status.SYNTH_ERROR, str(exc)
+                    continue
                 out["width"][i], out["height"][i] = image.shape[1], image.shape[0]
                 out["n_faces"][i] = 1
                 fill_face(out, i, fake.pixels, detection, self.extract, self.region_max_side)
