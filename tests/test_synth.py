@@ -84,6 +84,18 @@ def test_choose_donors_never_picks_the_face_itself():
     assert choose_donors(points[:1], seed=0).tolist() == [-1]
 
 
+def test_choose_donors_draws_among_the_closest_shapes_as_a_full_distance_matrix_would():
+    from fakeface_ray.stages.synth import normalised_shape
+
+    points = KEYPOINTS + np.random.default_rng(1).normal(0, 6, (300, 10))
+    shapes = np.stack([normalised_shape(p) for p in points])
+    distance = np.linalg.norm(shapes[:, None] - shapes[None], axis=(2, 3))
+    np.fill_diagonal(distance, np.inf)
+    rng = np.random.default_rng(7)
+    expected = [int(rng.choice(np.argsort(row)[:5])) for row in distance]
+    assert choose_donors(points, seed=7).tolist() == expected
+
+
 def _batch(indices):
     n = len(indices)
     return {

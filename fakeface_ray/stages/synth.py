@@ -50,14 +50,17 @@ def choose_donors(keypoints: np.ndarray, seed: int, nearest: int = 5) -> np.ndar
         nearest: the donor is drawn among this many closest shapes.
     Returns: [N] row indices, -1 where there is no other face.
     """
+    from sklearn.neighbors import NearestNeighbors
+
     n = len(keypoints)
     if n < 2:
         return np.full(n, -1)
-    shapes = np.stack([normalised_shape(k) for k in keypoints])
-    distance = np.linalg.norm(shapes[:, None] - shapes[None], axis=(2, 3))
-    np.fill_diagonal(distance, np.inf)
+    shapes = np.stack([normalised_shape(k).reshape(-1) for k in keypoints])
+    count = min(nearest, n - 1)
+    # A k-d tree finds the closest shapes without an [N, N] distance matrix (8 GB at 10,000 reals).
+    _, closest = NearestNeighbors(n_neighbors=count + 1, algorithm="kd_tree").fit(shapes).kneighbors(shapes)
     rng = np.random.default_rng(seed)
-    return np.array([int(rng.choice(np.argsort(row)[:min(nearest, n - 1)])) for row in distance])
+    return np.array([int(rng.choice(row[row != face][:count])) for face, row in enumerate(closest)])
 
 
 class FakeSynthesizer:
