@@ -25,7 +25,7 @@ from ..config import SpliceConfig, SynthConfig
 from ..errors import UserError
 from ..stages import blends, imaging
 from ..stages.embedders.splice import MAP, METADATA, NAME, PATCH, WEIGHTS, boundary_targets
-from ..stages.faces import PATCH_PARTS, part_patches
+from ..stages.faces import PARTS, part_patches
 from ..stages.synth import choose_donors, variant_rng
 from ..storage.locations import Location, read_bytes
 
@@ -80,7 +80,7 @@ def epoch_examples(pixels: list[np.ndarray], images: list[TrainingImage], donors
         rng = variant_rng(seed, item.image_id, 10_000 + epoch)
         keypoints = np.asarray(item.keypoints, dtype=np.float64)
         weight = 1.0
-        boundary = np.zeros((len(PATCH_PARTS), MAP, MAP, 1), np.float32)
+        boundary = np.zeros((len(PARTS), MAP, MAP, 1), np.float32)
         if item.label == 1:
             weight = 0.0
             cut = part_patches(image, keypoints, PATCH)
@@ -123,7 +123,7 @@ def fit_splice(images: list[TrainingImage], config: SpliceConfig, synth: SynthCo
     with strategy.scope():
         net = build_patch_net()
         optimizer = keras.optimizers.Adam(config.learning_rate)
-    parts = len(PATCH_PARTS)
+    parts = len(PARTS)
     global_batch = config.batch_size * strategy.num_replicas_in_sync
 
     def losses(x, y, b, training):
@@ -188,7 +188,7 @@ def save_splice(patch_net, folder: Path, history: list[dict], extra: dict) -> di
     """Write the weights and `splice.json` (with the weights' sha256) into `folder`."""
     folder.mkdir(parents=True, exist_ok=True)
     patch_net.save_weights(folder / WEIGHTS)
-    metadata = {"embedder": NAME, "patch": PATCH, "parts": list(PATCH_PARTS), "history": history, **extra,
+    metadata = {"embedder": NAME, "patch": PATCH, "parts": list(PARTS), "history": history, **extra,
                 "sha256": hashlib.sha256((folder / WEIGHTS).read_bytes()).hexdigest()}
     (folder / METADATA).write_text(json.dumps(metadata, indent=2))
     return metadata

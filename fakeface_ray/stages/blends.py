@@ -20,8 +20,8 @@ from scipy.sparse.linalg import splu
 from skimage import color, draw, transform
 
 from ..config import SynthBlend, SynthDonor, choices
+from .faces import PARTS
 
-PARTS = ("left_eye", "right_eye", "nose", "mouth", "inner_face")
 DONORS = choices(SynthDonor)
 BLENDS = choices(SynthBlend)
 
@@ -59,7 +59,7 @@ def usable_landmarks(keypoints: np.ndarray, min_eye_distance: float = 8.0) -> bo
 
 
 def part_mask(keypoints: np.ndarray, part: str, shape: tuple[int, int]) -> np.ndarray:
-    """Boolean mask of `part` (one of PARTS) in an image of `shape`, from the five landmarks."""
+    """Boolean mask of `part` (one of PARTS, or "inner_face") in an image of `shape`, from the five landmarks."""
     le, re, nose, mouth, half, eye = landmarks(keypoints)
     height, width = shape
     if part == "inner_face":
@@ -281,7 +281,7 @@ def _blend_window(image: np.ndarray, keypoints: np.ndarray, rng: np.random.Gener
     kind = str(rng.choice(kinds))
     # One part most of the time, sometimes several (SLADD's combinations) or the inner face.
     count = int(rng.choice([1, 1, 1, 2, 3]))
-    chosen = sorted(rng.choice(len(PARTS) - 1, size=count, replace=False).tolist())
+    chosen = sorted(rng.choice(len(PARTS), size=count, replace=False).tolist())
     parts = ["inner_face"] if kind != "retouch" and rng.random() < 0.2 else [PARTS[i] for i in chosen]
     if kind == "retouch":
         parts = parts[:1]

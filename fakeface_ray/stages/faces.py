@@ -137,7 +137,8 @@ def l2_normalize(x: np.ndarray, eps: float = 1e-10) -> np.ndarray:
     return x / np.maximum(norm, eps)
 
 
-PATCH_PARTS = ("left_eye", "right_eye", "nose", "mouth")
+# The face parts, in landmark order, that patches, masks and the forensic features are read around.
+PARTS = ("left_eye", "right_eye", "nose", "mouth")
 
 
 def patch_centres(keypoints: np.ndarray) -> np.ndarray:
@@ -147,7 +148,7 @@ def patch_centres(keypoints: np.ndarray) -> np.ndarray:
 
 
 def part_patches(image: np.ndarray, keypoints: np.ndarray, size: int) -> np.ndarray:
-    """uint8 [4, size, size, C] native-resolution squares around each part (PATCH_PARTS order).
+    """uint8 [4, size, size, C] native-resolution squares around each part (PARTS order).
 
     Never resampled: a patch that reaches past the image is padded by edge replication.
     """

@@ -8,7 +8,7 @@ by how the files were made, and its score measures that instead of the detector 
 from __future__ import annotations
 
 import io
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -41,9 +41,6 @@ class FileCues:
     icc: bool = False
     xmp: bool = False
     photoshop: bool = False  # an APP13 "Photoshop 3.0" block (IPTC, resources)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def file_cues(data: bytes) -> FileCues:

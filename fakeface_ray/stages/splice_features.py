@@ -19,12 +19,12 @@ from ..storage.locations import read_bytes
 from ..storage.schema import Status
 from . import imaging
 from .embedders.splice import NAME, PATCH, SpliceEmbedder
-from .faces import PATCH_PARTS, part_patches
+from .faces import PARTS, part_patches
 
 # What the classifier reads of the network: each part's fake logit and blend-boundary peak. The
 # pooled channels are left out: two networks' channels mean different things, so they cannot be
 # averaged over cross-fitting's networks, and one network's channels memorise its training rows.
-SCORE_DIMS = 2 * len(PATCH_PARTS)
+SCORE_DIMS = 2 * len(PARTS)
 
 
 def spliced_name(base: str, use: SpliceUse) -> str:

@@ -161,10 +161,6 @@ class FaceNetEmbedder:
         with tf.device(device):
             self._forward(tf.zeros([1, 160, 160, 3]))
 
-    @property
-    def sha256(self) -> str:
-        return self.file.sha256
-
     def embed(self, faces: np.ndarray) -> np.ndarray:
         """float32 [N, dims] for uint8 [N, 160, 160, 3] RGB crops, in batches of `batch_size`."""
         import tensorflow as tf

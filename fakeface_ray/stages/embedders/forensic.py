@@ -42,10 +42,9 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
-from ..faces import l2_normalize
+from ..faces import PARTS, l2_normalize
 from . import double_jpeg
 
-PARTS = ("left_eye", "right_eye", "nose", "mouth")
 PART_FEATURES = ("noise", "ela", "cb", "cr", "luma", "edge", "sharpness")
 # Each part reading's largest and mean magnitude over the four parts.
 POOLED_FEATURES = tuple(f"part_{pool}_{name}" for pool in ("max", "mean") for name in PART_FEATURES)

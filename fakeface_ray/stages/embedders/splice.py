@@ -20,14 +20,14 @@ import numpy as np
 
 from ...cluster.devices import configure_tensorflow
 from ...storage.locations import Location, location
-from ..faces import PATCH_PARTS, part_patches
+from ..faces import PARTS, part_patches
 from . import EmbedderError
 
 NAME = "splice-v1"
 PATCH = 96  # native pixels per patch side
 MAP = PATCH // 8  # side of the boundary map
 FEATURES = 64  # channels of the last block; pooled by mean and max
-DIMS = 2 * len(PATCH_PARTS) + 2 * FEATURES
+DIMS = 2 * len(PARTS) + 2 * FEATURES
 WEIGHTS = "splice.weights.h5"
 METADATA = "splice.json"
 NETWORKS = "networks.json"  # in a run's model/splice/: the networks a classifier's splice scores come from
@@ -70,7 +70,7 @@ def build_patch_net() -> Any:
 def boundary_targets(mask: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
     """float32 [4, MAP, MAP, 1]: the blend boundary 4*M*(1-M) under each patch, averaged to MAP cells."""
     maps = part_patches((4.0 * mask * (1.0 - mask))[..., None], keypoints, PATCH).astype(np.float32)
-    cells = maps.reshape(len(PATCH_PARTS), MAP, PATCH // MAP, MAP, PATCH // MAP, 1).mean(axis=(2, 4))
+    cells = maps.reshape(len(PARTS), MAP, PATCH // MAP, MAP, PATCH // MAP, 1).mean(axis=(2, 4))
     return np.clip(cells / max(float(cells.max()), 1e-6), 0, 1) if cells.max() > 0 else cells
 
 
@@ -161,12 +161,12 @@ class SpliceEmbedder:
         n = len(patches)
         out = np.zeros((n, DIMS), dtype=np.float32)
         flat = np.asarray(patches, dtype=np.float32).reshape(-1, PATCH, PATCH, 3)
+        parts = len(PARTS)
         with tf.device(self.device):
-            for start in range(0, len(flat), batch * 4):
-                chunk = flat[start:start + batch * 4]
+            for start in range(0, len(flat), batch * parts):
+                chunk = flat[start:start + batch * parts]
                 logits, maps, pooled = (np.asarray(t) for t in self.net(chunk, training=False))
-                rows = slice(start // 4, (start + len(chunk)) // 4)
-                parts = len(PATCH_PARTS)
+                rows = slice(start // parts, (start + len(chunk)) // parts)
                 out[rows, :parts] = logits.reshape(-1, parts)
                 out[rows, parts:2 * parts] = maps.reshape(-1, parts, MAP * MAP).max(axis=2)
                 pooled = pooled.reshape(-1, parts, 2 * FEATURES)
