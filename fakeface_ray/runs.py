@@ -401,7 +401,8 @@ def _splice_features(config: Config, out: Location, embeddings: Location, data: 
     a file fails the splice pass) and what was done. Too few usable training reals is no error: the
     rows stay as they are, and the fallback and its reason are returned and shown.
     """
-    from .learning.splice_training import SpliceTrainingError, TrainingImage, check_training_set
+    from .learning.splice_training import (SpliceTrainingError, TrainingImage, check_training_set,
+                                          check_worker_shares)
     from .learning.train import load_embeddings, split
 
     use = config.splice.use
@@ -415,18 +416,19 @@ def _splice_features(config: Config, out: Location, embeddings: Location, data: 
     images = [TrainingImage(r["image_id"], r["uri"], tuple(r["keypoints"]), CLASSES.index(r["label"]))
               for r in sorted(big, key=lambda r: r["image_id"])]
     small = sum(1 for r in rows if r["label"] == CLASSES[0]) - sum(1 for i in images if i.label == 0)
-    try:
-        check_training_set(images, config.splice, small_faces=small)
-    except SpliceTrainingError as exc:
-        reason = f"{exc}: trained on {data.embedder} alone"
-        output.echo(f"[fakeface] splice-v1 not trained: {reason}", err=True)
-        return data, None, {"use": use, "fallback": data.embedder, "reason": reason}
     # Cross-fitting: each fold's network never sees that fold; the training rows get their fold's
     # scores, every other row (test, predict) the mean of all folds' networks.
     n_folds = max(1, config.splice.cross_fit_folds)
     folds = _cross_fit_folds(images, config.splice.cross_fit_folds, config.seed)
-    folder = out / "model" / "splice"
     networks = {f"net-{k}": [i for i, fold in zip(images, folds) if fold != k] for k in range(n_folds)}
+    try:
+        check_training_set(images, config.splice, small_faces=small)
+        check_worker_shares(networks, config.splice, config.synth)
+    except SpliceTrainingError as exc:
+        reason = f"{exc}: trained on {data.embedder} alone"
+        output.echo(f"[fakeface] splice-v1 not trained: {reason}", err=True)
+        return data, None, {"use": use, "fallback": data.embedder, "reason": reason}
+    folder = out / "model" / "splice"
     metadata, cost = _splice_networks(config, out, folder, networks)
     for stale in folder.glob("net-*"):  # an earlier run's networks, with more folds
         if stale.name not in networks:

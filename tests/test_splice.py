@@ -50,6 +50,24 @@ def test_too_few_reals_are_refused_with_the_reason(reals):
         check_training_set([], SpliceConfig(), small_faces=12)
 
 
+def test_more_workers_than_a_network_has_reals_for_are_refused(reals):
+    from fakeface_ray.learning.splice_training import SpliceTrainingError, check_worker_shares, worker_share
+
+    fakes = [replace(image, image_id=f"f{k}", label=1) for k, image in enumerate(reals[:4])]
+    mixed = [image for pair in zip(reals[:4], fakes) for image in pair]  # real, fake, real, fake, ...
+    # Two workers: one would train on the 4 reals, the other on the 4 fakes alone.
+    assert [image.label for image in worker_share(mixed, 1, 2)] == [1, 1, 1, 1]
+    with pytest.raises(SpliceTrainingError, match="workers=2 leaves a worker of net-1 \\(8 images, 4 reals\\) 0 "):
+        check_worker_shares({"net-0": reals, "net-1": mixed}, replace(SpliceConfig(), workers=2), SynthConfig())
+    with pytest.raises(SpliceTrainingError, match="workers=16 leaves a worker of net-0"):
+        check_worker_shares({"net-0": reals}, replace(SpliceConfig(), workers=16), SynthConfig())
+    three = replace(SpliceConfig(), workers=3)
+    check_worker_shares({"net-0": reals, "net-1": mixed}, three, SynthConfig())
+    # Blends from another face alone need two reals in each share; the last share of `mixed` has one.
+    with pytest.raises(SpliceTrainingError, match="1 training reals, fewer than the 2"):
+        check_worker_shares({"net-1": mixed}, three, replace(SynthConfig(), donors=("other",)))
+
+
 def test_gpu_training_on_a_cluster_without_gpus_is_refused_up_front():
     from fakeface_ray.learning.splice_training import SpliceTrainingError, check_resources
 

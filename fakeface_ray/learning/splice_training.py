@@ -57,6 +57,23 @@ def check_training_set(images: list[TrainingImage], config: SpliceConfig, small_
                                   f"splice.min_reals={config.min_reals}")
 
 
+def worker_share(images: list, rank: int, workers: int) -> list:
+    """The images one Ray Train worker trains on: every `workers`-th, from its rank."""
+    return images[rank::workers]
+
+
+def check_worker_shares(networks: dict[str, list[TrainingImage]], config: SpliceConfig, synth: SynthConfig) -> None:
+    """Refuse networks that leave a worker too few reals to synthesise from (each trains on its own share):
+    one, or two where `synth.donors` allows only another face's parts."""
+    needed = 2 if set(synth.donors) == {"other"} else 1
+    for name, images in networks.items():
+        reals = [sum(i.label == 0 for i in worker_share(images, rank, config.workers)) for rank in range(config.workers)]
+        if min(reals) < needed:
+            raise SpliceTrainingError(f"splice.workers={config.workers} leaves a worker of {name} ({len(images)} "
+                                      f"images, {sum(reals)} reals) {min(reals)} training reals, fewer than the "
+                                      f"{needed} it synthesises from; use fewer workers")
+
+
 def check_resources(config: SpliceConfig, resources: dict[str, float]) -> None:
     """Refuse up front what the cluster cannot run (Ray Train would wait for it forever)."""
     if config.use_gpu and resources.get("GPU", 0) < config.workers:
@@ -207,7 +224,7 @@ def train_loop_per_worker(loop: dict) -> None:
     losses = {}
     with tempfile.TemporaryDirectory() as folder:
         for name, listed in loop["networks"].items():
-            images = [TrainingImage(**i) for i in listed][rank::size]
+            images = worker_share([TrainingImage(**i) for i in listed], rank, size)
             patch_net, history = fit_splice(images, config, synth, loop["seed"] + rank, strategy)
             losses[name] = history[-1]["loss"]
             if rank == 0:
