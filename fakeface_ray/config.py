@@ -56,6 +56,12 @@ class ReadConfig:
         for name in ("files_per_block", "max_read_tasks"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"read.{name} must be positive, got {getattr(self, name)}")
+        from PIL import Image
+
+        # Pillow refuses larger images on its own (decompression bombs) before this cap is read.
+        if not 1 <= self.max_pixels <= Image.MAX_IMAGE_PIXELS:
+            raise ConfigError(f"read.max_pixels must be between 1 and {Image.MAX_IMAGE_PIXELS} (Pillow's own "
+                              f"limit, which refuses larger images first), got {self.max_pixels}")
 
 
 @dataclass(frozen=True)

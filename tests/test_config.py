@@ -42,6 +42,7 @@ def test_unknown_key_suggests_the_right_one():
     ("train.false_alarm_allowance=1.0", r"false_alarm_allowance must be in \[0, 1\)"),
     ("train.classifier=forest", "must be one of auto, trees, svc"),
     ("train=3", "must be a mapping"),
+    ("read.max_pixels=100000000", "must be between 1 and 89478485 \\(Pillow's own limit"),
     ("novalue", "expects key=value"),
 ])
 def test_bad_values_are_refused(override, message):
