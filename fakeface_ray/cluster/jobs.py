@@ -13,7 +13,6 @@ import yaml
 from ..errors import UserError
 
 ENTRYPOINT = "python -m fakeface_ray.cli"
-TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
 
 
 class SubmitError(UserError):
@@ -75,8 +74,8 @@ def submit(address: str, args: list[str], runtime_env: dict, wait: bool = True,
             echo(chunk.rstrip("\n"))
 
     asyncio.run(stream())
-    status = client.get_job_status(job_id).value
-    while status not in TERMINAL:  # logs can end a moment before the status is final
+    status = client.get_job_status(job_id)
+    while not status.is_terminal():  # logs can end a moment before the status is final
         time.sleep(0.5)
-        status = client.get_job_status(job_id).value
-    return job_id, status
+        status = client.get_job_status(job_id)
+    return job_id, status.value

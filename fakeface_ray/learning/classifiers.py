@@ -56,7 +56,8 @@ def build(kind: str, config: TrainConfig, n_rows: int, dims: int, seed: int) -> 
 
     Args:
         kind: one of KINDS (resolve `auto` first).
-        n_rows: training rows; SGD's `alpha` is `1 / (C * n_rows)`, the same penalty as the SVMs' C.
+        n_rows: training rows; SGD's `alpha` is `1 / (C * n_rows)`, the same penalty as the SVMs' C, and
+            Nystroem keeps at most this many components.
         dims: embedding size; gamma `scale` is `1 / dims` on standardised inputs, as in SVC.
     """
     scaler = ("scaler", StandardScaler())

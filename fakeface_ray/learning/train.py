@@ -95,7 +95,7 @@ class TrainResult:
     train_size: int
     grid: list[dict]
     operating_point: OperatingPoint
-    classifier: str  # what `train.classifier` resolved to: svc, linear, sgd or nystroem
+    classifier: str  # what `train.classifier` resolved to: trees, svc, linear, sgd or nystroem
     duplicates: Duplicates
     oof_scores: np.ndarray  # the chosen model's out-of-fold decision values on the training rows
 
@@ -207,7 +207,6 @@ def _checked_sides(data: Embeddings, in_test: np.ndarray) -> tuple[Embeddings, E
                              f"{dict(zip(CLASSES, counts.tolist()))} images, and each class needs {least} there; "
                              "change --testsplit or the seed")
     return train, test
-
 
 
 def grouped_folds(data: Embeddings, n_folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 from ..errors import UserError
 from ..stages import imaging
 from ..storage.locations import Location, location, read_bytes
-from ..storage.schema import CLASSES
+from ..storage.schema import CLASSES, FAKE
 from . import plots
 from .audit import html_table
 
@@ -151,7 +151,7 @@ def _samples(rows: list[dict], per_class: int) -> dict[str, list[tuple[np.ndarra
     for r in rows:
         groups[r["label"]].append(r)
         right = r["pred"] == r["label"]
-        outcome = ("true_" if right else "false_") + ("positive" if r["pred"] == "fake" else "negative")
+        outcome = ("true_" if right else "false_") + ("positive" if r["pred"] == FAKE else "negative")
         groups[outcome].append(r)
     out: dict[str, list[tuple[np.ndarray, str]]] = {}
     for name, members in groups.items():

@@ -12,7 +12,7 @@ from ..learning.evaluate import LABELS
 from ..storage.locations import Location
 from ..storage.schema import CLASSES
 
-SAMPLE_GRIDS = ("real", "fake", "true_positive", "false_positive", "true_negative", "false_negative")
+SAMPLE_GRIDS = (*CLASSES, "true_positive", "false_positive", "true_negative", "false_negative")
 
 
 def plot_all(out: Location, metrics: dict, y_true: np.ndarray, scores: np.ndarray,

@@ -327,6 +327,7 @@ def mark_complete(folder: Location, n_rows: int) -> None:
 
 
 def is_complete(folder: Location) -> bool:
+    """Whether `folder` holds the marker `mark_complete` writes: every input has its row."""
     return (folder / COMPLETE).exists()
 
 
