@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import joblib
@@ -21,7 +22,6 @@ from ..storage.locations import Location, location
 from ..storage.schema import CLASSES, Status
 from . import classifiers
 from .artifact import ClassifierArtifact, fit_sigmoid
-from .backends import OnDone, make_backend
 from .threshold import OperatingPoint, choose_threshold
 
 
@@ -275,7 +275,9 @@ def tune(train: Embeddings, test: Embeddings, config: TrainConfig, seed: int) ->
 
 
 @contextlib.contextmanager
-def _joblib_backend(name: str, on_done: OnDone):
+def _joblib_backend(name: str, on_done: Callable[[int], None]):
     """`ray`: joblib tasks on the Ray cluster (the caller connects first); `loky`: local processes."""
+    from .backends import make_backend  # imports Ray: not needed to split, load or score
+
     with joblib.parallel_backend(make_backend(name, on_done)):
         yield
