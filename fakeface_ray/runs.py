@@ -32,7 +32,7 @@ from .stages.splice_features import SpliceNetworks, splice_use, spliced_dims, sp
 from .stages.requirements import pipeline_needs, require
 from .stages.synth import choose_donors
 from .storage import parts
-from .storage.locations import Location, WriteError, location, read_bytes
+from .storage.locations import READ_ERRORS, Location, WriteError, location, read_bytes
 from .storage.lock import RunLock
 from .storage.schema import CLASSES, Status
 
@@ -283,7 +283,7 @@ def run_audit(config: Config, listing: sources.Listing | None = None) -> AuditRe
 def _file_cues(uri: str) -> FileCues:
     try:
         return file_cues(read_bytes(uri))
-    except OSError:  # vanished since it was listed
+    except READ_ERRORS:  # vanished since it was listed
         return FileCues(UNREADABLE, 0)
 
 

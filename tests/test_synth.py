@@ -136,6 +136,8 @@ def test_a_parent_no_fake_can_be_made_from_is_an_error_row_and_its_batch_goes_on
     donor.write_bytes(jpeg_bytes(face_photo(2, 400), 92))
     batch = _batch([0, 1])
     batch["donor_uri"][1], batch["donor_keypoints"][1] = str(donor), KEYPOINTS
+    # A donor whose URI no longer opens counts as none.
+    batch["donor_uri"][0], batch["donor_keypoints"][0] = "nosuchscheme://bucket/donor.jpg", KEYPOINTS
     out = stage(batch)
     assert list(out["status"]) == ["synth_error", "synth_error", "ok", "ok"]
     assert "no other usable real" in out["error"][0]

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 
 from ..errors import UserError
 from ..stages import imaging
-from ..storage.locations import Location, location, read_bytes
+from ..storage.locations import READ_ERRORS, Location, location, read_bytes
 from ..storage.schema import CLASSES, FAKE
 from . import plots
 from .audit import html_table
@@ -168,7 +168,7 @@ def _thumbnail(uri: str) -> np.ndarray | None:
 
     try:
         decoded = imaging.decode_image(read_bytes(uri), max_pixels=10**9)
-    except OSError:
+    except READ_ERRORS:
         return None  # the file moved since training: the grid shows the others
     if decoded.image is None:
         return None

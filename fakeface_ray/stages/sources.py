@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 
 from ..errors import UserError
-from ..storage.locations import Location, LocationError, read_bytes, resolve, to_uri
+from ..storage.locations import READ_ERRORS, Location, read_bytes, resolve, to_uri
 from ..storage.schema import CLASSES, FAKE, REAL
 
 DEFAULT_CLASS_MAP = {"training_real": REAL, "real": REAL, "training_fake": FAKE, "fake": FAKE}
@@ -188,7 +188,7 @@ def read_files(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     for i, uri in enumerate(uris):
         try:
             blob = read_bytes(str(uri))
-        except (OSError, ValueError, LocationError) as exc:
+        except READ_ERRORS as exc:
             data[i], digests[i], errors[i] = b"", "", f"cannot read file: {exc}"
             continue
         data[i], digests[i], errors[i] = blob, hashlib.sha256(blob).hexdigest(), ""

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..config import SpliceUse
-from ..storage.locations import read_bytes
+from ..storage.locations import READ_ERRORS, read_bytes
 from ..storage.schema import Status
 from . import imaging
 from .embedders.splice import NAME, PATCH, SpliceEmbedder
@@ -149,7 +149,7 @@ class SpliceFeatures:
         """The row's part patches, its status and error: read, checked against its sha256, decoded."""
         try:
             data = read_bytes(uri)
-        except OSError as exc:
+        except READ_ERRORS as exc:
             return None, Status.READ_ERROR, f"splice stage: {exc}"
         if sha256 and hashlib.sha256(data).hexdigest() != sha256:
             return None, Status.READ_ERROR, "splice stage: the file changed since its row was made; rerun extract"

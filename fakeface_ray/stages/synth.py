@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from ..config import ExtractConfig, ReadConfig, SynthConfig
-from ..storage.locations import read_bytes
+from ..storage.locations import READ_ERRORS, read_bytes
 from ..storage.schema import FAKE, Status
 from . import blends, faces, imaging
 from .extract import empty_columns, fill_face, trim_regions
@@ -138,6 +138,6 @@ class FakeSynthesizer:
             return None
         try:
             decoded = imaging.decode_image(read_bytes(str(uri)), self.max_pixels)
-        except OSError:
+        except READ_ERRORS:
             return None  # the donor vanished: this parent's fakes use the other donor kinds
         return None if decoded.image is None else (decoded.image, np.asarray(keypoints, dtype=np.float64))

@@ -33,6 +33,11 @@ class LocationError(UserError):
     """A path or URI that names no filesystem pyarrow can open."""
 
 
+# What reading a listed file can raise once it vanished, changed type or its URI no longer opens:
+# a stage turns these into an error row, never a failed batch.
+READ_ERRORS = (OSError, ValueError, LocationError)
+
+
 class WriteError(RunError):
     """The output could not be written: no space, read-only, permission denied, a refusing object store."""
 
