@@ -54,6 +54,7 @@ def conv2d(x: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> np.ndarray:
 
 
 def prelu(x: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Parametric ReLU: negatives times their channel's slope, positives as they are."""
     out = np.minimum(x, 0)
     out *= alpha.reshape(-1)
     out += np.maximum(x, 0)
@@ -78,6 +79,7 @@ def max_pool(x: np.ndarray, size: int, stride: int, same: bool) -> np.ndarray:
 
 
 def softmax(x: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis."""
     e = np.exp(x - x.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
 
@@ -194,6 +196,7 @@ def nms(boxes: np.ndarray, threshold: float, method: str = "union", sort: bool =
 
 
 def to_square(boxes: np.ndarray) -> np.ndarray:
+    """[image, x1, y1, x2, y2, score] boxes made square on their longer side, about the same centre."""
     boxes = boxes.copy()
     w, h = boxes[:, 3] - boxes[:, 1], boxes[:, 4] - boxes[:, 2]
     side = np.maximum(w, h)
@@ -204,6 +207,7 @@ def to_square(boxes: np.ndarray) -> np.ndarray:
 
 
 def regress(boxes: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Boxes moved by a network's [N, 4] offsets, in units of each box's width and height."""
     boxes = boxes.copy()
     w, h = boxes[:, 3] - boxes[:, 1] + 1, boxes[:, 4] - boxes[:, 2] + 1
     boxes[:, 1:5] += offsets * np.stack([w, h, w, h], axis=-1)
@@ -234,6 +238,7 @@ def proposals(prob: np.ndarray, offsets: np.ndarray, scale: float, threshold: fl
 
 
 def crops(images: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
+    """Each box of each image resampled to `size` x `size` (the next network's input)."""
     _, h, w, _ = images.shape
     fractions = boxes[:, [2, 1, 4, 3]] / np.array([h, w, h, w])
     return crop_and_resize(images, fractions, boxes[:, 0].astype(int), size)

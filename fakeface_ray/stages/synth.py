@@ -74,6 +74,7 @@ class FakeSynthesizer:
     Args:
         config: the `synth` section (variants, JPEG qualities, donor and blend kinds).
         extract: the `extract` section, for the crops the embedder reads.
+        read: the `read` section, for its pixel cap on the parents and donors decoded here.
         keep_regions: also emit native-resolution regions (the forensic embedder reads them).
         seed: the run's seed.
     """
