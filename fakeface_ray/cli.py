@@ -367,7 +367,8 @@ def _summary(trained) -> None:
     echo(f"macro F1   {metrics['macro_f1']:.3f}   (original pipeline on Kaggle: 0.58)")
     if record.audit:
         echo(f"audit      {record.audit['verdict']} (report.html)")
-    timings = record.timings
+    # Runs written before a resume left out first_row_s when it had no first row hold a null there.
+    timings = {k: v for k, v in record.timings.items() if v is not None}
     echo("timings    " + ", ".join(f"{k.removesuffix('_s')} {v:.1f}s" for k, v in timings.items()))
     echo(f"outputs    {out}/ (report.html, metrics.json, classification_report.txt, plots/, model/, run.json)")
     _logs_line()

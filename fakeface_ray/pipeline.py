@@ -132,8 +132,9 @@ def _write_rows(config: Config, target: Location, listing: sources.Listing, resu
     return ExtractResult(
         folder=target, n_inputs=len(listing), counts_by_status=count_statuses(table.column("status")),
         embedder=names.pop(), embedder_reason=reason, plan=plan_used, weights=weights,
+        # No first row when a resume had nothing left to do: its timing is left out, not null.
         timings={"extract_embed_write_s": written - started,
-                 "first_row_s": (first_row - started) if first_row else None},
+                 **({"first_row_s": first_row - started} if first_row else {})},
         work=work,
     )
 

@@ -165,3 +165,4 @@ def test_resume_redoes_a_resized_input_trusts_an_unchanged_listing_and_verify_re
     finished = run_extract(config, resume=True).to_dict()
     assert finished["work"]["to_process"] == 0 and finished["work"]["parts_written"] == 0
     assert finished["plan"] is None  # nothing to do: no Ray job was built
+    assert "first_row_s" not in finished["timings"]  # no first row to time (a null once broke the summary)

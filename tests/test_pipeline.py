@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow.dataset as pads
 import pytest
 
-from .conftest import SMALL_GRID, copy_corpus
+from .conftest import SMALL_GRID, SMALL_GRID_ARGS, copy_corpus
 from fakeface_ray.config import load_config
 from fakeface_ray.runs import run_all
 from fakeface_ray.storage.schema import embeddings_schema
@@ -109,6 +109,23 @@ def test_local_ray_listens_on_loopback_without_a_dashboard(ray_session):
         address = ipaddress.ip_address(conn.laddr.ip)
         mapped = getattr(address, "ipv4_mapped", None)
         assert (mapped or address).is_loopback, conn
+
+
+def test_run_resume_of_a_finished_run_has_nothing_to_do_and_succeeds(corpus, finished, tmp_path, ray_session):
+    import shutil
+
+    from click.testing import CliRunner
+
+    from fakeface_ray.cli import cli
+
+    out = tmp_path / "again"
+    shutil.copytree(finished[0] / "run", out)
+    result = CliRunner().invoke(cli, ["run", "--infile", str(corpus), "--out", str(out), "--resume",
+                                      *SMALL_GRID_ARGS])
+    assert result.exit_code == 0, result.output[-2000:]
+    timings = next(line for line in result.output.splitlines() if line.startswith("timings "))
+    assert "; 0 to process;" in result.output and "extract_embed_write" in timings and "first_row" not in timings
+    assert "first_row_s" not in json.loads((out / "run.json").read_text())["timings"]
 
 
 def test_predict_scores_every_input_with_the_trained_model(corpus, finished, tmp_path, ray_session):
