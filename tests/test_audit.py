@@ -47,6 +47,19 @@ def test_subsampling_markers_size_and_mode():
     assert file_cues(b"not an image").format == "unreadable"
 
 
+def test_a_decompression_bomb_header_is_an_unreadable_cue_not_an_error():
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    # 20,000 x 20,000 RGB: past twice Pillow's pixel limit, which refuses it from the header.
+    header = struct.pack(">IIBBBBB", 20_000, 20_000, 8, 2, 0, 0, 0)
+    bomb = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+    cues = file_cues(bomb)
+    assert (cues.format, cues.file_size) == ("unreadable", len(bomb))
+
+
 def _corpus(root, fake_quality=None, n=20, quality=90):
     """Reals and fakes drawn alike from LFW faces; every file re-saved at `quality`, fakes at
     `fake_quality` when given."""

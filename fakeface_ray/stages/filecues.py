@@ -47,8 +47,8 @@ def file_cues(data: bytes) -> FileCues:
     """The cues of one file's bytes; headers only, no pixel is decoded."""
     try:
         image = Image.open(io.BytesIO(data))
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-        return FileCues(UNREADABLE, len(data))
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return FileCues(UNREADABLE, len(data))  # a decompression bomb is refused from its header alone
     info = image.info
     apps = [(name, payload) for name, payload in getattr(image, "applist", [])]
     cues = dict(format=image.format or UNREADABLE, file_size=len(data), width=image.width, height=image.height,
