@@ -195,7 +195,7 @@ def _train(config: Config, embeddings: Location, record: RunRecord | None, start
     out = location(config.out)
     out.mkdir()
     if record is None:
-        record = RunRecord.read(out) if (out / "run.json").exists() else RunRecord.start(config)
+        record = _record_for_training(config, out, embeddings)
     capture_logs(out)
     began = time.perf_counter()
     data = load_embeddings(embeddings)
@@ -225,6 +225,18 @@ def _train(config: Config, embeddings: Location, record: RunRecord | None, start
         record.timings["total_s"] = time.perf_counter() - started
     record.write(out)
     return TrainedRun(record, metrics)
+
+
+def _record_for_training(config: Config, out: Location, embeddings: Location) -> RunRecord:
+    """The extract's record in `out/run.json` when `embeddings` is that run's folder, now with the config
+    that trains and without an earlier training's results; a new record for embeddings from elsewhere."""
+    own = out / "embeddings"
+    if not (type(embeddings.fs) is type(own.fs) and embeddings.path == own.path and (out / "run.json").exists()):
+        return RunRecord.start(config)
+    record = RunRecord.read(out)
+    record.config, record.train = config.to_dict(), {}
+    record.timings = {k: v for k, v in record.timings.items() if k not in ("train_s", "report_s", "total_s")}
+    return record
 
 
 def run_all(config: Config, overwrite: bool = False, resume: bool = False, verify: bool = False,

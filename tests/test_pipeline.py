@@ -220,6 +220,24 @@ def test_synthetic_fakes_join_the_training_side_only(finished, tmp_path):
     assert all(r["parent_image_id"].startswith("training_real/") for r in made)
 
 
+def test_train_into_a_folder_of_another_run_records_its_own_config_and_counts(finished, tmp_path):
+    from fakeface_ray.runs import run_train
+
+    run_dir, first = finished
+    out = tmp_path / "other"
+    out.mkdir()
+    stale = json.loads((run_dir / "run" / "run.json").read_text())  # another run's record, left in --out
+    stale["config"]["train"]["test_split"], stale["counts_by_status"] = 0.9, {"ok": 999}
+    stale["timings"]["total_s"] = 1e6
+    (out / "run.json").write_text(json.dumps(stale))
+    config = load_config(overrides=[*SMALL_GRID, "train.backend=loky", "train.test_split=0.3"], out=str(out))
+    trained = run_train(config, str(run_dir / "run" / "embeddings"))
+    written = json.loads((out / "run.json").read_text())
+    assert written["config"]["train"]["test_split"] == 0.3
+    assert "counts_by_status" not in written and "total_s" not in written["timings"]
+    assert trained.metrics["counts_by_status"] == first.record.extract["counts_by_status"]
+
+
 @pytest.mark.ray
 def test_the_read_stage_reads_every_input_once_in_at_most_max_read_tasks_blocks(tmp_path, ray_session):
     from fakeface_ray.config import ReadConfig
