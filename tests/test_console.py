@@ -96,6 +96,11 @@ FULL_DISK = textwrap.dedent("""
 
     with output.session():
         print("unlogged:", output.capture(Path(sys.argv[1]) / "logs"))  # a file where the folder should be
+    (Path(sys.argv[3]) / "driver.log").symlink_to("/dev/full")  # a log that opens but takes no byte
+    before = len(os.listdir("/proc/self/fd"))
+    with output.session():
+        unwritable = output.capture(Path(sys.argv[3]))
+    print("unwritable:", unwritable, "fds left open:", len(os.listdir("/proc/self/fd")) - before)
     with output.session():
         output.capture(Path(sys.argv[2]))
         full = os.open("/dev/full", os.O_WRONLY)  # the log's disk fills up
@@ -110,7 +115,8 @@ FULL_DISK = textwrap.dedent("""
 
 def test_a_log_that_cannot_be_written_never_hides_the_error(tmp_path):
     (tmp_path / "file").write_text("")
-    done = subprocess.run([sys.executable, "-c", FULL_DISK, str(tmp_path / "file"), str(tmp_path / "logs")],
-                          capture_output=True, text=True, timeout=120)
+    (tmp_path / "full").mkdir()
+    done = subprocess.run([sys.executable, "-c", FULL_DISK, str(tmp_path / "file"), str(tmp_path / "logs"),
+                           str(tmp_path / "full")], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == ["unlogged: None", "logged: False"]
+    assert done.stdout.splitlines() == ["unlogged: None", "unwritable: None fds left open: 0", "logged: False"]

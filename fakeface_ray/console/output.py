@@ -68,11 +68,14 @@ def capture(folder: Path) -> Path | None:
         return _session.log
     path = folder / LOG_NAME
     started = datetime.datetime.now().isoformat(timespec="seconds")
+    fd = None
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.write(fd, f"==== {started} pid {os.getpid()}: {' '.join(sys.argv)}\n".encode())
     except OSError:  # a full or read-only --out: the chatter stays on the console, the run's own error says why
+        if fd is not None:
+            os.close(fd)
         return None
     sys.stdout.flush()
     sys.stderr.flush()
