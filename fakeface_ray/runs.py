@@ -386,7 +386,9 @@ def _synthetic_fakes(config: Config, out: Location, embeddings: Location, data: 
         reason = f"{len(reals)} training real(s), fewer than {MIN_SYNTH_REALS}: trained without synthetic fakes"
         return None, {"variants": config.synth.variants, "skipped": reason}
     columns = ["image_id", "uri", "face_box", "face_confidence", "keypoints"]
-    rows = [r for r in parts.read_folder(embeddings, columns).to_pylist() if r["image_id"] in reals]
+    # In image_id order, not the parts' (their names are random): the same seed draws the same donors.
+    rows = sorted((r for r in parts.read_folder(embeddings, columns).to_pylist() if r["image_id"] in reals),
+                  key=lambda r: r["image_id"])
     donors = choose_donors(np.array([r["keypoints"] for r in rows], dtype=np.float32), config.seed)
     parents = [{**r, "donor_uri": rows[d]["uri"], "donor_keypoints": rows[d]["keypoints"]} for r, d in zip(rows, donors)]
     made = synthesize_fakes(config, out, parents)
