@@ -54,9 +54,11 @@ def test_one_class_is_refused_before_anything_is_written(tmp_path):
     result = CliRunner().invoke(cli, ["run", "--infile", str(tmp_path / "in"), "--out", str(tmp_path / "out")])
     assert result.exit_code == 2 and "training needs both classes" in result.output
     assert not (tmp_path / "out").exists()
-    result = CliRunner().invoke(cli, ["run", "--infile", str(tmp_path / "in"), "--testsplit", "0.9",
+    _labelled(tmp_path / "both", reals=3, fakes=2)  # both classes, too few for this split
+    result = CliRunner().invoke(cli, ["run", "--infile", str(tmp_path / "both"), "--testsplit", "0.9",
                                       "--out", str(tmp_path / "out")])
-    assert result.exit_code == 2
+    assert result.exit_code == 2 and "test split 0.9 is too large or too small" in result.output
+    assert not (tmp_path / "out").exists()
 
 
 def test_an_output_folder_holding_a_run_is_refused(tmp_path):

@@ -48,8 +48,10 @@ def test_no_identity_is_both_real_and_a_fake_base(corpus):
 def test_same_seed_same_bytes(corpus, tmp_path):
     out, _ = corpus
     demo.build_demo_corpus(tmp_path, seed=3, variants=1, identities=12, detector=TemplateLandmarks())
-    for path in (out / demo.CORPUS).rglob("*.jpg"):
-        assert path.read_bytes() == (tmp_path / path.relative_to(out)).read_bytes()
+    first = sorted(p.relative_to(out) for p in (out / demo.CORPUS).rglob("*.jpg"))
+    again = sorted(p.relative_to(tmp_path) for p in (tmp_path / demo.CORPUS).rglob("*.jpg"))
+    assert first == again and len(first) == 12
+    assert all((out / path).read_bytes() == (tmp_path / path).read_bytes() for path in first)
 
 
 def test_splice_changes_only_the_chosen_parts():

@@ -76,7 +76,9 @@ def test_a_min_fake_recall_trades_precision_for_recall(trained, tmp_path):
     strict = run_train(config, str(embeddings)).metrics["operating_point"]
     default = json.loads((trained / "metrics.json").read_text())["operating_point"]
     assert strict["rule"] == "min_fake_recall=0.95" and strict["fake_recall"] >= 0.95
-    assert strict["threshold"] <= default["threshold"] and strict["fake_precision"] <= default["fake_precision"]
+    # The default point misses the recall asked for here, so meeting it costs a lower threshold and precision.
+    assert default["fake_recall"] < 0.95
+    assert strict["threshold"] < default["threshold"] and strict["fake_precision"] < default["fake_precision"]
 
 
 def test_report_renders_in_headless_chromium(trained, tmp_path):

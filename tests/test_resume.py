@@ -7,6 +7,7 @@ import pyarrow.fs as pafs
 import pytest
 
 from fakeface_ray.config import load_config
+from fakeface_ray.stages import sources
 from fakeface_ray.stages.sources import LISTING_SCHEMA, Listing, list_sources
 from fakeface_ray.storage import parts
 from fakeface_ray.storage.locations import Location, location
@@ -72,12 +73,16 @@ def test_resume_of_a_finished_run_opens_no_input_and_starts_no_ray(tmp_path, mon
     def no_ray(*args, **kwargs):
         raise AssertionError("a resume with nothing to do started Ray")
 
+    def no_read(uri):
+        raise AssertionError(f"a resume with nothing to do read {uri}")
+
     monkeypatch.setattr(pipeline, "connect", no_ray)
+    monkeypatch.setattr(sources, "read_bytes", no_read)  # what the read stage calls for each input
     config = load_config(infile=str(tmp_path / "in"), out=str(tmp_path / "out"))
     result = pipeline.extract_embeddings(config, tmp_path / "out", list_sources(inputs, (".png",)), resume=True)
     assert result.work["unchanged_skipped"] == 5 and result.work["to_process"] == 0 and result.plan is None
     assert result.counts_by_status == {"too_small": 5}
-    assert recording.read == []  # listed twice, never opened
+    assert recording.read == []  # the listings opened no file either
     assert parts.is_complete(location(tmp_path / "out" / "embeddings"))
 
 

@@ -25,13 +25,23 @@ def test_submission_waits_for_a_starting_head(monkeypatch):
     assert head.calls == 3
 
 
-def test_other_errors_are_not_retried():
+def test_other_errors_are_not_retried(monkeypatch):
+    def no_waiting(seconds):
+        raise AssertionError("waited to retry an error that is not the agent's")
+
+    monkeypatch.setattr(submission.time, "sleep", no_waiting)
+
     class Broken:
+        calls = 0
+
         def submit_job(self, **kwargs):
+            self.calls += 1
             raise RuntimeError("Request failed with status code 400: bad runtime env")
 
+    broken = Broken()
     with pytest.raises(RuntimeError, match="bad runtime env"):
-        submission._submit_when_ready(Broken(), "x", {})
+        submission._submit_when_ready(broken, "x", {})
+    assert broken.calls == 1
 
 
 def test_runtime_env_gets_the_working_dir(tmp_path):
