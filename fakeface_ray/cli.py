@@ -38,7 +38,10 @@ def _user_errors(fn):
             except RunError as exc:
                 _exit(f"failed: {exc}", exc.exit_code)
             except KeyboardInterrupt:
-                _exit("interrupted: committed parts are kept; rerun with --resume to finish", 130)
+                # Only run and extract can resume; the others start over.
+                command = click.get_current_context().info_name
+                again = "rerun with --resume to finish" if "resume" in kwargs else f"run fakeface {command} again"
+                _exit(f"interrupted: committed parts are kept; {again}", 130)
             except Exception as exc:
                 if output.log_path() is None:
                     raise

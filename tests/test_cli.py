@@ -190,3 +190,18 @@ def test_a_forensic_extract_runs_where_tensorflow_cannot_be_imported(demo_corpus
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     counts = json.loads((tmp_path / "out" / "run.json").read_text())["counts_by_status"]
     assert sum(counts.values()) == 8 and counts.get("ok", 0) >= 6, counts
+
+
+@pytest.mark.parametrize("command, patched, hint", [
+    (["extract", "--infile", "in"], "run_extract", "rerun with --resume to finish"),
+    (["predict", "--model", "m", "--infile", "in"], "run_predict", "run fakeface predict again"),
+])
+def test_ctrl_c_names_a_way_on_that_the_command_has(command, patched, hint, tmp_path, monkeypatch):
+    from fakeface_ray import runs
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runs, patched, interrupted)
+    result = CliRunner().invoke(cli, [*command, "--out", str(tmp_path / "out")])
+    assert result.exit_code == 130 and f"interrupted: committed parts are kept; {hint}" in result.output
