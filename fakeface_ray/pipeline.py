@@ -102,6 +102,8 @@ def _write_rows(config: Config, target: Location, listing: sources.Listing, resu
                 + (f" ({work['rows_found']} rows already written, resuming); {todo.num_rows} to process"
                    if resume else "") + f"; {reason}")
     plan_used, first_row, written_parts = None, None, []
+    if todo.num_rows or (vanished is not None and len(vanished)):
+        parts.clear_complete(target)
     if todo.num_rows:
         plan_used = plan_pools(connect(config.ray), config.extract,
                                dataclasses.replace(config.embed, embedder=embedder))

@@ -86,6 +86,35 @@ def test_resume_of_a_finished_run_opens_no_input_and_starts_no_ray(tmp_path, mon
     assert parts.is_complete(location(tmp_path / "out" / "embeddings"))
 
 
+def test_a_resume_that_stops_midway_leaves_no_finished_marker(tmp_path, monkeypatch):
+    from fakeface_ray import pipeline
+    from fakeface_ray.storage.schema import embeddings_schema
+
+    (tmp_path / "in" / "real").mkdir(parents=True)
+    for i in range(3):
+        (tmp_path / "in" / "real" / f"{i}.png").write_bytes(b"x" * (i + 1))
+    listing = list_sources(str(tmp_path / "in"), (".png",))
+    rows = [{**r, "sha256": "0" * 64, "status": "too_small", "n_faces": 0, "embedder": "forensic-v5"}
+            for r in listing.table.to_pylist()]
+    embeddings = location(tmp_path / "out" / "embeddings")
+    parts.write_part(embeddings / "part-a-000000.parquet", pa.Table.from_pylist(rows, schema=embeddings_schema(56)))
+    parts.mark_complete(embeddings, 3)
+    (tmp_path / "in" / "real" / "3.png").write_bytes(b"new")  # an input added since the run finished
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, "connect", lambda config: {})
+    monkeypatch.setattr(pipeline, "plan_pools", lambda *args: None)
+    monkeypatch.setattr(pipeline, "build_dataset", stopped)
+    config = load_config(infile=str(tmp_path / "in"), out=str(tmp_path / "out"))
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.extract_embeddings(config, tmp_path / "out", list_sources(str(tmp_path / "in"), (".png",)),
+                                    resume=True)
+    assert not parts.is_complete(embeddings)  # the folder says interrupted, and resume finishes it
+    assert parts.read_folder(embeddings, ["image_id"]).num_rows == 3  # what was written stays
+
+
 def test_a_listing_is_columns_and_iterates_as_sources(tmp_path):
     (tmp_path / "fake").mkdir()
     (tmp_path / "fake" / "b.jpg").write_bytes(b"abc")

@@ -326,6 +326,11 @@ def mark_complete(folder: Location, n_rows: int) -> None:
     (folder / COMPLETE).write_text(json.dumps({"rows": n_rows}))
 
 
+def clear_complete(folder: Location) -> None:
+    """Remove the marker before rows change, so that a run stopped midway does not look finished."""
+    (folder / COMPLETE).delete()
+
+
 def is_complete(folder: Location) -> bool:
     """Whether `folder` holds the marker `mark_complete` writes: every input has its row."""
     return (folder / COMPLETE).exists()
