@@ -303,21 +303,13 @@ def demo_data(out, seed, variants) -> None:
 @_config_options
 @_user_errors
 def demo(out, data_dir, break_lock, verbose, config_files, overrides, address) -> None:
-    """Build the demo corpus if missing, then run the whole pipeline on it."""
-    from .demo import CORPUS, build_demo_corpus, corpus_ready
-    from .runs import capture_logs, run_all
-    from .stages.requirements import pipeline_needs, require
-    from .storage.locations import location
+    """Build the demo corpus if missing, then run the whole pipeline on it (replacing an earlier demo run)."""
+    from .demo import CORPUS, run_demo
 
     config = load_config(config_files, overrides, infile=str(Path(data_dir) / CORPUS), out=out,
                          ray__address=address, console__verbose=verbose or None)
     output.configure(config.console)
-    if not corpus_ready(data_dir):
-        require(*pipeline_needs(config.extract, config.embed))
-        capture_logs(location(config.out))  # building the corpus runs MTCNN in this process
-        output.echo(f"[fakeface] building the demo corpus in {data_dir} ...")
-        build_demo_corpus(data_dir, seed=config.seed)
-    _summary(run_all(config, overwrite=True, break_lock=break_lock))
+    _summary(run_demo(config, data_dir, break_lock=break_lock))
 
 
 def _resume(resume: bool, verify: bool) -> bool:

@@ -14,16 +14,22 @@ import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PIL import Image
 from scipy import ndimage
 from skimage import transform
 
+from .config import Config
+from .console import output
+from .stages.faces import PARTS
+
+if TYPE_CHECKING:
+    from .runs import TrainedRun
+
 SIZE = 600
 LEVELS = ("easy", "mid", "hard")
-PARTS = ("left_eye", "right_eye", "nose", "mouth")
 CORPUS = "real_and_fake_face"
 MANIFEST = "manifest.json"
 
@@ -186,3 +192,25 @@ def _jpeg(pixels: np.ndarray, quality: int) -> np.ndarray:
 def _resize(face: np.ndarray, size: int) -> np.ndarray:
     image = Image.fromarray(np.clip(face * 255, 0, 255).astype(np.uint8))
     return np.asarray(image.resize((size, size), Image.BICUBIC))
+
+
+def run_demo(config: Config, data_dir: str | Path, break_lock: bool = False) -> TrainedRun:
+    """Build the demo corpus in `data_dir` if missing, then the whole pipeline on it into `config.out`.
+
+    An earlier run on the same images there is replaced (the demo is rerun as is); a run of other
+    images is refused like any other, never cleared.
+    """
+    from .runs import OutputExistsError, capture_logs, holds_run_of, run_all
+    from .stages.requirements import pipeline_needs, require
+    from .storage.locations import location
+
+    out = location(config.out)
+    if not corpus_ready(data_dir):
+        require(*pipeline_needs(config.extract, config.embed))
+        capture_logs(out)  # building the corpus runs MTCNN in this process
+        output.echo(f"[fakeface] building the demo corpus in {data_dir} ...")
+        build_demo_corpus(data_dir, seed=config.seed)
+    earlier_demo = holds_run_of(out, config.infile)
+    if not earlier_demo and ((out / "run.json").exists() or (out / "embeddings").exists()):
+        raise OutputExistsError(f"{out} holds a run of other images than the demo's; choose another --out")
+    return run_all(config, overwrite=earlier_demo, break_lock=break_lock)

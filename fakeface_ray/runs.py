@@ -239,6 +239,18 @@ def _record_for_training(config: Config, out: Location, embeddings: Location) ->
     return record
 
 
+def holds_run_of(out: Location, infile: str) -> bool:
+    """Whether `out` holds a run, finished or interrupted, whose inputs came from `infile`."""
+    if (out / "run.json").exists():
+        return json.loads((out / "run.json").read_text())["config"]["infile"] == infile
+    embeddings = out / "embeddings"
+    if not embeddings.exists():
+        return False
+    uris = parts.read_folder(embeddings, ["uri"]).column("uri")
+    # One run reads one --infile: its first row says where all came from.
+    return len(uris) > 0 and location(uris[0].as_py()).path.startswith(location(infile).path.rstrip("/") + "/")
+
+
 def run_all(config: Config, overwrite: bool = False, resume: bool = False, verify: bool = False,
             break_lock: bool = False) -> TrainedRun:
     """The whole pipeline into `config.out`; the labels are checked before anything is written."""

@@ -205,3 +205,15 @@ def test_ctrl_c_names_a_way_on_that_the_command_has(command, patched, hint, tmp_
     monkeypatch.setattr(runs, patched, interrupted)
     result = CliRunner().invoke(cli, [*command, "--out", str(tmp_path / "out")])
     assert result.exit_code == 130 and f"interrupted: committed parts are kept; {hint}" in result.output
+
+
+@pytest.mark.slow
+def test_the_demo_refuses_an_out_that_holds_a_run_of_other_images(demo_corpus, tmp_path):
+    import json
+
+    out = tmp_path / "important"
+    out.mkdir()
+    (out / "run.json").write_text(json.dumps({"config": {"infile": str(tmp_path / "photos")}}))
+    result = CliRunner().invoke(cli, ["demo", "--data", str(demo_corpus.parent), "--out", str(out)])
+    assert result.exit_code == 2 and "holds a run of other images than the demo's; choose another --out" in result.output
+    assert sorted(p.name for p in out.iterdir()) == ["run.json"]  # nothing cleared

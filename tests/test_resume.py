@@ -115,6 +115,25 @@ def test_a_resume_that_stops_midway_leaves_no_finished_marker(tmp_path, monkeypa
     assert parts.read_folder(embeddings, ["image_id"]).num_rows == 3  # what was written stays
 
 
+def test_the_demo_replaces_only_a_run_of_its_own_images(tmp_path):
+    import json
+
+    from fakeface_ray.runs import holds_run_of
+    from fakeface_ray.storage.schema import embeddings_schema
+
+    demo, other = str(tmp_path / "data" / "demo"), str(tmp_path / "photos")
+    out = location(tmp_path / "out")
+    assert not holds_run_of(out, demo)  # nothing there
+    rows = [{"image_id": "real/0.png", "uri": str(tmp_path / "data" / "demo" / "real" / "0.png"), "label": "real",
+             "sha256": "0" * 64, "status": "too_small", "n_faces": 0, "embedder": "forensic-v5"}]
+    parts.write_part(out / "embeddings" / "part-a-000000.parquet",
+                     pa.Table.from_pylist(rows, schema=embeddings_schema(56)))
+    assert holds_run_of(out, demo) and not holds_run_of(out, other)  # interrupted: its rows say
+    assert not holds_run_of(out, str(tmp_path / "data" / "dem"))  # a prefix of the folder's name is not it
+    (tmp_path / "out" / "run.json").write_text(json.dumps({"config": {"infile": other}}))
+    assert holds_run_of(out, other) and not holds_run_of(out, demo)  # finished: its record says
+
+
 def test_a_listing_is_columns_and_iterates_as_sources(tmp_path):
     (tmp_path / "fake").mkdir()
     (tmp_path / "fake" / "b.jpg").write_bytes(b"abc")
