@@ -214,10 +214,20 @@ def submit(address, runtime_env, working_dir, no_wait, args) -> None:
 
     job_id, status = submit_job(address, list(args), load_runtime_env(runtime_env, working_dir),
                                 wait=not no_wait, echo=output.echo)
-    out = next((b for a, b in zip(args, args[1:]) if a == "--out"), None)
+    out = _out_of(list(args))
     output.echo(f"[fakeface] job {job_id}: {status}" + (f"; outputs in {out}" if out else ""))
     if not no_wait and status != "SUCCEEDED":
         sys.exit(1)
+
+
+def _out_of(args: list[str]) -> str | None:
+    """The --out of a submitted command's arguments (`--out DIR` or `--out=DIR`), if it names one."""
+    for k, arg in enumerate(args):
+        if arg.startswith("--out="):
+            return arg.removeprefix("--out=")
+        if arg == "--out" and k + 1 < len(args):
+            return args[k + 1]
+    return None
 
 
 @cli.command("audit")

@@ -74,3 +74,11 @@ def test_a_submitted_job_names_its_dashboard_page_and_how_to_follow_it():
     assert lines[1] == "[fakeface] dashboard: http://head:8265/#/jobs/raysubmit_123"
     assert lines[2] == "[fakeface] follow it: ray job logs --address http://head:8265/ --follow raysubmit_123"
     assert submission.follow_lines("head:8265", "j")[1] == "[fakeface] dashboard: http://head:8265/#/jobs/j"
+
+
+def test_the_submitted_commands_out_is_found_in_either_spelling():
+    from fakeface_ray.cli import _out_of
+
+    assert _out_of(["run", "--infile", "s3://in", "--out", "s3://runs/x"]) == "s3://runs/x"
+    assert _out_of(["run", "--out=s3://runs/y", "--testsplit", "0.2"]) == "s3://runs/y"
+    assert _out_of(["run", "--infile", "in"]) is None and _out_of(["run", "--out"]) is None
