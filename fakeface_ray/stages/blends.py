@@ -101,11 +101,11 @@ def deform_mask(mask: np.ndarray, eye: float, rng: np.random.Generator) -> np.nd
     step = 8
     coarse = (height // step + 2, width // step + 2)
     amplitude = rng.uniform(0.0, 0.08) * eye
-    field = [ndimage.gaussian_filter(rng.normal(size=coarse), 0.25 * eye / step) for _ in range(2)]
-    peak = max(max(np.abs(f).max() for f in field), 1e-9)
+    displacement = [ndimage.gaussian_filter(rng.normal(size=coarse), 0.25 * eye / step) for _ in range(2)]
+    peak = max(max(np.abs(d).max() for d in displacement), 1e-9)
     grid_y, grid_x = np.mgrid[0:height, 0:width].astype(np.float64)
-    dy, dx = (ndimage.map_coordinates(f, [grid_y / step, grid_x / step], order=1) * amplitude / peak
-              for f in field)
+    dy, dx = (ndimage.map_coordinates(d, [grid_y / step, grid_x / step], order=1) * amplitude / peak
+              for d in displacement)
     # Where each output pixel samples the input: the inverse of (scale, rotate, shift) about the centre.
     cos, sin = np.cos(angle), np.sin(angle)
     ry, rx = grid_y - centre[0] - shift[1], grid_x - centre[1] - shift[0]

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ...cluster.devices import configure_tensorflow
-from ...config import Preprocessing, choices
+from ...config import ConfigError, Preprocessing, choices
 from ..faces import l2_normalize, prewhiten
 from .facenet_weights import WeightFile, WeightFileError, read_weight_file
 
@@ -142,7 +142,7 @@ class FaceNetEmbedder:
 
         configure_tensorflow(device, num_threads)
         if preprocess not in PREPROCESSING:
-            raise WeightFileError(f"embed.preprocess must be one of {PREPROCESSING}, got {preprocess!r}")
+            raise ConfigError(f"embed.preprocess must be one of {PREPROCESSING}, got {preprocess!r}")
         self.file = read_weight_file(weights)
         self.dims = self.file.dims
         self.name = f"facenet-{self.dims}"
