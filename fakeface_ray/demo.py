@@ -200,7 +200,7 @@ def run_demo(config: Config, data_dir: str | Path, break_lock: bool = False) -> 
     An earlier run on the same images there is replaced (the demo is rerun as is); a run of other
     images is refused like any other, never cleared.
     """
-    from .runs import OutputExistsError, capture_logs, holds_run_of, run_all
+    from .runs import OutputExistsError, capture_logs, holds_a_run, holds_run_of, run_all
     from .stages.requirements import pipeline_needs, require
     from .storage.locations import location
 
@@ -211,6 +211,6 @@ def run_demo(config: Config, data_dir: str | Path, break_lock: bool = False) -> 
         output.echo(f"[fakeface] building the demo corpus in {data_dir} ...")
         build_demo_corpus(data_dir, seed=config.seed)
     earlier_demo = holds_run_of(out, config.infile)
-    if not earlier_demo and ((out / "run.json").exists() or (out / "embeddings").exists()):
+    if not earlier_demo and holds_a_run(out):
         raise OutputExistsError(f"{out} holds a run of other images than the demo's; choose another --out")
     return run_all(config, overwrite=earlier_demo, break_lock=break_lock)

@@ -178,7 +178,7 @@ def synthesize_fakes(config: Config, out: str | Path | Location, parents: list[d
     statuses = parts.read_folder(target, ["status"]).column("status").to_pylist() if writer.parts else []
     if len(statuses) != len(parents) * config.synth.variants:
         raise ExactlyOnceError(f"{target} holds {len(statuses)} rows for {len(parents)} parents x "
-                           f"{config.synth.variants} variants")
+                               f"{config.synth.variants} variants")
     parts.mark_complete(target, len(statuses))
     return SynthResult(target, len(parents), count_statuses(statuses), time.perf_counter() - started)
 

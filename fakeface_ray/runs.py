@@ -108,7 +108,7 @@ def prepare_output(out: Location, overwrite: bool = False, resume: bool = False)
     if overwrite and resume:
         raise OutputExistsError("--overwrite and --resume exclude each other")
     embeddings = out / "embeddings"
-    if (out / "run.json").exists() or embeddings.exists():
+    if holds_a_run(out):
         if overwrite:
             for name in OUTPUTS:
                 (out / name).delete()
@@ -239,15 +239,20 @@ def _record_for_training(config: Config, out: Location, embeddings: Location) ->
     return record
 
 
+def holds_a_run(out: Location) -> bool:
+    """Whether `out` holds a run, finished (its run.json) or interrupted (its embeddings so far)."""
+    return (out / "run.json").exists() or (out / "embeddings").exists()
+
+
 def holds_run_of(out: Location, infile: str) -> bool:
     """Whether `out` holds a run, finished or interrupted, whose inputs came from `infile`."""
     if (out / "run.json").exists():
         return json.loads((out / "run.json").read_text())["config"]["infile"] == infile
-    embeddings = out / "embeddings"
-    if not embeddings.exists():
+    committed = parts.committed_parts(out / "embeddings") if (out / "embeddings").exists() else []
+    if not committed:
         return False
-    uris = parts.read_folder(embeddings, ["uri"]).column("uri")
-    # One run reads one --infile: its first row says where all came from.
+    # One run reads one --infile: a row of its first part says where all came from.
+    uris = parts.read_parts(committed[:1], ["uri"]).column("uri")
     return len(uris) > 0 and location(uris[0].as_py()).path.startswith(location(infile).path.rstrip("/") + "/")
 
 
