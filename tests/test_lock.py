@@ -83,25 +83,40 @@ def test_the_holder_beats_its_heartbeat(tmp_path):
 
 
 RACE = """
-import sys, time
+import pathlib, sys, time
 from fakeface_ray.storage.lock import LockedError, RunLock
 from fakeface_ray.storage.locations import location
-late = time.time() - float(sys.argv[2])
-time.sleep(max(0.0, -late))
+gates = pathlib.Path(sys.argv[2])
+(gates / f"ready{sys.argv[3]}").touch()
+while not (gates / "go").exists():
+    time.sleep(0.001)
 try:
     with RunLock(location(sys.argv[1])):
-        time.sleep(8.0)  # held until every racer has tried, even one that imported slowly
-    print("won", late)
+        print("won", flush=True)
+        while not (gates / "release").exists():  # held until every other racer has tried
+            time.sleep(0.01)
 except LockedError as exc:
     print("refused", exc)
 """
 
 
+def _wait_for(condition, seconds: float = 60.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 @pytest.mark.slow
 def test_of_runs_started_together_exactly_one_takes_the_lock(tmp_path):
-    start = time.time() + 4.0  # every process imported and waiting by then
-    racers = [subprocess.Popen([sys.executable, "-c", RACE, str(tmp_path / "out"), str(start)], cwd=ROOT,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(6)]
+    gates = tmp_path / "gates"
+    gates.mkdir()
+    racers = [subprocess.Popen([sys.executable, "-c", RACE, str(tmp_path / "out"), str(gates), str(k)], cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for k in range(6)]
+    # Every racer imported and polling before any may start: they race within milliseconds.
+    _wait_for(lambda: len(list(gates.glob("ready*"))) == len(racers))
+    (gates / "go").touch()
+    _wait_for(lambda: sum(r.poll() is not None for r in racers) >= len(racers) - 1)
+    (gates / "release").touch()
     outcomes = [r.communicate(timeout=60) for r in racers]
     assert all(r.returncode == 0 for r in racers), outcomes
     words = sorted(out.split()[0] for out, _ in outcomes)
