@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from .cluster.connect import connection_scope
-from .config import dump_config, load_config
+from .config import Config, ReportConfig, TrainConfig, dump_config, load_config
 from .console import output
 from .errors import RunError, UserError
 
@@ -108,9 +108,10 @@ def show_config(config_files, overrides, address) -> None:
 
 
 @cli.command()
-@click.option("--infile", default=None, help="Folder or URI of images (default: data/real_and_fake_face).")
-@click.option("--testsplit", type=float, default=None, help="Fraction held out for testing (default 0.2).")
-@click.option("--out", default=None, help="Output folder (default: runs/latest).")
+@click.option("--infile", default=None, help=f"Folder or URI of images (default: {Config.infile}).")
+@click.option("--testsplit", type=float, default=None,
+              help=f"Fraction held out for testing (default {TrainConfig.test_split}).")
+@click.option("--out", default=None, help=f"Output folder (default: {Config.out}).")
 @_min_recall_option
 @_output_options
 @_verbose_option
@@ -155,8 +156,9 @@ def extract(infile, out, break_lock, overwrite, resume, verify, max_error_fracti
 @cli.command()
 @click.option("--embeddings", required=True,
               help="An embeddings Parquet folder (path or URI) written by `fakeface extract`.")
-@click.option("--testsplit", type=float, default=None, help="Fraction held out for testing (default 0.2).")
-@click.option("--out", default=None, help="Output folder for the model, metrics and plots.")
+@click.option("--testsplit", type=float, default=None,
+              help=f"Fraction held out for testing (default {TrainConfig.test_split}).")
+@click.option("--out", default=None, help=f"Output folder for the model, metrics and plots (default: {Config.out}).")
 @_min_recall_option
 @_break_lock_option
 @_verbose_option
@@ -231,10 +233,10 @@ def _out_of(args: list[str]) -> str | None:
 
 
 @cli.command("audit")
-@click.option("--infile", default=None, help="Folder or URI of labelled images (default: data/real_and_fake_face).")
+@click.option("--infile", default=None, help=f"Folder or URI of labelled images (default: {Config.infile}).")
 @click.option("--strict", is_flag=True, help="Exit 1 when any cue separates the classes (AUC above audit.max_auc).")
 @click.option("--json", "json_path", default=None, type=click.Path(dir_okay=False),
-              help="Also write the audit to this JSON file.")
+              help="Also write the audit to this JSON file (path or URI).")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override one config key (repeatable).")
 @click.option("--config", "config_files", multiple=True, type=click.Path(dir_okay=False),
               help="YAML config file(s), merged in order over the defaults.")
@@ -245,25 +247,20 @@ def audit_command(infile, strict, json_path, overrides, config_files) -> None:
     Per class: JPEG quality, chroma subsampling, EXIF/ICC/XMP/Photoshop markers, format, size and
     colour mode, each with the cross-validated ROC AUC of a classifier that sees only that cue.
     """
-    import json
-
     from .reporting.audit import text_table
     from .runs import run_audit
 
     config = load_config(config_files, overrides, infile=infile)
-    result = run_audit(config).to_dict()
+    result = run_audit(config, json_to=json_path).to_dict()
     for line in text_table(result):
         output.echo(line)
-    if json_path:
-        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(json_path).write_text(json.dumps(result, indent=2))
     if strict and result["flagged"]:
         sys.exit(1)
 
 
 @cli.command("report")
 @click.argument("run_dir")
-@click.option("--samples", default=16, show_default=True, help="Images per sample grid.")
+@click.option("--samples", default=ReportConfig.samples_per_class, show_default=True, help="Images per sample grid.")
 @_user_errors
 def report_command(run_dir, samples) -> None:
     """Rebuild RUN_DIR/report.html and the plots from a finished run."""
@@ -291,7 +288,7 @@ def check_weights(path) -> None:
 
 @cli.command("demo-data")
 @click.option("--out", default=DEMO_DATA, show_default=True, help="Where to write the corpus.")
-@click.option("--seed", default=0, show_default=True, help="Random seed; the corpus is deterministic.")
+@click.option("--seed", default=Config.seed, show_default=True, help="Random seed; the corpus is deterministic.")
 @click.option("--variants", default=2, show_default=True, help="Images per identity.")
 @_user_errors
 def demo_data(out, seed, variants) -> None:

@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..config import ReportConfig
 from ..errors import UserError
 from ..stages import imaging
 from ..storage.locations import READ_ERRORS, Location, location, read_bytes
@@ -25,7 +26,8 @@ class ReportError(UserError):
     """The folder holds no finished training to report on."""
 
 
-def build_report(out: str | Location, per_class: int = 16, run: dict | None = None) -> Location:
+def build_report(out: str | Location, per_class: int = ReportConfig.samples_per_class,
+                 run: dict | None = None) -> Location:
     """Plots (PNG under plots/) and `report.html` from `metrics.json`, the test rows and the run record.
 
     Args:
