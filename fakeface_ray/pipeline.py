@@ -35,6 +35,7 @@ from .storage.schema import Status
 if TYPE_CHECKING:  # scikit-learn is only needed when predicting; `extract` starts without it
     from .learning.artifact import ClassifierArtifact
 
+ERROR_STATUSES = pa.array([s.value for s in Status if s.is_error], pa.string())
 PREDICT_ACTOR_CPUS = 0.0  # scoring a block of rows takes milliseconds: no CPU is held back for it
 
 
@@ -115,8 +116,11 @@ def _write_rows(config: Config, target: Location, listing: sources.Listing, resu
         written_parts = writer.parts
     written = time.perf_counter()
     if resume:
-        stale = [vanished] + ([parts.read_parts(written_parts, ["image_id"]).column("image_id").combine_chunks()]
-                              if written_parts else [])
+        # Old rows go only where a new one was written; ids new to this run have none to drop.
+        stale = [vanished]
+        if written_parts:
+            fresh = parts.read_parts(written_parts, ["image_id"]).column("image_id").combine_chunks()
+            stale.append(fresh.filter(pc.is_in(fresh, value_set=plan.redone)))
         work["rows_dropped"] = parts.drop_rows(target, pa.concat_arrays(stale),
                                                keep_parts={p.path for p in written_parts},
                                                row_group_rows=config.output.row_group_rows)
@@ -165,7 +169,8 @@ def synthesize_fakes(config: Config, out: str | Path | Location, parents: list[d
     embedder, _ = resolve_embedder(config.embed.embedder, config.embed.weights)
     plan = plan_pools(connect(config.ray), config.extract, dataclasses.replace(config.embed, embedder=embedder))
     per_block = config.read.files_per_block
-    ds = ray.data.from_items(parents, override_num_blocks=max(1, math.ceil(len(parents) / per_block)))
+    # Capped like read_stage's tasks: each block is driver bookkeeping.
+    ds = ray.data.from_items(parents, override_num_blocks=read_tasks(len(parents), config.read))
     ds = ds.map_batches(sources.read_files, batch_size=per_block, batch_format="numpy", num_cpus=plan.read_cpus)
     ds = ds.map_batches(
         FakeSynthesizer, **_actor_pool(plan.extract),
@@ -272,8 +277,8 @@ def _write_parts(dataset, writer: parts.PartWriter, stall_timeout_s: float,
                 writer.write(block)
                 arrived.append(time.perf_counter())
                 if progress is not None:
-                    statuses = block.column("status").to_pylist()
-                    progress.add(len(statuses), sum(Status(s).is_error for s in statuses))
+                    errors = pc.is_in(block.column("status"), value_set=ERROR_STATUSES)
+                    progress.add(block.num_rows, pc.sum(errors).as_py() or 0)
         except BaseException as exc:  # handed to the main thread below
             failure.append(exc)
         finally:

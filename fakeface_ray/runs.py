@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pyarrow.compute as pc
 import pyarrow.fs as pafs
 
 from .cluster.connect import connect
@@ -363,10 +364,11 @@ def _predict(config: Config, out: Location, listing: sources.Listing, artifact, 
     started = time.perf_counter()
     result = predict_images(config, out, listing, artifact, splice)
     elapsed = time.perf_counter() - started
-    preds = parts.read_folder(predictions, ["pred"]).column("pred").to_pylist()
+    preds = parts.read_folder(predictions, ["pred"]).column("pred")
+    counted = {v["values"]: v["counts"] for v in pc.value_counts(preds).to_pylist()}
     summary = {
         "model": str(model), "embedder": name, "n_inputs": result.n_inputs,
-        "counts_by_prediction": {k: preds.count(k) for k in CLASSES} | {"none": preds.count(None)},
+        "counts_by_prediction": {k: counted.get(k, 0) for k in CLASSES} | {"none": preds.null_count},
         "counts_by_status": result.counts_by_status, "threshold": artifact.threshold,
         "seconds": elapsed, "images_per_s": result.n_inputs / elapsed,
     }

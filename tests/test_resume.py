@@ -44,6 +44,8 @@ def test_resume_trusts_size_and_mtime_and_redoes_what_changed():
     assert _todo(plan) == {"grown": "", "touched": "", "new": "", "legacy": "s5", "unreadable": "", "twice": ""}
     assert plan.unchanged == 1 and plan.duplicated == 1
     assert plan.vanished.to_pylist() == ["gone"]
+    # The rows a resume replaces: every redone input that had one (twice: both), never a new input.
+    assert sorted(plan.redone.to_pylist()) == ["grown", "legacy", "touched", "twice", "unreadable"]
     assert plan.todo.column_names == LISTING_SCHEMA.names + ["done_sha256"]
 
     verified = parts.plan_resume(listing, committed, verify=True)

@@ -220,6 +220,7 @@ class ResumePlan:
     vanished: pa.Array  # image_ids with a row but no input any more
     unchanged: int  # inputs skipped: their row was made from the same size and mtime
     duplicated: int  # image_ids with more than one row (a crash mid-resume, a folder two runs wrote)
+    redone: pa.Array  # image_ids of `todo` that already have a row: the rows a resume replaces
 
 
 def plan_resume(listing: pa.Table, committed: pa.Table, verify: bool = False) -> ResumePlan:
@@ -254,8 +255,10 @@ def plan_resume(listing: pa.Table, committed: pa.Table, verify: bool = False) ->
     todo = joined.select(listing.column_names).append_column("done_sha256", done).filter(pc.invert(skip))
     todo = todo.take(pc.sort_indices(todo, [("image_id", "ascending")]))  # the join does not keep order
     vanished = pc.unique(ids.filter(pc.invert(pc.is_in(ids, value_set=listing.column("image_id")))))
+    todo_ids = todo.column("image_id").combine_chunks()
     return ResumePlan(todo=todo.combine_chunks(), vanished=vanished,
-                      unchanged=int(pc.sum(skip).as_py() or 0), duplicated=len(doubled))
+                      unchanged=int(pc.sum(skip).as_py() or 0), duplicated=len(doubled),
+                      redone=todo_ids.filter(pc.is_in(todo_ids, value_set=ids)))
 
 
 def _read_resume_columns(part: Location, schema: pa.Schema) -> pa.Table:
@@ -298,7 +301,8 @@ def drop_rows(folder: Location, image_ids: pa.Array | set[str], keep_parts: set[
               row_group_rows: int = 50_000) -> int:
     """Remove rows of `image_ids` from committed parts whose path is not in `keep_parts`.
 
-    Only parts that hold such rows are rewritten, each atomically; returns the rows dropped.
+    Only parts that hold such rows are rewritten, each atomically; returns the rows dropped. Each
+    part builds its own lookup of `image_ids`: pass only ids that may have a row there.
     """
     wanted = image_ids if isinstance(image_ids, pa.Array) else pa.array(sorted(image_ids), type=pa.string())
     if len(wanted) == 0:
