@@ -36,7 +36,7 @@ PREDICTION_COLUMNS = ("image_id", "uri", "sha256", "status", "error", "n_faces",
 
 
 def embeddings_schema(dims: int) -> pa.Schema:
-    """One row per input file (see DESIGN.md); `embedding` is a fixed-size list of `dims` floats."""
+    """One row per input file (README: Outputs); `embedding` is a fixed-size list of `dims` floats."""
     return pa.schema([
         ("image_id", pa.string()),
         ("uri", pa.string()),
