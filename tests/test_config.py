@@ -71,3 +71,16 @@ def test_default_yaml_lists_every_key():
 
     shipped = yaml.safe_load((Path(__file__).parents[1] / "configs" / "default.yaml").read_text())
     assert shipped == Config().to_dict()
+
+
+def test_the_original_config_is_the_original_svc_and_every_shipped_config_loads():
+    from pathlib import Path
+
+    shipped = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
+    assert {p.name for p in shipped} >= {"default.yaml", "original.yaml", "local.yaml"}
+    for path in shipped:
+        load_config([path])  # an unknown key or a bad value raises ConfigError
+    original = load_config([Path(__file__).parents[1] / "configs" / "original.yaml"]).train
+    # SVC.predict on an unweighted SVC: the boundary, 0, whatever the folds say.
+    assert (original.classifier, original.class_weight, original.threshold) == ("svc", "none", "boundary")
+    assert original.false_alarm_allowance is None and original.scoring == "accuracy"
