@@ -89,6 +89,25 @@ def test_drop_rows_rewrites_only_the_parts_that_hold_them(tmp_path):
     assert not (tmp_path / "emb" / first.name).exists()
 
 
+def test_a_uri_filesystem_is_made_once_and_gives_pyarrow_s_own_paths(monkeypatch):
+    from fakeface_ray.storage import locations
+
+    monkeypatch.setattr(locations, "_FILESYSTEMS", {})
+    options = "?endpoint_override=127.0.0.1:9&scheme=http"  # made, never contacted
+    uris = [f"s3://bucket/{key}{options}" for key in ("a.jpg", "a%20b/c%23d.jpg", "dir/", "%E2%82%AC.jpg",
+                                                      "a%2Fb", "//double", "")]
+    uris += ["file:///tmp/a%20b/c.jpg", "file:///tmp/", "file:///", "file:///tmp/x%23y.jpg", "mock://x/y"]
+    first = {uri: locations.resolve(uri) for uri in uris}
+    for uri in uris:  # the second time from the cache
+        fs, path = locations.resolve(uri)
+        assert path == pafs.FileSystem.from_uri(uri)[1], uri
+        assert type(fs) is type(first[uri][0])
+    assert locations.resolve(uris[0])[0] is locations.resolve(uris[1])[0]
+    assert locations.resolve(f"s3://other/a.jpg{options}")[0] is not locations.resolve(uris[0])[0]
+    # pyarrow's mock:// paths leave out the authority and keep no slash: not derived, always asked.
+    assert ("mock", "x", "") not in locations._FILESYSTEMS
+
+
 def test_file_uri_locations_and_query_options_survive(tmp_path):
     out = location(f"file://{tmp_path}/runs/x")
     (out / "metrics.json").write_text('{"ok": 1}')

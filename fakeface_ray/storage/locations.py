@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
-from urllib.parse import quote
+from urllib.parse import SplitResult, quote, unquote, urlsplit
 
 import pyarrow.fs as pafs
 
@@ -66,14 +66,41 @@ def _cause(exc: OSError) -> str:
     return text.rsplit("Detail: ", 1)[-1]
 
 
+# One filesystem per scheme, authority and options, made once per process: building one per file
+# (an S3 client, its connection, and the bucket's region looked up when the URI names none) would
+# cost every image read a round trip. Value: the filesystem, and whether its paths start with the
+# authority (s3://bucket/key -> bucket/key; file:///a -> /a).
+_FILESYSTEMS: dict[tuple[str, str, str], tuple[pafs.FileSystem, bool]] = {}
+
+
 def resolve(location: str) -> tuple[pafs.FileSystem, str]:
-    """A pyarrow filesystem and the path inside it, for a local path or a URI."""
-    if "://" in location:
-        try:
-            return pafs.FileSystem.from_uri(location)
-        except (ValueError, OSError) as exc:
-            raise LocationError(f"cannot open {location}: {exc}") from None
-    return pafs.LocalFileSystem(), str(Path(location).expanduser().resolve())
+    """A pyarrow filesystem and the path inside it, for a local path or a URI.
+
+    A URI's filesystem is made by pyarrow the first time its scheme, authority and options are
+    seen, and reused after that when pyarrow's path for that first URI is the one derived from it
+    here; otherwise every URI of that kind is handed to pyarrow.
+    """
+    if "://" not in location:
+        return pafs.LocalFileSystem(), str(Path(location).expanduser().resolve())
+    parts = urlsplit(location)
+    key = (parts.scheme, parts.netloc, parts.query)
+    known = _FILESYSTEMS.get(key) if not parts.fragment else None
+    if known is not None:
+        return known[0], _uri_path(parts, known[1])
+    try:
+        fs, path = pafs.FileSystem.from_uri(location)
+    except (ValueError, OSError) as exc:
+        raise LocationError(f"cannot open {location}: {exc}") from None
+    for with_authority in (True, False):
+        if not parts.fragment and _uri_path(parts, with_authority) == path:
+            _FILESYSTEMS[key] = (fs, with_authority)
+            break
+    return fs, path
+
+
+def _uri_path(parts: SplitResult, with_authority: bool) -> str:
+    path = (parts.netloc if with_authority else "") + unquote(parts.path)
+    return path.rstrip("/") or "/"
 
 
 def to_uri(location: str, path: str) -> str:
