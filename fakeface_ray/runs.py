@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
 
@@ -410,16 +411,21 @@ def _synthetic_fakes(config: Config, out: Location, embeddings: Location, data: 
     if len(reals) < MIN_SYNTH_REALS:
         reason = f"{len(reals)} training real(s), fewer than {MIN_SYNTH_REALS}: trained without synthetic fakes"
         return None, {"variants": config.synth.variants, "skipped": reason}
-    columns = ["image_id", "uri", "face_box", "face_confidence", "keypoints"]
-    # In image_id order, not the parts' (their names are random): the same seed draws the same donors.
-    rows = sorted((r for r in parts.read_folder(embeddings, columns).to_pylist() if r["image_id"] in reals),
-                  key=lambda r: r["image_id"])
+    rows = _rows_of(embeddings, ["image_id", "uri", "face_box", "face_confidence", "keypoints"], reals)
     donors = choose_donors(np.array([r["keypoints"] for r in rows], dtype=np.float32), config.seed)
     parents = [{**r, "donor_uri": rows[d]["uri"], "donor_keypoints": rows[d]["keypoints"]} for r, d in zip(rows, donors)]
     made = synthesize_fakes(config, out, parents)
     synthetic = load_embeddings(made.folder)
     return synthetic, {"variants": config.synth.variants, "parents": made.n_parents, "fakes": len(synthetic.ids),
                        "counts_by_status": made.counts_by_status, "seconds": made.seconds}
+
+
+def _rows_of(embeddings: Location, columns: list[str], image_ids: set[str]) -> list[dict]:
+    """The rows of `image_ids`, in image_id order, not the parts' (their names are random): the same
+    seed then draws the same donors and folds. Filtered in Arrow: only these rows become Python."""
+    table = parts.read_folder(embeddings, columns)
+    table = table.filter(pc.is_in(table.column("image_id"), value_set=pa.array(sorted(image_ids), pa.string())))
+    return table.take(pc.sort_indices(table, [("image_id", "ascending")])).to_pylist()
 
 
 def check_splice_resources(config: Config) -> None:
@@ -449,11 +455,9 @@ def _splice_features(config: Config, out: Location, embeddings: Location, data: 
         return data, None, {"use": "none"}
     train_side, _ = split(data, config.train.test_split, config.seed)
     chosen = set(train_side.ids.tolist())
-    columns = ["image_id", "uri", "label", "keypoints", "face_box"]
-    rows = [r for r in parts.read_folder(embeddings, columns).to_pylist() if r["image_id"] in chosen]
+    rows = _rows_of(embeddings, ["image_id", "uri", "label", "keypoints", "face_box"], chosen)
     big = [r for r in rows if min(r["face_box"][2:]) >= PATCH]  # face_box: x, y, width, height
-    images = [TrainingImage(r["image_id"], r["uri"], tuple(r["keypoints"]), CLASSES.index(r["label"]))
-              for r in sorted(big, key=lambda r: r["image_id"])]
+    images = [TrainingImage(r["image_id"], r["uri"], tuple(r["keypoints"]), CLASSES.index(r["label"])) for r in big]
     small = sum(1 for r in rows if r["label"] == CLASSES[0]) - sum(1 for i in images if i.label == 0)
     # Cross-fitting: each fold's network never sees that fold; the training rows get their fold's
     # scores, every other row (test, predict) the mean of all folds' networks.
