@@ -12,7 +12,7 @@ import pytest
 from fakeface_ray.storage import parts
 from fakeface_ray.stages.sources import list_sources
 from fakeface_ray.storage.locations import read_bytes, to_uri
-from fakeface_ray.storage.locations import Location, location
+from fakeface_ray.storage.locations import Location, LocationError, location
 
 
 class Recording(pafs.FileSystemHandler):
@@ -104,8 +104,15 @@ def test_a_uri_filesystem_is_made_once_and_gives_pyarrow_s_own_paths(monkeypatch
         assert type(fs) is type(first[uri][0])
     assert locations.resolve(uris[0])[0] is locations.resolve(uris[1])[0]
     assert locations.resolve(f"s3://other/a.jpg{options}")[0] is not locations.resolve(uris[0])[0]
-    # pyarrow's mock:// paths leave out the authority and keep no slash: not derived, always asked.
-    assert ("mock", "x", "") not in locations._FILESYSTEMS
+    assert ("mock", "x", "") not in locations._FILESYSTEMS  # only checked schemes are derived here
+    # With their filesystem cached, URIs pyarrow refuses are still refused, never read as another path.
+    refused = [f"S3://bucket/b{options}", f"s3://bucket/a\nb{options}", "file:///tmp/a\tb", f"s3://bucket/a b{options}",
+               f"s3://bucket/a%zz{options}", f"s3://bucket/[x]{options}", f"s3://bucket/a%FF.jpg{options}", "file://"]
+    for uri in refused:
+        with pytest.raises((ValueError, OSError)):
+            pafs.FileSystem.from_uri(uri)  # pyarrow's own answer
+        with pytest.raises(LocationError, match="cannot open"):
+            locations.resolve(uri)
 
 
 def test_file_uri_locations_and_query_options_survive(tmp_path):

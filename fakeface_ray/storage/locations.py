@@ -8,6 +8,7 @@ either the old file or the whole new one.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import errno
 import fnmatch
@@ -71,31 +72,55 @@ def _cause(exc: OSError) -> str:
 # cost every image read a round trip. Value: the filesystem, and whether its paths start with the
 # authority (s3://bucket/key -> bucket/key; file:///a -> /a).
 _FILESYSTEMS: dict[tuple[str, str, str], tuple[pafs.FileSystem, bool]] = {}
+# Dropped before pyarrow finalises S3 at exit (atexit runs the last registered first): a client
+# that outlives it can hang or abort the exit.
+atexit.register(_FILESYSTEMS.clear)
+# The schemes whose paths were checked against pyarrow's (tests/test_storage.py); others, such as
+# hdfs (which keeps a trailing slash), always go to pyarrow.
+CACHED_SCHEMES = ("s3", "file")
+# A URI whose path is derived here: RFC 3986 characters only (no brackets, no fragment), every % an
+# escape. Anything else goes to pyarrow, which refuses it or reads it its own way.
+_URI_CHARS = r"[A-Za-z0-9\-._~:/?@!$&'()*+,;=]*"
+_PLAIN_URI = re.compile(f"({'|'.join(CACHED_SCHEMES)})://{_URI_CHARS}(%[0-9A-Fa-f]{{2}}{_URI_CHARS})*")
 
 
 def resolve(location: str) -> tuple[pafs.FileSystem, str]:
     """A pyarrow filesystem and the path inside it, for a local path or a URI.
 
-    A URI's filesystem is made by pyarrow the first time its scheme, authority and options are
-    seen, and reused after that when pyarrow's path for that first URI is the one derived from it
-    here; otherwise every URI of that kind is handed to pyarrow.
+    An s3:// or file:// URI's filesystem is made by pyarrow the first time its bucket and options
+    are seen, and reused after that when pyarrow's path for that first URI is the one derived
+    from it here; any other URI is handed to pyarrow every time.
     """
     if "://" not in location:
         return pafs.LocalFileSystem(), str(Path(location).expanduser().resolve())
-    parts = urlsplit(location)
-    key = (parts.scheme, parts.netloc, parts.query)
-    known = _FILESYSTEMS.get(key) if not parts.fragment else None
+    parts = _cacheable(location)
+    known = _FILESYSTEMS.get((parts.scheme, parts.netloc, parts.query)) if parts else None
     if known is not None:
         return known[0], _uri_path(parts, known[1])
     try:
         fs, path = pafs.FileSystem.from_uri(location)
     except (ValueError, OSError) as exc:
         raise LocationError(f"cannot open {location}: {exc}") from None
-    for with_authority in (True, False):
-        if not parts.fragment and _uri_path(parts, with_authority) == path:
-            _FILESYSTEMS[key] = (fs, with_authority)
+    for with_authority in (True, False) if parts else ():
+        if _uri_path(parts, with_authority) == path:
+            _FILESYSTEMS[(parts.scheme, parts.netloc, parts.query)] = (fs, with_authority)
             break
     return fs, path
+
+
+def _cacheable(uri: str) -> SplitResult | None:
+    """The URI's parts when its path can be derived without pyarrow, else None."""
+    if not _PLAIN_URI.fullmatch(uri):
+        return None
+    parts = urlsplit(uri)
+    rooted = parts.path.startswith("/") and not parts.path.startswith("//")
+    if not (rooted or (parts.path == "" and parts.netloc)):
+        return None
+    try:
+        unquote(parts.path, errors="strict")
+    except UnicodeDecodeError:
+        return None
+    return parts
 
 
 def _uri_path(parts: SplitResult, with_authority: bool) -> str:
