@@ -248,12 +248,15 @@ def audit_command(infile, strict, json_path, overrides, config_files) -> None:
     colour mode, each with the cross-validated ROC AUC of a classifier that sees only that cue.
     """
     from .reporting.audit import text_table
-    from .runs import run_audit
+    from .runs import run_audit, write_audit
 
     config = load_config(config_files, overrides, infile=infile)
-    result = run_audit(config, json_to=json_path).to_dict()
+    audited = run_audit(config)
+    result = audited.to_dict()
     for line in text_table(result):
         output.echo(line)
+    if json_path:
+        write_audit(audited, json_path)
     if strict and result["flagged"]:
         sys.exit(1)
 

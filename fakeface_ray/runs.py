@@ -279,19 +279,16 @@ def run_all(config: Config, overwrite: bool = False, resume: bool = False, verif
                           {"list_sources_s": began - started, "audit_s": audited - began})
         record.audit = shortcut.to_dict()
         try:
-            (location(config.out) / "audit.json").write_text(json.dumps(record.audit, indent=2))
+            write_audit(shortcut, location(config.out) / "audit.json")
             return _train(config, location(config.out) / "embeddings", record, started)
         except WriteError as exc:
             raise exc.then("run train on the embeddings") from None
 
 
-def run_audit(config: Config, listing: sources.Listing | None = None, json_to: str | None = None) -> AuditResult:
+def run_audit(config: Config, listing: sources.Listing | None = None) -> AuditResult:
     """The shortcut audit of the labelled images under `config.infile`: how their files were saved,
     class by class, and whether that alone tells real from fake. Reads at most
     `audit.max_per_class` files per class, chosen at random (seeded).
-
-    Args:
-        json_to: also write the result there as JSON (a path or URI; missing folders are made).
     """
     from .learning.audit import audit  # scikit-learn: loaded when a command audits
 
@@ -311,10 +308,12 @@ def run_audit(config: Config, listing: sources.Listing | None = None, json_to: s
         for cues in pool.map(_file_cues, uris):
             files.append(cues)
             progress.add(1)
-    result = audit(files, labels[sample].tolist(), config.audit.max_auc, config.seed)
-    if json_to is not None:
-        location(json_to).write_text(json.dumps(result.to_dict(), indent=2))
-    return result
+    return audit(files, labels[sample].tolist(), config.audit.max_auc, config.seed)
+
+
+def write_audit(result: AuditResult, where: str | Location) -> None:
+    """The audit as JSON at a path or URI (missing folders are made)."""
+    location(where).write_text(json.dumps(result.to_dict(), indent=2))
 
 
 def _file_cues(uri: str) -> FileCues:

@@ -129,11 +129,12 @@ def test_audit_command_and_its_strict_exit_codes(tmp_path):
 
 def test_the_audit_json_goes_to_a_uri_too(tmp_path):
     from fakeface_ray.config import load_config
-    from fakeface_ray.runs import run_audit
+    from fakeface_ray.runs import run_audit, write_audit
 
     corpus = _corpus(tmp_path / "c", fake_quality=70)
     written = tmp_path / "made" / "audit.json"
-    result = run_audit(load_config(infile=str(corpus)), json_to=written.as_uri())
+    result = run_audit(load_config(infile=str(corpus)))
+    write_audit(result, written.as_uri())
     assert json.loads(written.read_text()) == result.to_dict()
 
 
