@@ -6,7 +6,10 @@ half to `fake` bases, so no photo is in both classes, and re-saves every image, 
 JPEG at its own random quality, so file format and compression say nothing about the class.
 
 The generators are written apart from `fakeface_ray.stages.blends` (other mask shapes, other warps)
-so a detector trained on synth's fakes is tested on fakes it was not made from:
+so a detector trained on synth's fakes is tested on fakes it was not made from. Each generator
+draws from its own stream, (seed, k). A fake's donor may be any other photo of the set, a real or
+another fake's base, as in a corpus a user would have: the splits downstream keep reals and fake
+bases apart, not donors. The generators:
 
 - `paste`: eyes, nose and/or mouth of another person pasted on landmark-aligned boxes, at three
   levels in equal shares (hard edge / feathered / feathered and colour-matched): the ciplab way.
@@ -101,7 +104,7 @@ def published(photos: list[Photo], quality: tuple[int, int], seed: int) -> list[
     return out
 
 
-def build_corpus(generator: str, photos: list[Photo], out: Path, seed: int) -> dict:
+def build_corpus(generator: str, photos: list[Photo], out: Path, seed: int | list[int]) -> dict:
     """Write `out/training_real/` and `out/training_fake/` and a manifest; return the manifest."""
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(photos))
@@ -237,6 +240,10 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "runs/corpora"))
     parser.add_argument("--generators", default=",".join(GENERATORS))
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--offset-seeds", action="store_true",
+                        help="draw generator k from seed + k, as every set built before 2026-12-02 (late) was: "
+                             "neighbouring seeds then share photo splits (set s's generator k is set s+1's "
+                             "generator k-1); by default generator k draws from (seed, k)")
     parser.add_argument("--published-quality", type=int, nargs=2, metavar=("LOW", "HIGH"),
                         help="first save every photo as a JPEG of a quality in [LOW, HIGH), as a photo "
                              "collection publishes them, before any real is re-saved or fake is made")
@@ -250,7 +257,8 @@ def main() -> None:
         photos = published(photos, tuple(args.published_quality), args.seed)
     print(f"{len(photos)} usable photos")
     for k, generator in enumerate(args.generators.split(",")):
-        manifest = build_corpus(generator, photos, out / generator / "real_and_fake_face", args.seed + k)
+        seed = args.seed + k if args.offset_seeds else [args.seed, k]
+        manifest = build_corpus(generator, photos, out / generator / "real_and_fake_face", seed)
         print(f"{generator}: {len(manifest['images'])} images")
 
 

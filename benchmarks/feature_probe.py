@@ -60,6 +60,7 @@ extract stage cuts (the face box grown by half its side on each side), from the 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -250,9 +251,15 @@ REPLACED_GROUPS = {"dc": HISTORY_GROUPS, "dc_half": HISTORY_GROUPS, "dc_fixed": 
                    "edited_modulation": HISTORY_GROUPS}
 
 
+def code_digest() -> str:
+    """A short hash of the code the readings come from: a cache made by other code is never read."""
+    sources = sorted((ROOT / "fakeface_ray" / "stages").rglob("*.py")) + [Path(__file__).resolve()]
+    return hashlib.sha256(b"".join(path.read_bytes() for path in sources)).hexdigest()[:12]
+
+
 def cached_readings(work: Path, generator: str, cache: Path, kind: str) -> dict[str, np.ndarray]:
-    """image_id -> one of REGION_READINGS for each extracted face (cached as .npz)."""
-    path = cache / work.name / f"{generator}_{kind}.npz"
+    """image_id -> one of REGION_READINGS for each extracted face (cached as .npz, per code_digest)."""
+    path = cache / work.name / code_digest() / f"{generator}_{kind}.npz"
     if not path.exists():
         rows = pads.dataset(str(work / generator / "embeddings"), format="parquet").to_table(
             columns=["image_id", "uri", "status", "face_box", "face_confidence", "keypoints"]).to_pylist()
