@@ -42,6 +42,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage
 
+from ...config import ExtractConfig
 from ..faces import PARTS, l2_normalize
 from . import double_jpeg
 
@@ -82,8 +83,12 @@ class ForensicEmbedder:
     name = "forensic-v11"
     dims = len(FEATURE_NAMES) + 1  # + a constant that keeps the magnitude through L2 normalisation
 
-    def embed(self, faces: np.ndarray, margin: float = 0.2) -> np.ndarray:
-        """Features of uint8 [N, S, S, 3] RGB face crops, landmarks taken from an average face."""
+    def embed(self, faces: np.ndarray, margin: float = ExtractConfig.margin) -> np.ndarray:
+        """Features of uint8 [N, S, S, 3] RGB face crops, landmarks taken from an average face.
+
+        Args:
+            margin: the crops' margin around the face box, as the extract stage cut them.
+        """
         faces = np.asarray(faces)
         side = faces.shape[1]
         keypoints = (margin / 2 + _TEMPLATE) / (1 + margin) * side
