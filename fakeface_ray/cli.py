@@ -178,23 +178,28 @@ def train(embeddings, testsplit, out, min_fake_recall, break_lock, verbose, conf
 @click.option("--model", "model_dir", required=True, help="A trained model folder (a run's OUT/model).")
 @click.option("--infile", required=True, help="Folder or URI of images to classify.")
 @click.option("--out", default=None, help="Output folder; predictions go to OUT/predictions.")
+@click.option("--fake-share", type=float, default=None,
+              help="Call this share of the images with a face fake, the highest scores first, instead of "
+                   "cutting at the model's threshold: for a batch whose share of fakes is known.")
 @click.option("--overwrite", is_flag=True, help="Replace OUT/predictions.")
 @_break_lock_option
 @_verbose_option
 @_config_options
 @_user_errors
-def predict(model_dir, infile, out, overwrite, break_lock, verbose, config_files, overrides, address) -> None:
+def predict(model_dir, infile, out, fake_share, overwrite, break_lock, verbose, config_files, overrides,
+            address) -> None:
     """Classify images with a trained model: Parquet rows with score, p_fake and pred."""
     from .runs import run_predict
 
     config = load_config(config_files, overrides, infile=infile, out=out, ray__address=address,
-                         console__verbose=verbose or None)
+                         predict__fake_share=fake_share, console__verbose=verbose or None)
     output.configure(config.console)
     summary = run_predict(config, model_dir, overwrite=overwrite, break_lock=break_lock)
     output.echo("")
     output.echo(f"predictions {config.out}/predictions  ({summary['n_inputs']} rows, {summary['embedder']}, "
                 f"{summary['images_per_s']:.1f} images/s)")
     output.echo("prediction  " + ", ".join(f"{k} {v}" for k, v in summary["counts_by_prediction"].items()))
+    output.echo(f"threshold   {summary['threshold']:.3f} ({summary['threshold_rule']})")
     output.echo("status      " + ", ".join(f"{k} {v}" for k, v in summary["counts_by_status"].items()))
     _logs_line()
 

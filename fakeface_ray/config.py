@@ -232,6 +232,15 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class PredictConfig:
+    fake_share: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.fake_share is not None and not 0.0 < self.fake_share < 1.0:
+            raise ConfigError(f"predict.fake_share (--fake-share) must be between 0 and 1, got {self.fake_share}")
+
+
+@dataclass(frozen=True)
 class ReportConfig:
     samples_per_class: int = 16
 
@@ -273,6 +282,7 @@ class Config:
     synth: SynthConfig = SynthConfig()
     splice: SpliceConfig = SpliceConfig()
     train: TrainConfig = TrainConfig()
+    predict: PredictConfig = PredictConfig()
     report: ReportConfig = ReportConfig()
     audit: AuditConfig = AuditConfig()
     console: ConsoleConfig = ConsoleConfig()

@@ -363,17 +363,39 @@ def _predict(config: Config, out: Location, listing: sources.Listing, artifact, 
     capture_logs(out)
     started = time.perf_counter()
     result = predict_images(config, out, listing, artifact, splice)
+    threshold, rule = artifact.threshold, "the model's"
+    if config.predict.fake_share is not None:
+        threshold, rule = _call_share_fake(predictions, config.predict.fake_share, config.output.row_group_rows,
+                                           artifact.threshold)
     elapsed = time.perf_counter() - started
     preds = parts.read_folder(predictions, ["pred"]).column("pred")
     counted = {v["values"]: v["counts"] for v in pc.value_counts(preds).to_pylist()}
     summary = {
         "model": str(model), "embedder": name, "n_inputs": result.n_inputs,
         "counts_by_prediction": {k: counted.get(k, 0) for k in CLASSES} | {"none": preds.null_count},
-        "counts_by_status": result.counts_by_status, "threshold": artifact.threshold,
-        "seconds": elapsed, "images_per_s": result.n_inputs / elapsed,
+        "counts_by_status": result.counts_by_status, "threshold": threshold, "threshold_rule": rule,
+        "model_threshold": artifact.threshold, "seconds": elapsed, "images_per_s": result.n_inputs / elapsed,
     }
     (out / "predict.json").write_text(json.dumps(summary, indent=2))
     return summary
+
+
+def _call_share_fake(predictions: Location, share: float, row_group_rows: int, model_threshold: float
+                     ) -> tuple[float, str]:
+    """Relabel the predictions so that `share` of the scored rows are fake; the threshold and its rule.
+
+    The cut is the scores' (1 - share) quantile over the whole batch, so it is set after every
+    row is scored. With no scored row (no face anywhere) the model's threshold stays.
+    """
+    from .learning.predict import labelled_at
+    from .learning.threshold import share_cut
+
+    scores = parts.read_folder(predictions, ["score"]).column("score").drop_null().to_numpy()
+    if len(scores) == 0:
+        return model_threshold, f"the model's (fake_share {share:g} asked for, but no image has a face to score)"
+    cut = share_cut(scores, share)
+    parts.rewrite_parts(predictions, lambda rows: labelled_at(rows, cut), row_group_rows)
+    return cut, f"fake_share {share:g}: the {share:.0%} highest scores of {len(scores)} called fake"
 
 
 def capture_logs(out: Location) -> Path | None:

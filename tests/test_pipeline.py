@@ -165,6 +165,23 @@ def test_predict_scores_every_input_with_the_trained_model(corpus, finished, tmp
     assert not (tmp_path / "pred2").exists()
 
 
+def test_predict_with_a_known_share_of_fakes_calls_that_share_fake(corpus, finished, tmp_path, ray_session):
+    from fakeface_ray.runs import run_predict
+
+    run_dir, _ = finished
+    config = load_config(overrides=["predict.fake_share=0.25"], infile=str(corpus), out=str(tmp_path / "share"))
+    summary = run_predict(config, str(run_dir / "run" / "model"))
+    folder = tmp_path / "share" / "predictions"
+    rows = pads.dataset(str(folder), format="parquet").to_table().to_pylist()
+    scored = [r for r in rows if r["score"] is not None]
+    fakes = [r for r in scored if r["pred"] == "fake"]
+    assert abs(len(fakes) - 0.25 * len(scored)) < 1 and all(r["pred"] is None for r in rows if r["score"] is None)
+    assert min(r["score"] for r in fakes) >= summary["threshold"] > max(r["score"] for r in scored if r["pred"] == "real")
+    assert summary["counts_by_prediction"]["fake"] == len(fakes)
+    assert summary["threshold_rule"].startswith("fake_share 0.25") and "model_threshold" in summary
+    assert json.loads((folder / "_COMPLETE").read_text()) == {"rows": len(rows)}
+
+
 @pytest.fixture(scope="module")
 def s3_server():
     """A local S3-compatible server (moto) on loopback; yields the URI options that reach it."""

@@ -6,7 +6,8 @@ import pytest
 from fakeface_ray.config import TrainConfig
 from fakeface_ray.learning import train
 from fakeface_ray.learning.evaluate import compute_metrics, evaluate
-from fakeface_ray.learning.predict import Predictor
+from fakeface_ray.learning.predict import Predictor, labelled_at
+from fakeface_ray.learning.threshold import share_cut
 from fakeface_ray.storage.schema import Status, predictions_schema, to_table
 
 
@@ -71,3 +72,24 @@ def test_evaluate_matches_the_artifact_and_the_metrics(result):
     assert evaluation.metrics == compute_metrics(result.test.y, evaluation.y_pred, evaluation.scores)
     assert evaluation.metrics.n_test == len(result.test.y) and evaluation.metrics.macro_f1 == 1.0
     assert list(evaluation.ids) == list(result.test.ids)
+
+
+def test_a_share_of_fakes_relabels_the_highest_scores_and_leaves_faceless_rows_alone(result):
+    x = np.concatenate([result.test.x[:8], np.zeros((1, 4), np.float32)])
+    out = Predictor(result.artifact)(_rows(x, [Status.OK] * 8 + [Status.NO_FACE]))
+    scores = np.array(out.column("score").drop_null().to_numpy())
+    cut = share_cut(scores, 0.25)
+    relabelled = labelled_at(out, cut)
+    assert relabelled.schema == predictions_schema()
+    preds = relabelled.column("pred").to_pylist()
+    assert preds[8] is None and preds[:8].count("fake") == 2  # the two highest of eight
+    highest = set(np.argsort(-scores)[:2])
+    assert {i for i, p in enumerate(preds[:8]) if p == "fake"} == highest
+    # Everything but pred is untouched.
+    assert relabelled.drop_columns(["pred"]).equals(out.drop_columns(["pred"]))
+
+
+@pytest.mark.parametrize("share", [0.1, 0.5, 0.9])
+def test_share_cut_calls_that_share_fake(share):
+    scores = np.random.default_rng(3).normal(size=1000)
+    assert np.mean(scores >= share_cut(scores, share)) == pytest.approx(share, abs=0.002)

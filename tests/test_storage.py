@@ -383,3 +383,25 @@ def test_sweep_removes_only_temporary_files_of_interrupted_writes(tmp_path):
         path.write_bytes(b"x")
     assert sorted(p.name for p in out.sweep_temporaries()) == sorted(p.name for p in left)
     assert all(p.exists() for p in kept) and not any(p.exists() for p in left)
+
+
+def test_a_rewrite_stopped_midway_does_not_look_finished(tmp_path):
+    folder = location(tmp_path / "predictions")
+    for k in range(3):
+        parts.write_part(folder / f"part-{k}.parquet", pa.table({"image_id": [f"{k}a", f"{k}b"], "pred": ["real"] * 2}))
+    parts.mark_complete(folder, 6)
+    assert parts.rewrite_parts(folder, lambda rows: rows.set_column(1, "pred", pa.array(["fake"] * 2))) == 6
+    assert parts.is_complete(folder) and set(parts.read_folder(folder).column("pred").to_pylist()) == {"fake"}
+
+    seen = []
+
+    def fails_on_the_second(rows):
+        seen.append(rows)
+        if len(seen) == 2:
+            raise OSError("disk full")
+        return rows.set_column(1, "pred", pa.array(["real"] * 2))
+
+    with pytest.raises(OSError):
+        parts.rewrite_parts(folder, fails_on_the_second)
+    assert not parts.is_complete(folder)
+    assert sorted(parts.read_folder(folder).column("pred").to_pylist()) == ["fake"] * 4 + ["real"] * 2

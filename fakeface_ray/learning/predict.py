@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from ..storage.schema import CLASSES, PREDICTION_COLUMNS, predictions_schema
+from ..storage.schema import CLASSES, FAKE, PREDICTION_COLUMNS, REAL, predictions_schema
 from .artifact import ClassifierArtifact
 
 
@@ -35,3 +36,10 @@ class Predictor:
         columns = [rows.column(c) for c in PREDICTION_COLUMNS] + [
             pa.array(score, mask=~valid), pa.array(p_fake, mask=~valid), pa.array(pred, pa.string())]
         return pa.Table.from_arrays(columns, schema=predictions_schema())
+
+
+def labelled_at(rows: pa.Table, threshold: float) -> pa.Table:
+    """Prediction rows with `pred` set again at `threshold` (rows without a score keep a null one)."""
+    score = rows.column("score")
+    pred = pc.if_else(pc.greater_equal(score, pa.scalar(threshold, score.type)), FAKE, REAL)
+    return rows.set_column(rows.schema.get_field_index("pred"), rows.schema.field("pred"), pred)

@@ -95,6 +95,15 @@ def choose_threshold(y_true: np.ndarray, scores: np.ndarray, rule: ThresholdRule
     return OperatingPoint(threshold, rule, float(recall), float(precision), float(macro), alarms)
 
 
+def share_cut(scores: np.ndarray, share: float) -> float:
+    """The threshold that calls `share` of `scores` fake: their (1 - share) quantile.
+
+    For a batch whose share of fakes is known (`predict.fake_share`): it reads the batch being
+    scored, not the training folds.
+    """
+    return float(np.quantile(scores, 1.0 - share))
+
+
 def band_floor(y_true: np.ndarray, scores: np.ndarray) -> float:
     """The lowest threshold whose macro F1 on `scores` is within one bootstrap standard error of the best."""
     candidates, _, band = _candidates_and_band(np.asarray(y_true), np.asarray(scores, dtype=float))

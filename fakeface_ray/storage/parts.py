@@ -325,6 +325,22 @@ def drop_rows(folder: Location, image_ids: pa.Array | set[str], keep_parts: set[
     return dropped
 
 
+def rewrite_parts(folder: Location, change: Callable[[pa.Table], pa.Table], row_group_rows: int = 50_000) -> int:
+    """Replace every committed part with `change(part's rows)`, each atomically; returns the rows.
+
+    The complete marker is taken away first and put back last, so a rewrite stopped midway does
+    not look finished.
+    """
+    clear_complete(folder)
+    n_rows = 0
+    for part in committed_parts(folder):
+        table = change(pq.read_table(part.path, filesystem=part.fs))
+        write_part(part, table, row_group_rows)
+        n_rows += table.num_rows
+    mark_complete(folder, n_rows)
+    return n_rows
+
+
 def mark_complete(folder: Location, n_rows: int) -> None:
     """Write the marker that says every input has its row."""
     (folder / COMPLETE).write_text(json.dumps({"rows": n_rows}))
