@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from fakeface_ray.config import TrainConfig, load_config  # noqa: E402
-from fakeface_ray.learning.threshold import band_floor, choose_threshold, false_alarm_cut, rates  # noqa: E402
+from fakeface_ray.learning.threshold import band_floor, choose_threshold, false_alarm_cut, rates, share_cut  # noqa: E402
 from fakeface_ray.learning.train import Embeddings, load_embeddings, split, split_by_ids, tune  # noqa: E402
 from quality import photos_of, training_pool  # noqa: E402  (this folder, as the script's own)
 
@@ -51,15 +51,13 @@ CANDIDATES = tuple(f"false_alarm_{r:g}" for r in FALSE_ALARMS) + tuple(f"one_se_
                                                                         for r in FALSE_ALARMS)
 BAND_FALSE_ALARMS = (0.2, 0.25, 0.3)  # a subset of FALSE_ALARMS: their cuts are reused
 BANDED = ("one_se_lowest",) + tuple(f"one_se_band_false_alarm_{r:g}" for r in BAND_FALSE_ALARMS)
-DIAGNOSTICS = ("oracle", "training_share")
+# The training side's share of fakes is the test split's (stratified); `predict.fake_share` given
+# 0.1 too low or too high is what a user's wrong guess costs.
+SHARE_ERRORS = (-0.1, 0.1)
+DIAGNOSTICS = ("oracle", "training_share") + tuple(f"training_share_{e:+g}" for e in SHARE_ERRORS)
 COLUMNS = RULES + CANDIDATES + BANDED + DIAGNOSTICS
 SHOWN = ("one_se", "one_se_or_false_alarm_0.2", "one_se_lowest", "one_se_band_false_alarm_0.2",
          "one_se_band_false_alarm_0.3", "oracle", "training_share")
-
-
-def share_cut(scores: np.ndarray, share: float) -> float:
-    """The threshold that calls `share` of `scores` fake (at their quantile)."""
-    return float(np.quantile(scores, 1.0 - share))
 
 
 def oracle_cut(y: np.ndarray, scores: np.ndarray) -> float:
@@ -105,6 +103,7 @@ def paired_tests(train: Embeddings, tests: dict[str, Embeddings], config: TrainC
     for name, test in tests.items():
         scores = result.artifact.scores(test.x)
         tested = cuts | {"oracle": oracle_cut(test.y, scores), "training_share": share_cut(scores, train.y.mean())}
+        tested |= {f"training_share_{e:+g}": share_cut(scores, train.y.mean() + e) for e in SHARE_ERRORS}
         out[name] = {"roc_auc": float(roc_auc_score(test.y, scores)), "fit_s": fit_s, "train_rows": len(train.y)}
         for rule, cut in tested.items():
             out[name][rule] = {"threshold": cut, "macro_f1": rates(test.y, scores, cut)[2],
