@@ -35,13 +35,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import f1_score, roc_auc_score
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from fakeface_ray.config import TrainConfig, load_config  # noqa: E402
-from fakeface_ray.learning.threshold import band_floor, choose_threshold, false_alarm_cut, rates, share_cut  # noqa: E402
+from fakeface_ray.learning.threshold import band_floor, choose_threshold, false_alarm_cut, rates, share_fakes  # noqa: E402
 from fakeface_ray.learning.train import Embeddings, load_embeddings, split, split_by_ids, tune  # noqa: E402
 from quality import photos_of, training_pool  # noqa: E402  (this folder, as the script's own)
 
@@ -102,12 +102,18 @@ def paired_tests(train: Embeddings, tests: dict[str, Embeddings], config: TrainC
     out = {}
     for name, test in tests.items():
         scores = result.artifact.scores(test.x)
-        tested = cuts | {"oracle": oracle_cut(test.y, scores), "training_share": share_cut(scores, train.y.mean())}
-        tested |= {f"training_share_{e:+g}": share_cut(scores, train.y.mean() + e) for e in SHARE_ERRORS}
+        tested = cuts | {"oracle": oracle_cut(test.y, scores)}
         out[name] = {"roc_auc": float(roc_auc_score(test.y, scores)), "fit_s": fit_s, "train_rows": len(train.y)}
         for rule, cut in tested.items():
             out[name][rule] = {"threshold": cut, "macro_f1": rates(test.y, scores, cut)[2],
                                "called_fake": float(np.mean(scores >= cut))}
+        # `predict --fake-share`'s labels: the share's highest scores, ties broken by image_id.
+        for e in (0.0, *SHARE_ERRORS):
+            fake = share_fakes(scores, train.y.mean() + e, test.ids)
+            out[name]["training_share" + (f"_{e:+g}" if e else "")] = {
+                "threshold": float(scores[fake].min()) if fake.any() else None,
+                "macro_f1": float(f1_score(test.y, fake.astype(int), average="macro", zero_division=0)),
+                "called_fake": float(fake.mean())}
     return out
 
 

@@ -199,7 +199,8 @@ def predict(model_dir, infile, out, fake_share, overwrite, break_lock, verbose, 
     output.echo(f"predictions {config.out}/predictions  ({summary['n_inputs']} rows, {summary['embedder']}, "
                 f"{summary['images_per_s']:.1f} images/s)")
     output.echo("prediction  " + ", ".join(f"{k} {v}" for k, v in summary["counts_by_prediction"].items()))
-    output.echo(f"threshold   {summary['threshold']:.3f} ({summary['threshold_rule']})")
+    threshold = summary["threshold"]
+    output.echo(f"threshold   {'none' if threshold is None else f'{threshold:.3f}'} ({summary['threshold_rule']})")
     output.echo("status      " + ", ".join(f"{k} {v}" for k, v in summary["counts_by_status"].items()))
     _logs_line()
 

@@ -359,6 +359,7 @@ def _predict(config: Config, out: Location, listing: sources.Listing, artifact, 
         if not overwrite:
             raise OutputExistsError(f"{predictions} exists; pass --overwrite or choose another --out")
         predictions.delete()
+        (out / "predict.json").delete()  # an earlier run's, which would otherwise outlive a failed one
     out.sweep_temporaries()
     capture_logs(out)
     started = time.perf_counter()
@@ -381,21 +382,25 @@ def _predict(config: Config, out: Location, listing: sources.Listing, artifact, 
 
 
 def _call_share_fake(predictions: Location, share: float, row_group_rows: int, model_threshold: float
-                     ) -> tuple[float, str]:
-    """Relabel the predictions so that `share` of the scored rows are fake; the threshold and its rule.
+                     ) -> tuple[float | None, str]:
+    """Relabel the predictions so that `share` of the scored rows are fake; the lowest score called
+    fake (None: none is) and the rule, in words.
 
-    The cut is the scores' (1 - share) quantile over the whole batch, so it is set after every
-    row is scored. With no scored row (no face anywhere) the model's threshold stays.
+    The rows are ranked over the whole batch, so this runs after every row is scored. With no
+    scored row (no face anywhere) the model's threshold stays.
     """
-    from .learning.predict import labelled_at
-    from .learning.threshold import share_cut
+    from .learning.predict import labelled_fake
+    from .learning.threshold import share_fakes
 
-    scores = parts.read_folder(predictions, ["score"]).column("score").drop_null().to_numpy()
-    if len(scores) == 0:
+    scored = parts.read_folder(predictions, ["image_id", "score"]).filter(pc.is_valid(pc.field("score")))
+    if scored.num_rows == 0:
         return model_threshold, f"the model's (fake_share {share:g} asked for, but no image has a face to score)"
-    cut = share_cut(scores, share)
-    parts.rewrite_parts(predictions, lambda rows: labelled_at(rows, cut), row_group_rows)
-    return cut, f"fake_share {share:g}: the {share:.0%} highest scores of {len(scores)} called fake"
+    scores = scored.column("score").to_numpy()
+    chosen = share_fakes(scores, share, scored.column("image_id").to_numpy(zero_copy_only=False))
+    fakes = scored.column("image_id").combine_chunks().filter(pa.array(chosen))
+    parts.rewrite_parts(predictions, lambda rows: labelled_fake(rows, fakes), row_group_rows)
+    lowest = float(scores[chosen].min()) if chosen.any() else None
+    return lowest, f"fake_share {share:g}: the {int(chosen.sum())} highest scores of {len(scores)} called fake"
 
 
 def capture_logs(out: Location) -> Path | None:

@@ -175,8 +175,8 @@ def test_predict_with_a_known_share_of_fakes_calls_that_share_fake(corpus, finis
     rows = pads.dataset(str(folder), format="parquet").to_table().to_pylist()
     scored = [r for r in rows if r["score"] is not None]
     fakes = [r for r in scored if r["pred"] == "fake"]
-    assert abs(len(fakes) - 0.25 * len(scored)) < 1 and all(r["pred"] is None for r in rows if r["score"] is None)
-    assert min(r["score"] for r in fakes) >= summary["threshold"] > max(r["score"] for r in scored if r["pred"] == "real")
+    assert len(fakes) == round(0.25 * len(scored)) and all(r["pred"] is None for r in rows if r["score"] is None)
+    assert min(r["score"] for r in fakes) == summary["threshold"] >= max(r["score"] for r in scored if r["pred"] == "real")
     assert summary["counts_by_prediction"]["fake"] == len(fakes)
     assert summary["threshold_rule"].startswith("fake_share 0.25") and "model_threshold" in summary
     assert json.loads((folder / "_COMPLETE").read_text()) == {"rows": len(rows)}

@@ -1,13 +1,14 @@
 """The Predictor stage and evaluate(): a trained artifact applied to rows, without Ray."""
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from fakeface_ray.config import TrainConfig
 from fakeface_ray.learning import train
 from fakeface_ray.learning.evaluate import compute_metrics, evaluate
-from fakeface_ray.learning.predict import Predictor, labelled_at
-from fakeface_ray.learning.threshold import share_cut
+from fakeface_ray.learning.predict import Predictor, labelled_fake
+from fakeface_ray.learning.threshold import share_fakes
 from fakeface_ray.storage.schema import Status, predictions_schema, to_table
 
 
@@ -77,19 +78,28 @@ def test_evaluate_matches_the_artifact_and_the_metrics(result):
 def test_a_share_of_fakes_relabels_the_highest_scores_and_leaves_faceless_rows_alone(result):
     x = np.concatenate([result.test.x[:8], np.zeros((1, 4), np.float32)])
     out = Predictor(result.artifact)(_rows(x, [Status.OK] * 8 + [Status.NO_FACE]))
-    scores = np.array(out.column("score").drop_null().to_numpy())
-    cut = share_cut(scores, 0.25)
-    relabelled = labelled_at(out, cut)
+    scores = out.column("score").to_numpy(zero_copy_only=False)[:8]
+    chosen = share_fakes(scores, 0.25, out.column("image_id").to_numpy(zero_copy_only=False)[:8])
+    relabelled = labelled_fake(out, pa.array([f"r{i}" for i in np.flatnonzero(chosen)]))
     assert relabelled.schema == predictions_schema()
     preds = relabelled.column("pred").to_pylist()
-    assert preds[8] is None and preds[:8].count("fake") == 2  # the two highest of eight
-    highest = set(np.argsort(-scores)[:2])
-    assert {i for i, p in enumerate(preds[:8]) if p == "fake"} == highest
+    assert preds[8] is None and {i for i, p in enumerate(preds) if p == "fake"} == set(np.argsort(-scores)[:2])
     # Everything but pred is untouched.
     assert relabelled.drop_columns(["pred"]).equals(out.drop_columns(["pred"]))
 
 
-@pytest.mark.parametrize("share", [0.1, 0.5, 0.9])
-def test_share_cut_calls_that_share_fake(share):
-    scores = np.random.default_rng(3).normal(size=1000)
-    assert np.mean(scores >= share_cut(scores, share)) == pytest.approx(share, abs=0.002)
+@pytest.mark.parametrize("share", [0.0, 0.1, 0.25, 0.5, 0.9, 1.0])
+def test_share_fakes_calls_exactly_that_share_fake_even_among_ties(share):
+    scores = np.round(np.random.default_rng(3).normal(size=1000), 1)  # about 60 distinct values: many ties
+    keys = np.array([f"img{i:04d}" for i in range(1000)])
+    chosen = share_fakes(scores, share, keys)
+    assert chosen.sum() == round(share * 1000)
+    if 0 < share < 1:  # every fake scores at least every real; at the tie, the lower keys go first
+        assert scores[chosen].min() >= scores[~chosen].max()
+        tied = scores == scores[chosen].min()
+        if (tied & ~chosen).any():
+            assert max(keys[tied & chosen]) < min(keys[tied & ~chosen])
+    assert np.array_equal(share_fakes(scores, share, keys), chosen)
+    same = np.zeros(10)  # constant scores: still the share, not all of them
+    assert share_fakes(same, 0.25, keys[:10]).tolist() == [True] * 2 + [False] * 8
+    assert not share_fakes(np.array([np.nan, 1.0]), 0.5, keys[:2])[0]

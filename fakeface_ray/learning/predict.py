@@ -38,8 +38,9 @@ class Predictor:
         return pa.Table.from_arrays(columns, schema=predictions_schema())
 
 
-def labelled_at(rows: pa.Table, threshold: float) -> pa.Table:
-    """Prediction rows with `pred` set again at `threshold` (rows without a score keep a null one)."""
-    score = rows.column("score")
-    pred = pc.if_else(pc.greater_equal(score, pa.scalar(threshold, score.type)), FAKE, REAL)
+def labelled_fake(rows: pa.Table, fakes: pa.Array) -> pa.Table:
+    """Prediction rows with `pred` set again: `fake` for the image_ids in `fakes`, `real` for every
+    other row with a score; rows without a score keep a null one."""
+    fake = pc.is_in(rows.column("image_id"), value_set=fakes)
+    pred = pc.if_else(pc.is_valid(rows.column("score")), pc.if_else(fake, FAKE, REAL), pa.scalar(None, pa.string()))
     return rows.set_column(rows.schema.get_field_index("pred"), rows.schema.field("pred"), pred)

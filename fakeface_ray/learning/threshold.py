@@ -95,13 +95,20 @@ def choose_threshold(y_true: np.ndarray, scores: np.ndarray, rule: ThresholdRule
     return OperatingPoint(threshold, rule, float(recall), float(precision), float(macro), alarms)
 
 
-def share_cut(scores: np.ndarray, share: float) -> float:
-    """The threshold that calls `share` of `scores` fake: their (1 - share) quantile.
+def share_fakes(scores: np.ndarray, share: float, keys: np.ndarray) -> np.ndarray:
+    """Which rows to call fake so that round(share x rows) are: the highest scores, ties broken by
+    `keys` (image_ids: the same batch gets the same labels). Non-finite scores are never chosen.
 
     For a batch whose share of fakes is known (`predict.fake_share`): it reads the batch being
     scored, not the training folds.
     """
-    return float(np.quantile(scores, 1.0 - share))
+    scores = np.asarray(scores, dtype=np.float64)
+    finite = np.isfinite(scores)
+    order = np.flatnonzero(finite)[np.argsort(np.asarray(keys)[finite], kind="stable")]
+    order = order[np.argsort(-scores[order], kind="stable")]
+    chosen = np.zeros(len(scores), dtype=bool)
+    chosen[order[:round(share * len(order))]] = True
+    return chosen
 
 
 def band_floor(y_true: np.ndarray, scores: np.ndarray) -> float:

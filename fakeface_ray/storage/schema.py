@@ -118,7 +118,7 @@ def predictions_schema() -> pa.Schema:
     return pa.schema([base.field(c) for c in PREDICTION_COLUMNS] + [
         ("score", pa.float32()),  # decision value: larger means more likely fake
         ("p_fake", pa.float32()),  # calibrated probability of `fake`
-        ("pred", pa.string()),  # `real` / `fake` at the trained threshold
+        ("pred", pa.string()),  # `real` / `fake` at the trained threshold, or by `predict.fake_share`
     ])
 
 
