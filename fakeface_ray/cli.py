@@ -181,12 +181,15 @@ def train(embeddings, testsplit, out, min_fake_recall, break_lock, verbose, conf
 @click.option("--fake-share", type=float, default=None,
               help="Call this share of the images with a face fake, the highest scores first, instead of "
                    "cutting at the model's threshold: for a batch whose share of fakes is known.")
+@click.option("--relabel", is_flag=True,
+              help="With --fake-share: label the scores already in OUT/predictions again (another share, or a "
+                   "relabel that was stopped); no image is read.")
 @click.option("--overwrite", is_flag=True, help="Replace OUT/predictions.")
 @_break_lock_option
 @_verbose_option
 @_config_options
 @_user_errors
-def predict(model_dir, infile, out, fake_share, overwrite, break_lock, verbose, config_files, overrides,
+def predict(model_dir, infile, out, fake_share, relabel, overwrite, break_lock, verbose, config_files, overrides,
             address) -> None:
     """Classify images with a trained model: Parquet rows with score, p_fake and pred."""
     from .runs import run_predict
@@ -194,7 +197,7 @@ def predict(model_dir, infile, out, fake_share, overwrite, break_lock, verbose, 
     config = load_config(config_files, overrides, infile=infile, out=out, ray__address=address,
                          predict__fake_share=fake_share, console__verbose=verbose or None)
     output.configure(config.console)
-    summary = run_predict(config, model_dir, overwrite=overwrite, break_lock=break_lock)
+    summary = run_predict(config, model_dir, overwrite=overwrite, break_lock=break_lock, relabel=relabel)
     output.echo("")
     output.echo(f"predictions {config.out}/predictions  ({summary['n_inputs']} rows, {summary['embedder']}, "
                 f"{summary['images_per_s']:.1f} images/s)")

@@ -21,11 +21,12 @@ import pyarrow.compute as pc
 import pyarrow.fs as pafs
 
 from .cluster.connect import connect
-from .config import Config
+from .config import Config, ConfigError
 from .console import output
 from .console.progress import Progress
 from .errors import RunError, UserError
-from .pipeline import ExtractResult, extract_embeddings, predict_images, splice_rows, status_counts, synthesize_fakes
+from .pipeline import (ExtractResult, count_statuses, extract_embeddings, predict_images, splice_rows, status_counts,
+                       synthesize_fakes)
 from .stages import sources
 from .stages.filecues import UNREADABLE, FileCues, file_cues
 from .stages.embedders import embedder_identity
@@ -323,10 +324,15 @@ def _file_cues(uri: str) -> FileCues:
         return FileCues(UNREADABLE, 0)
 
 
-def run_predict(config: Config, model: str, overwrite: bool = False, break_lock: bool = False) -> dict:
+def run_predict(config: Config, model: str, overwrite: bool = False, break_lock: bool = False,
+                relabel: bool = False) -> dict:
     """Classify every image under `config.infile` with a trained model into `<out>/predictions/`.
 
     The model must come from the same embedder (name and size) as this config gives.
+
+    Args:
+        relabel: only label the scores already in `<out>/predictions/` again at
+            `predict.fake_share` (another share, or a relabel that was stopped midway); no image is read.
     """
     from .learning.artifact import load_artifact
     from .learning.train import TrainError
@@ -345,8 +351,12 @@ def run_predict(config: Config, model: str, overwrite: bool = False, break_lock:
     if (artifact.embedder, artifact.dims) != (name, dims):
         raise TrainError(f"the model in {model} was trained on {artifact.embedder} ({artifact.dims} dims) but "
                          f"this run embeds with {name} ({dims} dims); set embed.embedder / embed.weights to match")
+    if relabel and config.predict.fake_share is None:
+        raise ConfigError("--relabel labels the scores again at a share of fakes: give --fake-share")
     with locked(config, break_lock):
         try:
+            if relabel:
+                return _relabel(config, out, listing, artifact, model, name)
             return _predict(config, out, listing, artifact, model, name, overwrite, splice)
         except WriteError as exc:
             raise exc.then("run predict again with --overwrite") from None
@@ -368,14 +378,41 @@ def _predict(config: Config, out: Location, listing: sources.Listing, artifact, 
     if config.predict.fake_share is not None:
         threshold, rule = _call_share_fake(predictions, config.predict.fake_share, config.output.row_group_rows,
                                            artifact.threshold)
-    elapsed = time.perf_counter() - started
-    preds = parts.read_folder(predictions, ["pred"]).column("pred")
+    return _predict_summary(out, model, name, artifact, result.counts_by_status, threshold, rule,
+                            time.perf_counter() - started)
+
+
+def _relabel(config: Config, out: Location, listing: sources.Listing, artifact, model: str, name: str) -> dict:
+    from .pipeline import ExactlyOnceError, check_exactly_once
+
+    predictions = out / "predictions"
+    if not parts.committed_parts(predictions):
+        raise UserError(f"{predictions} holds no predictions to label again; run predict without --relabel")
+    parts.check_readable(predictions)
+    started = time.perf_counter()
+    rows = parts.read_folder(predictions, ["image_id", "status"])
+    try:
+        check_exactly_once(predictions, rows.column("image_id"), listing.table.column("image_id"))
+    except ExactlyOnceError:
+        raise ExactlyOnceError(f"{predictions} does not hold one row for each image under {config.infile} (a "
+                               "predict stopped while scoring?); run predict with --overwrite") from None
+    threshold, rule = _call_share_fake(predictions, config.predict.fake_share, config.output.row_group_rows,
+                                       artifact.threshold)
+    return _predict_summary(out, model, name, artifact, count_statuses(rows.column("status")), threshold, rule,
+                            time.perf_counter() - started)
+
+
+def _predict_summary(out: Location, model: str, name: str, artifact, counts_by_status: dict[str, int],
+                     threshold: float | None, rule: str, elapsed: float) -> dict:
+    """predict.json, from the labels now in `out/predictions`; returned as written."""
+    preds = parts.read_folder(out / "predictions", ["pred"]).column("pred")
     counted = {v["values"]: v["counts"] for v in pc.value_counts(preds).to_pylist()}
+    n_inputs = sum(counts_by_status.values())
     summary = {
-        "model": str(model), "embedder": name, "n_inputs": result.n_inputs,
+        "model": str(model), "embedder": name, "n_inputs": n_inputs,
         "counts_by_prediction": {k: counted.get(k, 0) for k in CLASSES} | {"none": preds.null_count},
-        "counts_by_status": result.counts_by_status, "threshold": threshold, "threshold_rule": rule,
-        "model_threshold": artifact.threshold, "seconds": elapsed, "images_per_s": result.n_inputs / elapsed,
+        "counts_by_status": counts_by_status, "threshold": threshold, "threshold_rule": rule,
+        "model_threshold": artifact.threshold, "seconds": elapsed, "images_per_s": n_inputs / elapsed,
     }
     (out / "predict.json").write_text(json.dumps(summary, indent=2))
     return summary

@@ -181,6 +181,35 @@ def test_predict_with_a_known_share_of_fakes_calls_that_share_fake(corpus, finis
     assert summary["threshold_rule"].startswith("fake_share 0.25") and "model_threshold" in summary
     assert json.loads((folder / "_COMPLETE").read_text()) == {"rows": len(rows)}
 
+    # Another share on the same scores, also after a relabel stopped midway (no marker): no image is read.
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from fakeface_ray.config import ConfigError
+    from fakeface_ray.errors import UserError
+    from fakeface_ray.pipeline import ExactlyOnceError
+
+    (folder / "_COMPLETE").unlink()
+    half = load_config(overrides=["predict.fake_share=0.5"], infile=str(corpus), out=str(tmp_path / "share"))
+    again = run_predict(half, str(run_dir / "run" / "model"), relabel=True)
+    relabelled = pads.dataset(str(folder), format="parquet").to_table().to_pylist()
+    assert sum(r["pred"] == "fake" for r in relabelled) == round(0.5 * len(scored)) == again["counts_by_prediction"]["fake"]
+    assert [r["score"] for r in relabelled] == [r["score"] for r in rows] and (folder / "_COMPLETE").is_file()
+    assert json.loads((tmp_path / "share" / "predict.json").read_text())["threshold_rule"].startswith("fake_share 0.5")
+    assert again["counts_by_status"] == summary["counts_by_status"] and again["n_inputs"] == summary["n_inputs"]
+    with pytest.raises(ConfigError, match="give --fake-share"):
+        run_predict(load_config(infile=str(corpus), out=str(tmp_path / "share")), str(run_dir / "run" / "model"),
+                    relabel=True)
+    with pytest.raises(UserError, match="no predictions to label again"):
+        run_predict(load_config(overrides=["predict.fake_share=0.5"], infile=str(corpus), out=str(tmp_path / "none")),
+                    str(run_dir / "run" / "model"), relabel=True)
+    kept = pa.Table.from_pylist(relabelled[1:], schema=pq.read_schema(sorted(folder.glob("part-*.parquet"))[0]))
+    for part in folder.glob("part-*.parquet"):
+        part.unlink()
+    pq.write_table(kept, folder / "part-x.parquet")  # a predict stopped while scoring: a row is missing
+    with pytest.raises(ExactlyOnceError, match="run predict with --overwrite"):
+        run_predict(half, str(run_dir / "run" / "model"), relabel=True)
+
 
 @pytest.fixture(scope="module")
 def s3_server():
