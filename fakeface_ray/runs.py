@@ -376,7 +376,8 @@ def _predict(config: Config, out: Location, listing: sources.Listing, artifact, 
     result = predict_images(config, out, listing, artifact, splice)
     threshold, rule = artifact.threshold, "the model's"
     if config.predict.fake_share is not None:
-        threshold, rule = _call_share_fake(predictions, config.predict.fake_share, config.output.row_group_rows,
+        threshold, rule = _call_share_fake(predictions, parts.read_folder(predictions, ["image_id", "score"]),
+                                           config.predict.fake_share, config.output.row_group_rows,
                                            artifact.threshold)
     return _predict_summary(out, model, name, artifact, result.counts_by_status, threshold, rule,
                             time.perf_counter() - started)
@@ -390,13 +391,13 @@ def _relabel(config: Config, out: Location, listing: sources.Listing, artifact, 
         raise UserError(f"{predictions} holds no predictions to label again; run predict without --relabel")
     parts.check_readable(predictions)
     started = time.perf_counter()
-    rows = parts.read_folder(predictions, ["image_id", "status"])
+    rows = parts.read_folder(predictions, ["image_id", "status", "score"])
     try:
         check_exactly_once(predictions, rows.column("image_id"), listing.table.column("image_id"))
     except ExactlyOnceError:
         raise ExactlyOnceError(f"{predictions} does not hold one row for each image under {config.infile} (a "
                                "predict stopped while scoring?); run predict with --overwrite") from None
-    threshold, rule = _call_share_fake(predictions, config.predict.fake_share, config.output.row_group_rows,
+    threshold, rule = _call_share_fake(predictions, rows, config.predict.fake_share, config.output.row_group_rows,
                                        artifact.threshold)
     return _predict_summary(out, model, name, artifact, count_statuses(rows.column("status")), threshold, rule,
                             time.perf_counter() - started)
@@ -418,18 +419,21 @@ def _predict_summary(out: Location, model: str, name: str, artifact, counts_by_s
     return summary
 
 
-def _call_share_fake(predictions: Location, share: float, row_group_rows: int, model_threshold: float
-                     ) -> tuple[float | None, str]:
+def _call_share_fake(predictions: Location, rows: pa.Table, share: float, row_group_rows: int,
+                     model_threshold: float) -> tuple[float | None, str]:
     """Relabel the predictions so that `share` of the scored rows are fake; the lowest score called
     fake (None: none is) and the rule, in words.
 
     The rows are ranked over the whole batch, so this runs after every row is scored. With no
     scored row (no face anywhere) the model's threshold stays.
+
+    Args:
+        rows: the folder's `image_id` and `score` columns, as the caller read them.
     """
     from .learning.predict import labelled_fake
     from .learning.threshold import share_fakes
 
-    scored = parts.read_folder(predictions, ["image_id", "score"]).filter(pc.is_valid(pc.field("score")))
+    scored = rows.filter(pc.is_valid(rows.column("score")))
     if scored.num_rows == 0:
         return model_threshold, f"the model's (fake_share {share:g} asked for, but no image has a face to score)"
     scores = scored.column("score").to_numpy()
